@@ -1,0 +1,102 @@
+"""One DAG, two engines: Snakemake rules derived from DVC's own resolved stages.
+
+``dvc.yaml`` is the only declaration of stages. :func:`load_stages` asks DVC to resolve it (templating, foreach and
+matrix included) and returns plain records that ``workflow/Snakefile`` turns into one rule each. DVC also decides
+staleness (:func:`stale_stages`): the stages ``dvc status`` names plus everything downstream of them. The Snakefile
+forces those and wraps the inputs of every other stage in ``ancient()``, so a ``dvc checkout`` or a touch (fresh
+mtimes) never makes Snakemake rerun what DVC holds current, and an edited param or module (which Snakemake's mtime
+view can miss) always reruns.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+import yaml
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str  # DVC addressing: "frames", "features@base"
+    cmd: str
+    deps: tuple[str, ...]
+    outs: tuple[str, ...]  # every output: outs, metrics and plots
+    params: tuple[str, ...] = ()
+    dir_outs: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def rule_name(self) -> str:
+        """Snakemake rule names are identifiers: ``features@base`` -> ``features__base``."""
+        return re.sub(r"\W", "_", self.name.replace("@", "__"))
+
+
+@dataclass(frozen=True)
+class Hints:
+    threads: int | str = 1  # an int, or "all" for every core Snakemake was given
+    mem_mb: int = 1000
+    gpu: int = 0
+
+
+def _repo(root: str | Path):
+    from dvc.repo import Repo
+
+    return Repo(str(root))
+
+
+def _is_dir_out(path: str, root: Path, declared_dir: bool) -> bool:
+    full = root / path
+    if full.exists():
+        return full.is_dir()
+    return declared_dir or not Path(path).suffix
+
+
+def load_stages(root: str | Path = ".") -> list[StageSpec]:
+    """DVC-resolved pipeline stages of ``root``, in a topological order (dependencies first)."""
+    root = Path(root)
+    with _repo(root) as repo:
+        graph = repo.index.graph
+        order = list(reversed(list(nx.topological_sort(graph))))  # edges point stage -> its dependency
+        specs = []
+        for stage in order:
+            if not hasattr(stage, "cmd") or not stage.cmd:
+                continue  # a .dvc data file, not a pipeline stage
+            params = tuple(sorted(f"{Path(d.def_path).name}:{','.join(sorted(d.params))}"
+                                  for d in stage.deps if d.__class__.__name__ == "ParamsDependency"))
+            deps = tuple(d.def_path for d in stage.deps if d.__class__.__name__ != "ParamsDependency")
+            outs = tuple(o.def_path for o in stage.outs)
+            dir_outs = frozenset(o.def_path for o in stage.outs if _is_dir_out(o.def_path, root, False))
+            cmd = stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd)
+            specs.append(StageSpec(stage.addressing, cmd, deps, outs, params, dir_outs))
+    return specs
+
+
+def stale_stages(root: str | Path = ".") -> set[str]:
+    """Stages ``dvc status`` names as changed, plus every stage downstream of them (what ``dvc repro`` may run)."""
+    with _repo(root) as repo:
+        changed = set(repo.status().keys())
+        graph = repo.index.graph
+        by_name = {s.addressing: s for s in graph.nodes}
+        stale = set()
+        for name in changed:
+            stage = by_name.get(name)
+            if stage is None:
+                continue
+            stale.add(name)
+            stale.update(s.addressing for s in nx.ancestors(graph, stage))  # ancestors = dependents here
+    return stale
+
+
+def load_hints(path: str | Path) -> dict[str, Hints]:
+    """The small execution-hints table: stage name (base name before ``@``) -> threads / memory / gpu."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    unknown = {k: set(v) - set(Hints.__dataclass_fields__) for k, v in raw.items() if set(v) - set(Hints.__dataclass_fields__)}
+    if unknown:
+        raise ValueError(f"{path}: unknown hint keys {unknown}")
+    return {name: Hints(**values) for name, values in raw.items()}
+
+
+def hints_for(stage: StageSpec, table: dict[str, Hints]) -> Hints:
+    return table.get(stage.name, table.get(stage.name.split("@")[0], table.get("default", Hints())))

@@ -1,0 +1,1 @@
+"""Data path: the synthetic world, downloads, media decoding, annotations."""

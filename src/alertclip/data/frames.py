@@ -1,0 +1,234 @@
+"""The ``frames`` stage: decode every needed frame once, into a few memory-mappable arrays with polars indexes.
+
+Outputs (under ``out_dir``):
+- ``clips-NNN.npy`` (N, T, H, W, 3) uint8 + ``clips.parquet``: T frames per annotated training clip (spans from
+  ``frames_25`` or ``timestamps``), with the clip's boxes per sampled frame (normalised xyxy, NaN = not shown).
+- ``snippets-NNN.npy`` (M, H, W, 3) uint8 + ``snippets.parquet``: one frame per 16-frame snippet of every video.
+- ``media.parquet``: one row per video with its probe results and a status; bad media is recorded, never fatal.
+
+Frames are resampled to ``fps`` and scaled to ``width`` x ``height`` without crop or padding, so normalised box
+coordinates stay aligned with pixels through the resize (``x_px = x * width``).
+Each video is decoded once by one single-threaded ffmpeg; videos run in parallel on all cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import multiprocessing as mp
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from tqdm import tqdm
+
+from ..io import atomic_path
+from . import vagta
+from .media import OK, MediaInfo, check_complete, decode_frames, probe
+from .sources import Layout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClipRequest:
+    clip_key: str
+    video: str
+    region_index: int
+    item_index: int
+    start: int  # first frame, 1-based at the target fps (VAGTA numbering)
+    end: int  # last frame, inclusive
+    boxes_track: list | None = None  # VAGTA keyframes for this region, if the box file has them
+
+
+@dataclass
+class VideoJob:
+    video: str  # path relative to the layout root, as annotations name it
+    path: Path
+    split: str
+    clips: list[ClipRequest] = field(default_factory=list)
+
+
+@dataclass
+class FrameSettings:
+    fps: int
+    width: int
+    height: int
+    clip_frames: int
+    snippet_len: int
+
+
+def clip_frame_numbers(start: int, end: int, t: int) -> np.ndarray:
+    """T frame numbers (1-based) at the centres of T equal parts of [start, end]; a zero-length span repeats."""
+    if end <= start:
+        return np.full(t, start, np.int64)
+    length = end - start + 1
+    return start + np.floor((np.arange(t) + 0.5) * length / t).astype(np.int64)
+
+
+def snippet_frame_numbers(n_frames: int, snippet_len: int) -> np.ndarray:
+    """0-based frame per snippet: the middle frame of each 16-frame snippet; a trailing partial snippet counts
+    (its middle is clamped to the last frame), matching VadCLIP's ceil(n/16) feature count."""
+    n_snip = math.ceil(n_frames / snippet_len)
+    return np.minimum(np.arange(n_snip) * snippet_len + snippet_len // 2, n_frames - 1).astype(np.int64)
+
+
+def _span_frames(item: vagta.TrainItem, fps: int) -> tuple[int, int] | None:
+    if item.frames_25 is not None:
+        s, e = item.frames_25
+        scale = fps / 25.0
+        return int(round((s - 1) * scale)) + 1, int(round((e - 1) * scale)) + 1
+    if item.timestamps is not None:
+        s, e = item.timestamps
+        return int(math.floor(s * fps)) + 1, max(int(math.floor(e * fps)), int(math.floor(s * fps)) + 1)
+    return None  # a whole-video item (MSAD normals): decided once the frame count is known
+
+
+def plan_jobs(layout: Layout, settings: FrameSettings) -> list[VideoJob]:
+    """Every video the annotations or labels mention, with the clips to cut from it."""
+    jobs: dict[str, VideoJob] = {}
+
+    def job(video: str, split: str) -> VideoJob:
+        if video not in jobs:
+            jobs[video] = VideoJob(video, layout.path(video), split)
+        return jobs[video]
+
+    labels = layout.path(layout.video_labels)
+    if labels.exists():
+        with open(labels, newline="") as fh:
+            for row in csv.DictReader(fh):
+                job(row["video"], row["split"])
+    tracks: dict[tuple[str, int], list] = {}
+    if layout.path(layout.train_annotations).exists():
+        for entry in vagta.load(layout.path(layout.train_annotations)).entries:
+            for r, track in enumerate(entry.box_infos):
+                if track:
+                    tracks.setdefault((entry.video, r), track)
+    for entry in vagta.load(layout.path(layout.test_annotations)).entries:
+        job(entry.video, "test")
+    items = vagta.load(layout.path(layout.train_items)).items
+    for i, item in enumerate(items):
+        span = _span_frames(item, settings.fps)
+        start, end = span if span is not None else (1, -1)
+        key = item.clip_key
+        job(item.video, "train").clips.append(
+            ClipRequest(key, item.video, item.region_index, i, start, end, tracks.get((item.video, item.region_index))))
+    return sorted(jobs.values(), key=lambda j: j.video)
+
+
+def process_video(args: tuple[VideoJob, FrameSettings]) -> dict:
+    job, st = args
+    info = probe(job.path)
+    info.path = job.video
+    empty = {"video": job.video, "split": job.split, "info": info, "snippets": None, "clips": []}
+    if info.status != OK:
+        return empty
+    decoded = decode_frames(job.path, st.fps, st.width, st.height)
+    info = check_complete(info, decoded, st.fps)
+    info.path = job.video
+    if info.status != OK:
+        return {**empty, "info": info}
+    n = decoded.n_decoded
+    snip_idx = snippet_frame_numbers(n, st.snippet_len)
+    clips = []
+    for c in job.clips:
+        end = n if c.end < 0 else c.end
+        numbers = np.clip(clip_frame_numbers(c.start, end, st.clip_frames), 1, n)
+        boxes = (vagta.boxes_at(c.boxes_track, numbers * 25.0 / st.fps) if c.boxes_track
+                 else np.full((len(numbers), 4), np.nan, np.float32))
+        clips.append({"req": c, "frames": decoded.frames[numbers - 1], "numbers": numbers,
+                      "boxes": boxes.astype(np.float32), "out_of_video": bool(c.end > n or c.start > n)})
+    return {"video": job.video, "split": job.split, "info": info, "n_frames": n,
+            "snippets": (decoded.frames[snip_idx], snip_idx), "clips": clips}
+
+
+class ShardWriter:
+    """Append arrays along axis 0 and flush ``<prefix>-NNN.npy`` files of at most ``max_bytes`` each."""
+
+    def __init__(self, out_dir: Path, prefix: str, max_bytes: int):
+        self.out_dir, self.prefix, self.max_bytes = out_dir, prefix, max_bytes
+        self.pending: list[np.ndarray] = []
+        self.pending_bytes = 0
+        self.shard = 0
+        self.rows_in_shard = 0
+
+    def add(self, arr: np.ndarray) -> tuple[int, int]:
+        """Queue one row; return (shard, row) where it will be stored."""
+        if self.pending and self.pending_bytes + arr.nbytes > self.max_bytes:
+            self.flush()
+        self.pending.append(arr)
+        self.pending_bytes += arr.nbytes
+        self.rows_in_shard += 1
+        return self.shard, self.rows_in_shard - 1
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        with atomic_path(self.out_dir / f"{self.prefix}-{self.shard:03d}.npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.stack(self.pending))
+        self.shard += 1
+        self.pending, self.pending_bytes, self.rows_in_shard = [], 0, 0
+
+
+def extract_frames(layout: Layout, out_dir: Path, settings: FrameSettings, shard_mb: int = 512,
+                   workers: int = 0, progress: bool = True) -> dict:
+    jobs = plan_jobs(layout, settings)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    snippets = ShardWriter(out_dir, "snippets", shard_mb << 20)
+    clips = ShardWriter(out_dir, "clips", shard_mb << 20)
+    media_rows, snip_rows, clip_rows = [], [], []
+    workers = workers or os.cpu_count() or 1
+    with mp.get_context("spawn").Pool(workers) as pool:
+        results = pool.imap(process_video, [(j, settings) for j in jobs])
+        for res in tqdm(results, total=len(jobs), desc="frames", unit="video", disable=not progress):
+            info: MediaInfo = res["info"]
+            media_rows.append({**info.as_row(), "split": res["split"], "n_frames": res.get("n_frames", 0)})
+            if info.status != OK:
+                log.warning("skipping %s: %s (%s)", res["video"], info.status, info.reason)
+                continue
+            frames, numbers = res["snippets"]
+            for k, (img, num) in enumerate(zip(frames, numbers)):
+                shard, row = snippets.add(img)
+                snip_rows.append({"video": res["video"], "split": res["split"], "snippet": k,
+                                  "frame": int(num), "shard": shard, "row": row})
+            for c in res["clips"]:
+                req: ClipRequest = c["req"]
+                shard, row = clips.add(c["frames"])
+                clip_rows.append({
+                    "clip_key": req.clip_key, "video": req.video, "region_index": req.region_index,
+                    "item_index": req.item_index, "start": req.start, "end": req.end,
+                    "frames": c["numbers"].tolist(), "boxes": c["boxes"].tolist(),
+                    "has_boxes": bool(np.isfinite(c["boxes"]).any()), "span_outside_video": c["out_of_video"],
+                    "shard": shard, "row": row,
+                })
+    snippets.flush()
+    clips.flush()
+    _write(pl.DataFrame(media_rows), out_dir / "media.parquet")
+    _write(pl.DataFrame(snip_rows, schema=_SNIPPET_SCHEMA), out_dir / "snippets.parquet")
+    _write(pl.DataFrame(clip_rows, schema=_CLIP_SCHEMA), out_dir / "clips.parquet")
+    bad = sum(r["status"] != OK for r in media_rows)
+    return {"videos": len(jobs), "bad_media": bad, "snippets": len(snip_rows), "clips": len(clip_rows)}
+
+
+_SNIPPET_SCHEMA = {"video": pl.String, "split": pl.String, "snippet": pl.Int64, "frame": pl.Int64,
+                   "shard": pl.Int64, "row": pl.Int64}
+_CLIP_SCHEMA = {"clip_key": pl.String, "video": pl.String, "region_index": pl.Int64, "item_index": pl.Int64,
+                "start": pl.Int64, "end": pl.Int64, "frames": pl.List(pl.Int64),
+                "boxes": pl.List(pl.List(pl.Float32)), "has_boxes": pl.Boolean, "span_outside_video": pl.Boolean,
+                "shard": pl.Int64, "row": pl.Int64}
+
+
+def _write(df: pl.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.write_parquet(tmp)
+
+
+def open_frames(out_dir: Path, prefix: str) -> list[np.ndarray]:
+    """Memory-map the shards of ``prefix`` ("clips" or "snippets") in shard order."""
+    return [np.load(p, mmap_mode="r") for p in sorted(out_dir.glob(f"{prefix}-*.npy"))]

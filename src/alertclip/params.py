@@ -1,0 +1,150 @@
+"""params.yaml as one typed, validated model.
+
+Every stage reads its parameters through :func:`load_params`; an unknown key, a wrong type or an impossible value
+fails with a message naming the file and the dotted key (``params.yaml: frames.fps: ...``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, malformed, or has an unknown / ill-typed key."""
+
+
+class _Strict(BaseModel):
+    # extra="forbid" turns a typo'd key into an error instead of a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RemoteFile(_Strict):
+    path: str = Field(description="destination path under data/raw/")
+    url: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    size: int | None = Field(default=None, ge=0)
+    extract: bool = False
+
+
+class RealSource(_Strict):
+    """A published dataset: annotation files fetched by URL, videos usually already on the user's disk."""
+
+    files: list[RemoteFile] = Field(default_factory=list)
+    manifest: str | None = Field(default=None, description="URL or path of a manifest.json listing more files")
+    video_root: str | None = Field(default=None, description="local directory holding the dataset's videos")
+    video_prefix: str = Field(description="where video_root appears under data/raw/ (the annotations' video prefix)")
+    train_annotations: str
+    test_annotations: str
+    train_items: str
+
+
+class DataParams(_Strict):
+    source: Literal["synthetic", "ucf_vagta", "msad_vagta"] = "synthetic"
+    sources: dict[Literal["ucf_vagta", "msad_vagta"], RealSource] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _source_is_declared(self) -> "DataParams":
+        if self.source != "synthetic" and self.source not in self.sources:
+            raise ValueError(f"data.source={self.source!r} but data.sources has no entry {self.source!r}")
+        return self
+
+
+class WorldSize(_Strict):
+    n_train: int = Field(ge=2)
+    n_test: int = Field(ge=2)
+    min_seconds: float = Field(gt=0)
+    max_seconds: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "WorldSize":
+        if self.max_seconds < self.min_seconds:
+            raise ValueError("max_seconds must be >= min_seconds")
+        return self
+
+
+class SynthesizeParams(_Strict):
+    seed: int = 2026
+    size: str = "default"
+    sizes: dict[str, WorldSize]
+    width: int = Field(64, ge=32, le=512)
+    height: int = Field(64, ge=32, le=512)
+    fps: int = Field(25, ge=5, le=60)
+    odd_fraction: float = Field(0.06, ge=0, le=1, description="share of videos at another fps and size")
+    abnormal_fraction: float = Field(0.5, gt=0, lt=1)
+    novel_events: list[str] = Field(default_factory=list)
+    crf: int = Field(23, ge=0, le=51)
+    defect_rate: float = Field(0.04, ge=0, le=0.5, description="share of annotation entries given each defect kind")
+    workers: int = Field(0, ge=0, description="0 = all cores")
+
+    @model_validator(mode="after")
+    def _size_exists(self) -> "SynthesizeParams":
+        if self.size not in self.sizes:
+            raise ValueError(f"size={self.size!r} is not one of sizes: {sorted(self.sizes)}")
+        return self
+
+    @property
+    def world(self) -> WorldSize:
+        return self.sizes[self.size]
+
+
+class DownloadParams(_Strict):
+    retries: int = Field(5, ge=0)
+    backoff_s: float = Field(0.5, ge=0)
+    timeout_s: float = Field(30.0, gt=0)
+
+
+class FramesParams(_Strict):
+    fps: int = Field(25, ge=1, le=60)
+    width: int = Field(64, ge=8, le=1024)
+    height: int = Field(64, ge=8, le=1024)
+    clip_frames: int = Field(8, ge=1, le=64, description="T frames sampled per annotated clip")
+    snippet_len: int = Field(16, ge=1, description="frames per snippet of an untrimmed video (VadCLIP: 16)")
+    shard_mb: int = Field(512, ge=1, description="maximum size of one frame array file")
+    workers: int = Field(0, ge=0, description="0 = all cores")
+
+
+class Params(_Strict):
+    data: DataParams
+    synthesize: SynthesizeParams
+    download: DownloadParams = DownloadParams()
+    frames: FramesParams = FramesParams()
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "<root>"
+
+
+def parse_params(raw: object, origin: str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = _dotted(e["loc"])
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+            lines.append(f"{origin}: {key}: {msg}")
+        raise ParamsError("\n".join(lines)) from None
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found (run from the repository root)") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of stage groups at top level")
+    return parse_params(raw, origin=str(path))
+
+
+def json_schema() -> dict:
+    """JSON Schema of params.yaml (workflow/schemas/params.schema.json is this, for Snakemake's validate())."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **Params.model_json_schema()}
