@@ -20,7 +20,7 @@ import yaml
 
 @dataclass(frozen=True)
 class StageSpec:
-    name: str  # DVC addressing: "frames", "features@base"
+    name: str  # DVC stage name in the root dvc.yaml: "frames", "features@base"
     cmd: str
     deps: tuple[str, ...]
     outs: tuple[str, ...]  # every output: outs, metrics and plots
@@ -69,7 +69,7 @@ def load_stages(root: str | Path = ".") -> list[StageSpec]:
             outs = tuple(o.def_path for o in stage.outs)
             dir_outs = frozenset(o.def_path for o in stage.outs if _is_dir_out(o.def_path, root, False))
             cmd = stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd)
-            specs.append(StageSpec(stage.addressing, cmd, deps, outs, params, dir_outs))
+            specs.append(StageSpec(stage.name, cmd, deps, outs, params, dir_outs))
     return specs
 
 
@@ -78,14 +78,14 @@ def stale_stages(root: str | Path = ".") -> set[str]:
     with _repo(root) as repo:
         changed = set(repo.status().keys())
         graph = repo.index.graph
-        by_name = {s.addressing: s for s in graph.nodes}
+        by_address = {s.addressing: s for s in graph.nodes}  # status keys are addresses relative to the cwd
         stale = set()
-        for name in changed:
-            stage = by_name.get(name)
+        for address in changed:
+            stage = by_address.get(address)
             if stage is None:
                 continue
-            stale.add(name)
-            stale.update(s.addressing for s in nx.ancestors(graph, stage))  # ancestors = dependents here
+            stale.add(stage.name)
+            stale.update(s.name for s in nx.ancestors(graph, stage))  # ancestors = dependents here
     return stale
 
 

@@ -7,6 +7,7 @@ Bad media never raises out of :func:`probe`/:func:`decode_frames`: the result ca
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def probe(path: str | Path) -> MediaInfo:
     try:
         meta = ffmpeg.probe(str(path))
     except ffmpeg.Error as err:
-        tail = err.stderr.decode(errors="replace").strip().splitlines()[-1:] if err.stderr else []
+        text = re.sub(r" @ 0x[0-9a-f]+", "", err.stderr.decode(errors="replace")) if err.stderr else ""
+        tail = text.strip().splitlines()[-1:]
         return MediaInfo(str(path), "unreadable", "ffprobe: " + (tail[0] if tail else "failed"))
     video = [s for s in meta.get("streams", []) if s.get("codec_type") == "video"]
     if not video:
@@ -89,7 +91,9 @@ def decode_frames(path: str | Path, fps: float, width: int, height: int,
             n += 1
     finally:
         proc.stdout.close()
-        errors = proc.stderr.read().decode(errors="replace").strip()
+        # ffmpeg prefixes messages with a context pointer ("[mov,mp4 @ 0x55b4...]"): drop it so reasons are
+        # reproducible across runs.
+        errors = re.sub(r" @ 0x[0-9a-f]+", "", proc.stderr.read().decode(errors="replace").strip())
         code = proc.wait()
     if code != 0 and not errors:
         errors = f"ffmpeg exited with {code}"
