@@ -122,13 +122,14 @@ def plan_jobs(layout: Layout, settings: FrameSettings) -> list[VideoJob]:
 
 def process_video(args: tuple[VideoJob, FrameSettings]) -> dict:
     job, st = args
-    info = probe(job.path)
-    info.path = job.video
-    empty = {"video": job.video, "split": job.split, "info": info, "snippets": None, "clips": []}
-    if info.status != OK:
-        return empty
+    empty = {"video": job.video, "split": job.split, "snippets": None, "clips": []}
+    if not job.path.exists() or job.path.stat().st_size == 0:
+        info = probe(job.path)  # cheap: answers missing / zero_length without running ffprobe
+        info.path = job.video
+        return {**empty, "info": info}
     decoded = decode_frames(job.path, st.fps, st.width, st.height)
-    info = check_complete(info, decoded, st.fps)
+    info = decoded.info or probe(job.path)  # ffprobe only when ffmpeg printed no stream banner
+    info = check_complete(info, decoded, st.fps) if info.status == OK else info
     info.path = job.video
     if info.status != OK:
         return {**empty, "info": info}

@@ -61,6 +61,26 @@ class Decoded:
     selected: np.ndarray  # the frame numbers (0-based, at the target fps) that were found
     n_decoded: int  # frames the file yielded at the target fps
     errors: str  # what ffmpeg complained about (empty when clean)
+    info: MediaInfo | None = None  # the input's facts, read from the same ffmpeg run (None if it printed none)
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+_VIDEO = re.compile(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d+)x(\d+)[ ,].*?([\d.]+) fps")
+_CHUNK_FRAMES = 256  # frames per pipe read: few syscalls, bounded memory at any frame size
+
+
+def _info_from_log(path: str, lines: list[str]) -> MediaInfo | None:
+    """The facts ffprobe would give, parsed from ffmpeg's own input banner (saves a process per file)."""
+    text = "\n".join(lines)
+    video, duration = _VIDEO.search(text), _DURATION.search(text)
+    if not video:
+        return None
+    seconds = 0.0
+    if duration:
+        h, m, sec = duration.groups()
+        seconds = int(h) * 3600 + int(m) * 60 + float(sec)
+    codec, w, h_px, fps = video.groups()
+    return MediaInfo(path, OK, "", float(fps), int(w), int(h_px), seconds, codec)
 
 
 def decode_frames(path: str | Path, fps: float, width: int, height: int,
@@ -72,33 +92,41 @@ def decode_frames(path: str | Path, fps: float, width: int, height: int,
         .filter("fps", fps=fps)
         .filter("scale", width, height)
         .output("pipe:", format="rawvideo", pix_fmt="rgb24")
-        .global_args("-loglevel", "error", "-nostdin", "-threads", "1")
+        # level+info tags each line "[info]"/"[error]": the banner gives the stream facts, the rest the errors.
+        .global_args("-hide_banner", "-nostats", "-loglevel", "level+info", "-nostdin", "-threads", "1")
         .run_async(pipe_stdout=True, pipe_stderr=True)
     )
     frame_bytes = width * height * 3
-    kept, kept_idx = [], []
+    kept: list[np.ndarray] = []
     n = 0
-    pos = 0  # position in `wanted`
     try:
         while True:
-            buf = proc.stdout.read(frame_bytes)
-            if len(buf) < frame_bytes:
+            buf = proc.stdout.read(_CHUNK_FRAMES * frame_bytes)
+            count = len(buf) // frame_bytes
+            if count:
+                chunk = np.frombuffer(buf, np.uint8, count * frame_bytes).reshape(count, height, width, 3)
+                if wanted is None:
+                    kept.append(chunk)
+                else:
+                    local = wanted[(wanted >= n) & (wanted < n + count)] - n
+                    if len(local):
+                        kept.append(chunk[local])
+                n += count
+            if len(buf) < _CHUNK_FRAMES * frame_bytes:
                 break
-            if wanted is None or (pos < len(wanted) and wanted[pos] == n):
-                kept.append(np.frombuffer(buf, np.uint8).reshape(height, width, 3))
-                kept_idx.append(n)
-                pos += 1
-            n += 1
     finally:
         proc.stdout.close()
-        # ffmpeg prefixes messages with a context pointer ("[mov,mp4 @ 0x55b4...]"): drop it so reasons are
-        # reproducible across runs.
-        errors = re.sub(r" @ 0x[0-9a-f]+", "", proc.stderr.read().decode(errors="replace").strip())
+        log = proc.stderr.read().decode(errors="replace").splitlines()
         code = proc.wait()
+    # ffmpeg prefixes messages with a context pointer ("[mov,mp4 @ 0x55b4...]"): drop it so reasons are
+    # reproducible across runs.
+    errors = "\n".join(re.sub(r" @ 0x[0-9a-f]+", "", line).replace("[error] ", "").replace("[fatal] ", "")
+                       for line in log if "[error]" in line or "[fatal]" in line)
     if code != 0 and not errors:
         errors = f"ffmpeg exited with {code}"
-    frames = np.stack(kept) if kept else np.zeros((0, height, width, 3), np.uint8)
-    return Decoded(frames, np.asarray(kept_idx, np.int64), n, errors)
+    frames = np.concatenate(kept) if kept else np.zeros((0, height, width, 3), np.uint8)
+    selected = np.arange(n) if wanted is None else wanted[wanted < n]
+    return Decoded(frames, selected.astype(np.int64), n, errors, _info_from_log(str(path), log))
 
 
 def check_complete(info: MediaInfo, decoded: Decoded, fps: float, tolerance: float = 0.9) -> MediaInfo:
