@@ -56,12 +56,16 @@ def _video(args: argparse.Namespace) -> int:
     from .data.media import check_complete, decode_frames, probe
 
     info = probe(args.file)
-    if args.action == "probe" or info.status != "ok":
+    if info.status != "ok":
         print(json.dumps(info.as_row(), indent=2))
-        return 0 if info.status == "ok" else 1
-    w, h = (int(v) for v in args.size.lower().split("x"))
+        return 1
+    # A truncated file still has a valid header: only decoding it tells (at a tiny size for probe).
+    w, h = (16, 16) if args.action == "probe" else (int(v) for v in args.size.lower().split("x"))
     decoded = decode_frames(args.file, args.fps, w, h)
     info = check_complete(info, decoded, args.fps)
+    if args.action == "probe":
+        print(json.dumps({**info.as_row(), "frames_at_fps": int(decoded.n_decoded)}, indent=2))
+        return 0 if info.status == "ok" else 1
     out = Path(args.out or Path(args.file).with_suffix(".frames.npy").name)
     import numpy as np
 

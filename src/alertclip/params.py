@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -45,14 +45,16 @@ class RealSource(_Strict):
 
 
 class DataParams(_Strict):
-    source: Literal["synthetic", "ucf_vagta", "msad_vagta"] = "synthetic"
+    # `sources` before `source`: the validator of `source` sees the validated sources (and errors name data.source).
     sources: dict[Literal["ucf_vagta", "msad_vagta"], RealSource] = Field(default_factory=dict)
+    source: Literal["synthetic", "ucf_vagta", "msad_vagta"] = "synthetic"
 
-    @model_validator(mode="after")
-    def _source_is_declared(self) -> "DataParams":
-        if self.source != "synthetic" and self.source not in self.sources:
-            raise ValueError(f"data.source={self.source!r} but data.sources has no entry {self.source!r}")
-        return self
+    @field_validator("source")
+    @classmethod
+    def _source_is_declared(cls, source: str, info: ValidationInfo) -> str:
+        if source != "synthetic" and source not in info.data.get("sources", {}):
+            raise ValueError(f"{source!r} has no entry in data.sources")
+        return source
 
 
 class WorldSize(_Strict):
@@ -70,8 +72,8 @@ class WorldSize(_Strict):
 
 class SynthesizeParams(_Strict):
     seed: int = 2026
-    size: str = "default"
     sizes: dict[str, WorldSize]
+    size: str = "default"  # after `sizes`, so its validator can see them
     width: int = Field(64, ge=32, le=512)
     height: int = Field(64, ge=32, le=512)
     fps: int = Field(25, ge=5, le=60)
@@ -82,11 +84,12 @@ class SynthesizeParams(_Strict):
     defect_rate: float = Field(0.04, ge=0, le=0.5, description="share of annotation entries given each defect kind")
     workers: int = Field(0, ge=0, description="0 = all cores")
 
-    @model_validator(mode="after")
-    def _size_exists(self) -> "SynthesizeParams":
-        if self.size not in self.sizes:
-            raise ValueError(f"size={self.size!r} is not one of sizes: {sorted(self.sizes)}")
-        return self
+    @field_validator("size")
+    @classmethod
+    def _size_exists(cls, size: str, info: ValidationInfo) -> str:
+        if "sizes" in info.data and size not in info.data["sizes"]:
+            raise ValueError(f"{size!r} is not one of synthesize.sizes: {sorted(info.data['sizes'])}")
+        return size
 
     @property
     def world(self) -> WorldSize:

@@ -139,7 +139,8 @@ def process_video(args: tuple[VideoJob, FrameSettings]) -> dict:
     for c in job.clips:
         end = n if c.end < 0 else c.end
         numbers = np.clip(clip_frame_numbers(c.start, end, st.clip_frames), 1, n)
-        boxes = (vagta.boxes_at(c.boxes_track, numbers * 25.0 / st.fps) if c.boxes_track
+        # frame n (1-based) is at t = (n-1)/fps; VAGTA frame f at t = (f-1)/25
+        boxes = (vagta.boxes_at(c.boxes_track, 1 + (numbers - 1) * 25.0 / st.fps) if c.boxes_track
                  else np.full((len(numbers), 4), np.nan, np.float32))
         clips.append({"req": c, "frames": decoded.frames[numbers - 1], "numbers": numbers,
                       "boxes": boxes.astype(np.float32), "out_of_video": bool(c.end > n or c.start > n)})

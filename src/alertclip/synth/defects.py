@@ -49,6 +49,7 @@ def inject_annotation_defects(annotations: dict, rng: np.random.Generator, rate:
 
     abnormal_items = [i for i, it in enumerate(items) if it["frames_25"] is not None]
     all_items = list(range(len(items)))
+    out += _repeat_segment_captions(items, rng, used)  # first: it needs a whole video's items untouched
 
     for i in pick(ITEMS, all_items):
         items[i]["hard_negative"] = []
@@ -84,7 +85,6 @@ def inject_annotation_defects(annotations: dict, rng: np.random.Generator, rate:
     for i in pick(ITEMS, abnormal_items):
         items[i]["region_caption"] = str(rng.choice(WEAK_CAPTIONS))
         out.append(_record("weak_caption", ITEMS, i, "region_caption", items[i]["video"]))
-    out += _repeat_segment_captions(items, rng, used)
 
     for file in BOX_FILES:
         entries = annotations[file]
@@ -128,9 +128,9 @@ def _repeat_segment_captions(items: list[dict], rng: np.random.Generator, used: 
     video = str(rng.choice(multi))
     idx = by_video[video]
     out = []
+    used.update((ITEMS, i) for i in idx)  # the first segment too: its caption is the repeated one
     for i in idx[1:]:
         items[i]["region_caption"] = items[idx[0]]["region_caption"]
-        used.add((ITEMS, i))
         out.append(_record("repeated_caption", ITEMS, i, "region_caption", video, f"same as items[{idx[0]}]"))
     return out
 
@@ -156,12 +156,13 @@ def inject_media_defects(scripts: list[VideoScript], pub: Path, annotations: dic
     out.append(_record("missing_media", "", -1, "video", missing.path, "listed in annotations, not published"))
 
     n_same = sum(1 for s in scripts if s.category == duplicated.category)
-    copy = dataclasses.replace(duplicated, name=f"{duplicated.category}{n_same + 1:03d}_x264.mp4")
+    copy = dataclasses.replace(duplicated, name=f"{duplicated.category}{n_same + 1:03d}_x264.mp4",
+                               width=duplicated.width - 8, height=duplicated.height - 8)
     (pub / copy.path).parent.mkdir(parents=True, exist_ok=True)
     (
         ffmpeg.input(str(pub / duplicated.path))
         .output(str(pub / copy.path), vcodec="libx264", crf=min(crf + 8, 51), preset="veryfast", threads=1,
-                vf=f"scale={duplicated.width - 8}:{duplicated.height - 8}", pix_fmt="yuv420p",
+                vf=f"scale={copy.width}:{copy.height}", pix_fmt="yuv420p",
                 movflags="+faststart", map_metadata=-1, fflags="+bitexact", **{"flags:v": "+bitexact"})
         .global_args("-loglevel", "error", "-nostdin")
         .overwrite_output()

@@ -84,19 +84,16 @@ def _place_event(rng: np.random.Generator, name: str, start: float, end: float) 
 
 
 def _spans(rng: np.random.Generator, duration: float, n: int) -> list[tuple[float, float]]:
-    """n non-overlapping event spans of 3-6 s inside [1, duration-1], in time order."""
-    spans: list[tuple[float, float]] = []
-    for _ in range(50 * n):
-        if len(spans) == n:
-            break
-        length = float(rng.uniform(3.0, 6.0))
-        if duration - 2 < length:
-            length = max(duration - 2, 1.0)
-        start = float(rng.uniform(1.0, max(duration - 1 - length, 1.0)))
-        end = start + length
-        if all(end + 0.5 <= s or start >= e + 0.5 for s, e in spans):
-            spans.append((round(start, 2), round(end, 2)))
-    return sorted(spans)
+    """n non-overlapping event spans inside [1, duration-1], in time order: one per equal slot, 3-6 s long when
+    the slot allows (shorter in short videos, so every drawn event always fits)."""
+    slot = (duration - 2.0) / n
+    room = max(slot - 0.5, 0.4)  # keep a 0.5 s gap between neighbouring events
+    spans = []
+    for i in range(n):
+        length = float(rng.uniform(min(3.0, room), min(6.0, room)))
+        start = 1.0 + i * slot + float(rng.uniform(0.0, max(room - length, 0.0)))
+        spans.append((round(start, 2), round(start + length, 2)))
+    return spans
 
 
 def plan_world(seed: int, n_train: int, n_test: int, min_s: float, max_s: float, width: int, height: int,
@@ -104,6 +101,7 @@ def plan_world(seed: int, n_train: int, n_test: int, min_s: float, max_s: float,
     rng = np.random.default_rng(seed)
     scripts: list[VideoScript] = []
     counters: dict[str, int] = {}
+    n_train_normal = 0
     for split, count in (("train", n_train), ("test", n_test)):
         n_abnormal = max(1, int(round(count * abnormal_fraction)))
         # Categories cycle so every abnormal event appears in both splits even in a small world.
@@ -123,24 +121,28 @@ def plan_world(seed: int, n_train: int, n_test: int, min_s: float, max_s: float,
                 width=width + 16 if odd else width, height=height - 4 if odd else height,
                 seed=int(rng.integers(2**31)),
             )
-            _fill(script, rng)
+            # The first normal video of a split always has two events (two annotated segments), so even the
+            # smoke world has the "same caption on every segment" defect to inject.
+            first_normal = category == "Normal" and counters[category] == (1 if split == "train" else n_train_normal + 1)
+            _fill(script, rng, n_normal_events=2 if first_normal else None)
             scripts.append(script)
+        if split == "train":
+            n_train_normal = counters.get("Normal", 0)
     return scripts
 
 
-def _fill(script: VideoScript, rng: np.random.Generator) -> None:
+def _fill(script: VideoScript, rng: np.random.Generator, n_normal_events: int | None = None) -> None:
     if script.abnormal:
         name = world.EVENT_OF_CATEGORY[script.category]
         n_abnormal = 2 if rng.random() < 0.25 else 1
         with_counterpart = rng.random() < 0.5
         names = [name] * n_abnormal + ([world.EVENT_BY_NAME[name].counterpart] if with_counterpart else [])
     else:
-        picks = rng.choice(len(world.NORMAL_EVENTS), size=int(rng.integers(1, 3)), replace=False)
+        n = n_normal_events or int(rng.integers(1, 3))
+        picks = rng.choice(len(world.NORMAL_EVENTS), size=n, replace=False)
         names = [world.NORMAL_EVENTS[int(i)].name for i in picks]
     spans = _spans(rng, script.duration, len(names))
-    # When fewer spans fit than events were drawn, the first names (the video's own abnormal event) win;
-    # which span each event gets is random.
-    order = rng.permutation(len(spans))
+    order = rng.permutation(len(spans))  # which slot each event gets
     placed = sorted((spans[int(k)], n) for k, n in zip(order, names))
     script.events = [_place_event(rng, n, s, e) for (s, e), n in placed]
     for _ in range(int(rng.integers(1, 4))):

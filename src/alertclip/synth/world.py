@@ -85,7 +85,7 @@ EVENT_OF_CATEGORY: dict[str, str] = {e.category: e.name for e in ABNORMAL_EVENTS
 
 # Words that carry an event (every phrasing, minus slots and filler). Pre-training captions contain none.
 _FILLER = frozenset(
-    "a an the to of on in from with and next beside above up down away into onto high sky bag bench ground "
+    "a an the is to of on in from with and next beside above up down away into onto high sky bag bench ground "
     "stick cloth street".split()
 )
 EVENT_WORDS: frozenset[str] = frozenset(

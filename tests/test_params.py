@@ -1,0 +1,166 @@
+"""params.yaml: the typed model, its error messages, and the JSON Schema Snakemake validates with."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from alertclip.params import Params, ParamsError, json_schema, load_params, parse_params
+
+
+@pytest.fixture(scope="module")
+def raw(repo) -> dict:
+    return yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def schema(repo) -> dict:
+    return json.loads((repo / "workflow" / "schemas" / "params.schema.json").read_text(encoding="utf-8"))
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(ParamsError) as exc:
+        load_params(path)
+    return str(exc.value)
+
+
+def test_repo_params_load(repo, raw):
+    p = load_params(repo / "params.yaml")
+    assert isinstance(p, Params)
+    # values come from the file, not from the model's defaults
+    assert p.data.source == raw["data"]["source"]
+    assert p.synthesize.size in p.synthesize.sizes
+    assert p.synthesize.world == p.synthesize.sizes[p.synthesize.size]
+    assert set(p.synthesize.sizes) >= {"default", "smoke"}
+    assert p.synthesize.sizes["smoke"].n_train == raw["synthesize"]["sizes"]["smoke"]["n_train"]
+    assert p.frames.snippet_len == raw["frames"]["snippet_len"]
+    assert p.frames.clip_frames == raw["frames"]["clip_frames"]
+    # the YAML merge key (msad_vagta: <<: *vagta) resolves to a full source
+    assert p.data.sources["msad_vagta"].train_items == p.data.sources["ucf_vagta"].train_items
+    assert p.data.sources["msad_vagta"].video_prefix != p.data.sources["ucf_vagta"].video_prefix
+
+
+def _set(data: dict, dotted: str, value) -> dict:
+    data = copy.deepcopy(data)
+    *parents, last = dotted.split(".")
+    node = data
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    "dotted, value, key",
+    [
+        ("bogus", 1, "bogus"),  # unknown top-level group
+        ("frames.fpss", 30, "frames.fpss"),  # typo'd nested key
+        ("synthesize.sizes.smoke.n_trian", 3, "synthesize.sizes.smoke.n_trian"),  # typo deep down
+        ("frames.fps", "fast", "frames.fps"),  # wrong type
+        ("frames.fps", 0, "frames.fps"),  # out of range
+        ("data.source", "kinetics", "data.source"),  # not a known source
+        ("synthesize.size", "huge", "synthesize.size"),  # not a key of sizes
+        ("download.retries", -1, "download.retries"),
+    ],
+)
+def test_bad_value_names_file_and_key(tmp_path, raw, dotted, value, key):
+    path = _write(tmp_path, _set(raw, dotted, value))
+    msg = _error(path)
+    assert str(path) in msg
+    assert key in msg, f"message does not name {key!r}: {msg}"
+
+
+def test_unknown_key_is_called_unknown(tmp_path, raw):
+    msg = _error(_write(tmp_path, _set(raw, "frames.fpss", 30)))
+    assert f"{tmp_path / 'params.yaml'}: frames.fpss: unknown key" in msg
+
+
+def test_source_without_sources_entry(tmp_path, raw):
+    data = _set(raw, "data.source", "ucf_vagta")
+    data["data"]["sources"] = {}
+    msg = _error(_write(tmp_path, data))
+    assert str(tmp_path / "params.yaml") in msg
+    assert "data.source" in msg and "ucf_vagta" in msg
+
+
+def test_min_seconds_above_max_seconds(tmp_path, raw):
+    data = _set(raw, "synthesize.sizes.smoke.min_seconds", 9)
+    data = _set(data, "synthesize.sizes.smoke.max_seconds", 4)
+    msg = _error(_write(tmp_path, data))
+    assert str(tmp_path / "params.yaml") in msg
+    assert "synthesize.sizes.smoke" in msg
+    assert "max_seconds" in msg
+
+
+def test_every_error_is_reported(tmp_path, raw):
+    data = _set(_set(raw, "frames.fpss", 30), "download.timeout_s", "soon")
+    msg = _error(_write(tmp_path, data))
+    assert "frames.fpss" in msg and "download.timeout_s" in msg
+
+
+def test_invalid_yaml(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("frames:\n  fps: 25\n   width: [64\n", encoding="utf-8")
+    msg = _error(path)
+    assert str(path) in msg
+    assert "YAML" in msg
+
+
+def test_not_a_mapping(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("- frames\n- data\n", encoding="utf-8")
+    assert str(path) in _error(path)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nowhere" / "params.yaml"
+    msg = _error(path)
+    assert str(path) in msg
+    assert "not found" in msg
+
+
+def test_parse_params_uses_origin(raw):
+    with pytest.raises(ParamsError, match=r"^elsewhere\.yaml: frames\.width: "):
+        parse_params(_set(raw, "frames.width", "wide"), origin="elsewhere.yaml")
+
+
+def test_params_are_frozen(repo):
+    p = load_params(repo / "params.yaml")
+    with pytest.raises(Exception):
+        p.frames.fps = 30  # type: ignore[misc]
+
+
+def test_schema_file_is_current(schema):
+    assert schema == json_schema(), (
+        "workflow/schemas/params.schema.json is out of date with alertclip/params.py: run `make schema`"
+    )
+
+
+def test_schema_validates_params_yaml(schema, raw):
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator_cls.check_schema(schema)
+    validator_cls(schema).validate(raw)
+
+
+@pytest.mark.parametrize("dotted", ["bogus", "frames.fpss", "synthesize.sizes.smoke.n_trian"])
+def test_schema_rejects_unknown_key(schema, raw, dotted):
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = list(validator.iter_errors(_set(raw, dotted, 1)))
+    assert errors, f"schema accepted unknown key {dotted}"
+    assert any(dotted.rsplit(".", 1)[-1] in e.message for e in errors)
+
+
+def test_schema_rejects_wrong_type(schema, raw):
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    assert list(validator.iter_errors(_set(raw, "frames.fps", "fast")))
