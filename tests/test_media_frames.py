@@ -23,7 +23,7 @@ from alertclip.data.frames import (
     process_video,
     snippet_frame_numbers,
 )
-from alertclip.data.media import Decoded, MediaInfo, check_complete, decode_frames, probe
+from alertclip.data.media import Decoded, MediaInfo, Selection, check_complete, decode_frames, probe
 from alertclip.data.sources import Layout
 
 STATUS_OF_DEFECT = {"truncated_media": "truncated", "zero_length_media": "zero_length", "missing_media": "missing"}
@@ -109,17 +109,21 @@ def test_decode_selection_matches_full_decode(smoke_world, broken_media):
     assert full.frames.shape == (full.n_decoded, 64, 64, 3) and full.frames.dtype == np.uint8
     assert full.selected.tolist() == list(range(full.n_decoded))
     last = full.n_decoded - 1
-    part = decode_frames(path, 25, 64, 64, select=np.array([40, 3, 3, 0, last, 10_000]))
+    part = decode_frames(path, 25, 64, 64, select=Selection(frames=(40, 3, 3, 0, last, 10_000)))
     assert part.selected.tolist() == [0, 3, 40, last]
     assert part.n_decoded == full.n_decoded
     np.testing.assert_array_equal(part.frames, full.frames[[0, 3, 40, last]])
+    periodic = decode_frames(path, 25, 64, 64, select=Selection(every=16, offsets=(0, 8), frames=(5,)))
+    expected = sorted({*range(0, full.n_decoded, 8), 5})
+    assert periodic.selected.tolist() == expected and periodic.n_decoded == full.n_decoded
+    np.testing.assert_array_equal(periodic.frames, full.frames[expected])
     assert not np.array_equal(full.frames[0], full.frames[last])  # something moves in the video
 
 
 @pytest.mark.parametrize("fps", [25, 30, 10])
 def test_decode_count_follows_target_fps(smoke_world, broken_media, fps):
     path, duration = _video_by_fps(smoke_world, broken_media, 30)
-    dec = decode_frames(path, fps, 48, 32, select=[0])
+    dec = decode_frames(path, fps, 48, 32, select=Selection(frames=(0,)))
     assert abs(dec.n_decoded - duration * fps) <= 1
     assert dec.frames.shape == (1, 32, 48, 3)
 
@@ -167,12 +171,13 @@ def test_clip_frame_numbers_properties(start, end, t):
     [
         (32, 16, [8, 24]),
         (33, 16, [8, 24, 32]),  # a trailing partial snippet of one frame still counts
-        (40, 16, [8, 24, 39]),  # trailing partial: middle clamped to the last frame
+        (40, 16, [8, 24, 32]),  # trailing partial without a middle frame: its first frame
         (17, 16, [8, 16]),
         (16, 16, [8]),
-        (5, 16, [4]),
+        (5, 16, [0]),
         (1, 16, [0]),
-        (10, 4, [2, 6, 9]),
+        (10, 4, [2, 6, 8]),
+        (43, 16, [8, 24, 40]),  # trailing partial long enough to have its middle frame
         (0, 16, []),
     ],
 )
@@ -245,7 +250,7 @@ def test_snippet_pixels_are_the_decoded_frames(smoke_frames, media, snippets):
     for fps in (25.0, 30.0):
         video = ok.filter(pl.col("fps") == fps)["path"][0]
         mine = snippets.filter(pl.col("video") == video).sort("snippet")
-        dec = decode_frames(smoke_frames["raw"] / video, 25, 64, 64, select=mine["frame"].to_numpy())
+        dec = decode_frames(smoke_frames["raw"] / video, 25, 64, 64, select=Selection(frames=tuple(mine["frame"].to_list())))
         stored = np.stack([arrays[s][r] for s, r in mine.select("shard", "row").iter_rows()])
         np.testing.assert_array_equal(stored, dec.frames)
 
@@ -278,7 +283,7 @@ def test_clip_pixels_are_the_decoded_frames(smoke_frames, clips):
     arrays = open_frames(smoke_frames["out"], "clips")
     row = clips.sort("item_index").row(0, named=True)
     frames = np.array(row["frames"])
-    dec = decode_frames(smoke_frames["raw"] / row["video"], 25, 64, 64, select=frames - 1)
+    dec = decode_frames(smoke_frames["raw"] / row["video"], 25, 64, 64, select=Selection(frames=tuple((frames - 1).tolist())))
     np.testing.assert_array_equal(arrays[row["shard"]][row["row"]], dec.frames[np.searchsorted(dec.selected,
                                                                                                 frames - 1)])
 

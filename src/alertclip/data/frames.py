@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from ..io import atomic_path
 from . import vagta
-from .media import OK, MediaInfo, check_complete, decode_frames, probe
+from .media import OK, MediaInfo, Selection, check_complete, decode_frames, probe
 from .sources import Layout
 
 log = logging.getLogger(__name__)
@@ -71,10 +71,16 @@ def clip_frame_numbers(start: int, end: int, t: int) -> np.ndarray:
 
 
 def snippet_frame_numbers(n_frames: int, snippet_len: int) -> np.ndarray:
-    """0-based frame per snippet: the middle frame of each 16-frame snippet; a trailing partial snippet counts
-    (its middle is clamped to the last frame), matching VadCLIP's ceil(n/16) feature count."""
-    n_snip = math.ceil(n_frames / snippet_len)
-    return np.minimum(np.arange(n_snip) * snippet_len + snippet_len // 2, n_frames - 1).astype(np.int64)
+    """0-based frame per snippet: the middle frame (16 i + 8) of each 16-frame snippet. A trailing partial snippet
+    counts (ceil(n/16) snippets, VadCLIP's feature count): its middle frame when it has one, else its first."""
+    starts = np.arange(math.ceil(n_frames / snippet_len), dtype=np.int64) * snippet_len
+    middles = starts + snippet_len // 2
+    return np.where(middles < n_frames, middles, starts)
+
+
+def snippet_selection(snippet_len: int) -> tuple[int, tuple[int, ...]]:
+    """Every frame :func:`snippet_frame_numbers` can pick, whatever the length: first and middle of each snippet."""
+    return snippet_len, tuple(sorted({0, snippet_len // 2}))
 
 
 def _span_frames(item: vagta.TrainItem, fps: int) -> tuple[int, int] | None:
@@ -127,7 +133,12 @@ def process_video(args: tuple[VideoJob, FrameSettings]) -> dict:
         info = probe(job.path)  # cheap: answers missing / zero_length without running ffprobe
         info.path = job.video
         return {**empty, "info": info}
-    decoded = decode_frames(job.path, st.fps, st.width, st.height)
+    wanted = [n - 1 for c in job.clips if c.end >= 0
+              for n in clip_frame_numbers(c.start, c.end, st.clip_frames)]
+    every, offsets = snippet_selection(st.snippet_len)
+    # A whole-video clip (no span) needs the length first: then decode every frame instead of selecting.
+    select = None if any(c.end < 0 for c in job.clips) else Selection(every, offsets, tuple(wanted))
+    decoded = decode_frames(job.path, st.fps, st.width, st.height, select)
     info = decoded.info or probe(job.path)  # ffprobe only when ffmpeg printed no stream banner
     info = check_complete(info, decoded, st.fps) if info.status == OK else info
     info.path = job.video
@@ -135,17 +146,22 @@ def process_video(args: tuple[VideoJob, FrameSettings]) -> dict:
         return {**empty, "info": info}
     n = decoded.n_decoded
     snip_idx = snippet_frame_numbers(n, st.snippet_len)
+    clip_numbers = [np.clip(clip_frame_numbers(c.start, n if c.end < 0 else c.end, st.clip_frames), 1, n)
+                    for c in job.clips]
+    needed = set(snip_idx.tolist()) | {int(k) - 1 for nums in clip_numbers for k in nums}
+    if not needed <= set(decoded.selected.tolist()):  # a span past the end of the video: clamped frames
+        decoded = decode_frames(job.path, st.fps, st.width, st.height, None)
+    row_of = {int(num): i for i, num in enumerate(decoded.selected)}
     clips = []
-    for c in job.clips:
-        end = n if c.end < 0 else c.end
-        numbers = np.clip(clip_frame_numbers(c.start, end, st.clip_frames), 1, n)
+    for c, numbers in zip(job.clips, clip_numbers):
         # frame n (1-based) is at t = (n-1)/fps; VAGTA frame f at t = (f-1)/25
         boxes = (vagta.boxes_at(c.boxes_track, 1 + (numbers - 1) * 25.0 / st.fps) if c.boxes_track
                  else np.full((len(numbers), 4), np.nan, np.float32))
-        clips.append({"req": c, "frames": decoded.frames[numbers - 1], "numbers": numbers,
+        frames = decoded.frames[[row_of[int(k) - 1] for k in numbers]]
+        clips.append({"req": c, "frames": frames, "numbers": numbers,
                       "boxes": boxes.astype(np.float32), "out_of_video": bool(c.end > n or c.start > n)})
     return {"video": job.video, "split": job.split, "info": info, "n_frames": n,
-            "snippets": (decoded.frames[snip_idx], snip_idx), "clips": clips}
+            "snippets": (decoded.frames[[row_of[int(k)] for k in snip_idx]], snip_idx), "clips": clips}
 
 
 class ShardWriter:

@@ -57,15 +57,39 @@ def probe(path: str | Path) -> MediaInfo:
 
 @dataclass
 class Decoded:
-    frames: np.ndarray  # (len(selected), H, W, 3) uint8, in the order of the sorted unique selection
-    selected: np.ndarray  # the frame numbers (0-based, at the target fps) that were found
+    frames: np.ndarray  # (len(selected), H, W, 3) uint8, in increasing frame order
+    selected: np.ndarray  # their frame numbers (0-based, at the target fps)
     n_decoded: int  # frames the file yielded at the target fps
     errors: str  # what ffmpeg complained about (empty when clean)
     info: MediaInfo | None = None  # the input's facts, read from the same ffmpeg run (None if it printed none)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which frames (0-based, at the target fps) to keep: ``n % every in offsets``, plus ``frames`` explicitly.
+
+    Selection happens inside ffmpeg (``select`` filter) so unwanted frames are never scaled, converted to RGB
+    or piped: decoding stays close to a plain ``ffmpeg -f null`` decode of the file.
+    """
+
+    every: int = 0
+    offsets: tuple[int, ...] = ()
+    frames: tuple[int, ...] = ()
+
+    def expression(self) -> str:
+        terms = [f"not(mod(n-{o},{self.every}))" for o in self.offsets] if self.every else []
+        terms += [f"eq(n,{f})" for f in sorted(set(self.frames))]
+        return "+".join(terms) or "0"
+
+    def numbers(self, n_total: int) -> np.ndarray:
+        periodic = [np.arange(o, n_total, self.every) for o in self.offsets] if self.every else []
+        explicit = np.asarray([f for f in self.frames if 0 <= f < n_total], np.int64)
+        return np.unique(np.concatenate([*periodic, explicit]).astype(np.int64))
+
+
 _DURATION = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
 _VIDEO = re.compile(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d+)x(\d+)[ ,].*?([\d.]+) fps")
+_COUNTED = re.compile(r"Parsed_fps_0.*?\d+ frames in, (\d+) frames out")
 _CHUNK_FRAMES = 256  # frames per pipe read: few syscalls, bounded memory at any frame size
 
 
@@ -83,35 +107,30 @@ def _info_from_log(path: str, lines: list[str]) -> MediaInfo | None:
     return MediaInfo(path, OK, "", float(fps), int(w), int(h_px), seconds, codec)
 
 
+def _command(path: str | Path, fps: float, width: int, height: int, select: Selection | None):
+    # threads=1 as an input option: one decoder thread per file (files run in parallel instead).
+    stream = ffmpeg.input(str(path), threads=1).video.filter("fps", fps=fps)
+    if select is not None:
+        stream = stream.filter("select", select.expression())
+    out = ffmpeg.output(stream.filter("scale", width, height), "pipe:", format="rawvideo", pix_fmt="rgb24",
+                        fps_mode="passthrough")
+    # At verbose level the fps filter reports how many frames it produced (the file's length at the target fps,
+    # selection or not) and level+ tags each line "[info]"/"[error]", so one run gives frames, facts and errors.
+    return out.global_args("-hide_banner", "-nostats", "-loglevel", "level+verbose", "-nostdin")
+
+
 def decode_frames(path: str | Path, fps: float, width: int, height: int,
-                  select: np.ndarray | None = None) -> Decoded:
-    """Decode ``path`` at ``fps`` and ``width``x``height``; keep frame numbers in ``select`` (all when None)."""
-    wanted = None if select is None else np.unique(np.asarray(select, dtype=np.int64))
-    proc = (
-        ffmpeg.input(str(path))
-        .filter("fps", fps=fps)
-        .filter("scale", width, height)
-        .output("pipe:", format="rawvideo", pix_fmt="rgb24")
-        # level+info tags each line "[info]"/"[error]": the banner gives the stream facts, the rest the errors.
-        .global_args("-hide_banner", "-nostats", "-loglevel", "level+info", "-nostdin", "-threads", "1")
-        .run_async(pipe_stdout=True, pipe_stderr=True)
-    )
+                  select: Selection | None = None) -> Decoded:
+    """Decode ``path`` at ``fps`` and ``width``x``height``; keep the frames of ``select`` (all when None)."""
+    proc = _command(path, fps, width, height, select).run_async(pipe_stdout=True, pipe_stderr=True)
     frame_bytes = width * height * 3
-    kept: list[np.ndarray] = []
-    n = 0
+    chunks: list[np.ndarray] = []
     try:
         while True:
             buf = proc.stdout.read(_CHUNK_FRAMES * frame_bytes)
             count = len(buf) // frame_bytes
             if count:
-                chunk = np.frombuffer(buf, np.uint8, count * frame_bytes).reshape(count, height, width, 3)
-                if wanted is None:
-                    kept.append(chunk)
-                else:
-                    local = wanted[(wanted >= n) & (wanted < n + count)] - n
-                    if len(local):
-                        kept.append(chunk[local])
-                n += count
+                chunks.append(np.frombuffer(buf, np.uint8, count * frame_bytes).reshape(count, height, width, 3))
             if len(buf) < _CHUNK_FRAMES * frame_bytes:
                 break
     finally:
@@ -124,9 +143,18 @@ def decode_frames(path: str | Path, fps: float, width: int, height: int,
                        for line in log if "[error]" in line or "[fatal]" in line)
     if code != 0 and not errors:
         errors = f"ffmpeg exited with {code}"
-    frames = np.concatenate(kept) if kept else np.zeros((0, height, width, 3), np.uint8)
-    selected = np.arange(n) if wanted is None else wanted[wanted < n]
-    return Decoded(frames, selected.astype(np.int64), n, errors, _info_from_log(str(path), log))
+    frames = np.concatenate(chunks) if chunks else np.zeros((0, height, width, 3), np.uint8)
+    if select is None:
+        n_total, numbers = len(frames), np.arange(len(frames), dtype=np.int64)
+    else:
+        counted = _COUNTED.findall("\n".join(log))  # the last report is the real graph's (ffmpeg may probe first)
+        n_total = int(counted[-1]) if counted else 0
+        numbers = select.numbers(n_total)
+        if len(numbers) != len(frames):  # never expected; refuse to guess which frame is which
+            errors = (errors + "\n" if errors else "") + (
+                f"selection mismatch: {len(frames)} frames piped, {len(numbers)} expected of {n_total}")
+            n_total, numbers, frames = 0, numbers[:0], frames[:0]
+    return Decoded(frames, numbers, n_total, errors, _info_from_log(str(path), log))
 
 
 def check_complete(info: MediaInfo, decoded: Decoded, fps: float, tolerance: float = 0.9) -> MediaInfo:
