@@ -204,7 +204,8 @@ def extract_frames(layout: Layout, out_dir: Path, settings: FrameSettings, shard
     workers = workers or os.cpu_count() or 1
     with mp.get_context("spawn").Pool(workers) as pool:
         results = pool.imap(process_video, [(j, settings) for j in jobs])
-        for res in tqdm(results, total=len(jobs), desc="frames", unit="video", disable=not progress):
+        for res in tqdm(results, total=len(jobs), desc="frames", unit="video",
+                        disable=None if progress else True):  # None: off when not a terminal
             info: MediaInfo = res["info"]
             media_rows.append({**info.as_row(), "split": res["split"], "n_frames": res.get("n_frames", 0)})
             if info.status != OK:

@@ -231,7 +231,7 @@ def synthesize(out_dir: Path, *, seed: int, n_train: int, n_test: int, min_s: fl
     workers = workers or os.cpu_count() or 1
     with mp.get_context("spawn").Pool(workers) as pool:
         results = list(tqdm(pool.imap(render_video, jobs), total=len(jobs), desc="synthesize", unit="video",
-                            disable=not progress))
+                            disable=None if progress else True))  # None: off when not a terminal
     tracks = {s.path: r["tracks"] for s, r in zip(scripts, results)}
 
     annotations = build_annotations(scripts, tracks)
