@@ -36,6 +36,7 @@ ffmpeg:
 	  else echo "ffmpeg is missing: install it (Debian/Ubuntu: sudo apt-get install ffmpeg)"; exit 1; fi; }
 
 lint: env
+	ruff check src tests benchmarks
 	snakemake --lint
 
 bench: env

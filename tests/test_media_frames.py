@@ -23,7 +23,7 @@ from alertclip.data.frames import (
     process_video,
     snippet_frame_numbers,
 )
-from alertclip.data.media import Decoded, MediaInfo, Selection, check_complete, decode_frames, probe
+from alertclip.data.media import Decoded, Selection, check_complete, decode_frames, probe
 from alertclip.data.sources import Layout
 
 STATUS_OF_DEFECT = {"truncated_media": "truncated", "zero_length_media": "zero_length", "missing_media": "missing"}

@@ -32,7 +32,7 @@ def setup_logging(stage: str) -> Path:
 
 def _run_stage(args: argparse.Namespace) -> int:
     from .params import ParamsError, load_params
-    from .stages import STAGES
+    from .stages import entry_point
 
     log_path = setup_logging(args.stage)
     log = logging.getLogger("alertclip")
@@ -44,7 +44,7 @@ def _run_stage(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     log.info("stage %s started (log: %s)", args.stage, log_path)
     try:
-        STAGES[args.stage](params, progress=not args.no_progress)
+        entry_point(args.stage)(params, progress=not args.no_progress)
     except Exception as err:  # the message is the interface: name the file/entry/field, keep the traceback in the log
         log.exception("stage %s failed: %s", args.stage, err)
         return 1
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alertclip", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    from .stages import STAGES
+    from .stages import NAMES
 
-    for name in STAGES:
+    for name in NAMES:
         sp = sub.add_parser(name, help=f"run the {name} stage")
         sp.add_argument("--params", default="params.yaml")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars (logs still written)")

@@ -7,9 +7,9 @@ frame looks like (scene, objects, colours) and never an event, so a backbone tra
 
 from __future__ import annotations
 
+from . import world
 from .render import Car, EventInstance, Person, Thing
 from .script import VideoScript
-from . import world
 
 SCENE_PHRASE = {
     "street": "in the street", "car yard": "in the car yard", "garden": "in the garden",

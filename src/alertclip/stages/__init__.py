@@ -1,0 +1,15 @@
+"""One module per pipeline stage; ``STAGES`` maps the dvc.yaml stage name to its entry point.
+
+Each stage's dvc.yaml deps include its own module here, so editing one entry point reruns only its stage.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Callable
+
+NAMES = ("synthesize", "download", "frames")
+
+
+def entry_point(name: str) -> Callable:
+    return import_module(f"{__name__}.{name}").run

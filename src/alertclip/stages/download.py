@@ -1,0 +1,34 @@
+"""Stage entry point: parse params, call library code, write outputs atomically (dvc.yaml: `alertclip download`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..data import download as dl
+from ..params import Params
+from .paths import DOWNLOAD_CACHE, RAW_DIR, SYNTH_DIR
+
+log = logging.getLogger(__name__)
+
+
+def run(p: Params, progress: bool = True) -> None:
+    d = p.download
+    opts = dict(retries=d.retries, backoff=d.backoff_s, timeout=d.timeout_s, progress=progress)
+    if p.data.source == "synthetic":
+        manifest_path = SYNTH_DIR / "published" / "manifest.json"
+        manifest = dl.load_manifest(manifest_path)
+        report = dl.fetch(manifest.files, base_url=manifest_path.parent.resolve().as_uri(), cache_dir=DOWNLOAD_CACHE,
+                          dest_dir=RAW_DIR, **opts)
+    else:
+        src = p.data.sources[p.data.source]
+        files = [dl.FileSpec(**f.model_dump()) for f in src.files]
+        if src.manifest:
+            files += dl.load_manifest(src.manifest).files
+        report = dl.fetch(files, base_url=None, cache_dir=DOWNLOAD_CACHE, dest_dir=RAW_DIR, **opts)
+        if src.video_root:
+            dl.link_local(None, src_root=Path(src.video_root), dest_dir=RAW_DIR / src.video_prefix,
+                          cache_dir=DOWNLOAD_CACHE)
+        else:
+            log.warning("data.sources.%s.video_root is not set: only annotations were fetched", p.data.source)
+    log.info("download: %s", report)
