@@ -8,7 +8,7 @@ Outputs (under ``out_dir``):
 
 Frames are resampled to ``fps`` and scaled to ``width`` x ``height`` without crop or padding, so normalised box
 coordinates stay aligned with pixels through the resize (``x_px = x * width``).
-Each video is decoded once by one single-threaded ffmpeg; videos run in parallel on all cores.
+Each video is decoded once by one single-threaded ffmpeg; videos run in parallel on all cores (one ffmpeg each).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import multiprocessing as mp
 import os
 import shutil
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,6 +165,17 @@ def process_video(args: tuple[VideoJob, FrameSettings]) -> dict:
             "snippets": (decoded.frames[[row_of[int(k)] for k in snip_idx]], snip_idx), "clips": clips}
 
 
+def _ordered_map(pool: ThreadPoolExecutor, fn, items: list, ahead: int):
+    """Like ``pool.map`` (results in input order) but at most ``ahead`` results in flight: bounded memory."""
+    pending = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 class ShardWriter:
     """Append arrays along axis 0 and flush ``<prefix>-NNN.npy`` files of at most ``max_bytes`` each."""
 
@@ -202,8 +214,10 @@ def extract_frames(layout: Layout, out_dir: Path, settings: FrameSettings, shard
     clips = ShardWriter(out_dir, "clips", shard_mb << 20)
     media_rows, snip_rows, clip_rows = [], [], []
     workers = workers or os.cpu_count() or 1
-    with mp.get_context("spawn").Pool(workers) as pool:
-        results = pool.imap(process_video, [(j, settings) for j in jobs])
+    # Threads, not processes: the decoding runs in one ffmpeg process per file, and the Python side of a file
+    # (pipe reads, numpy indexing) releases the GIL, so threads keep every core busy without pickling frames.
+    with ThreadPoolExecutor(workers) as pool:
+        results = _ordered_map(pool, process_video, [(j, settings) for j in jobs], ahead=2 * workers)
         for res in tqdm(results, total=len(jobs), desc="frames", unit="video",
                         disable=None if progress else True):  # None: off when not a terminal
             info: MediaInfo = res["info"]
