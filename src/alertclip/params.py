@@ -112,11 +112,38 @@ class FramesParams(_Strict):
     workers: int = Field(0, ge=0, description="0 = all cores")
 
 
+class CurateParams(_Strict):
+    min_span_frames: int = Field(8, ge=1, description="clips spanning fewer frames (25 fps) are too short")
+    min_caption_words: int = Field(4, ge=1, description="captions with fewer words are weak")
+    phash_distance: int = Field(6, ge=0, le=64, description="max Hamming distance of 64-bit pHashes: near-duplicate")
+    box_tolerance: float = Field(0.02, ge=0, le=0.5, description="boxes this far outside [0, 1] are clamped")
+    repair_typos: bool = Field(True, description="repair digit-inside-word typos instead of dropping the clip")
+
+
+class LLMParams(_Strict):
+    enabled: bool = False
+    base_url: str = "http://127.0.0.1:8000/v1"  # an OpenAI-compatible server, e.g. a locally served Qwen-VL
+    model: str = "Qwen/Qwen2-VL-7B-Instruct"
+    api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key (never the key)
+    timeout_s: float = Field(60.0, gt=0)
+    temperature: float = Field(0.0, ge=0, le=2)
+    cache_dir: str = "data/.cache/llm"
+
+
+class HardnegParams(_Strict):
+    k: int = Field(3, ge=1, le=16, description="hard negatives per region caption")
+    seed: int = 0
+    min_shared_content: float = Field(0.5, ge=0, le=1, description="share of the positive's content words kept")
+    llm: LLMParams = LLMParams()
+
+
 class Params(_Strict):
     data: DataParams
     synthesize: SynthesizeParams
     download: DownloadParams = DownloadParams()
     frames: FramesParams = FramesParams()
+    curate: CurateParams = CurateParams()
+    hardneg: HardnegParams = HardnegParams()
 
 
 def _dotted(loc: tuple) -> str:
