@@ -1,6 +1,7 @@
 """``alertclip`` command line: one subcommand per pipeline stage plus tools for single files.
 
-    alertclip synthesize|download|frames [--params params.yaml]   run one stage (what dvc.yaml calls)
+    alertclip <stage> [--params params.yaml]                     run one stage (what dvc.yaml calls)
+    alertclip curate --explain CLIP_ID | hardneg --show N         inspect a stage's last results
     alertclip vagta check FILE... [--json]                        inspect VAGTA annotation files
     alertclip video probe FILE | extract FILE [--fps --size --out] one video file
 """
@@ -31,9 +32,17 @@ def setup_logging(stage: str) -> Path:
 
 
 def _run_stage(args: argparse.Namespace) -> int:
+    from importlib import import_module
+
     from .params import ParamsError, load_params
     from .stages import entry_point
 
+    if getattr(args, "explain", None):  # a question about the stage's last results, not a run
+        print(import_module(f"alertclip.stages.{args.stage}").explain(args.explain))
+        return 0
+    if getattr(args, "show", None):
+        print(import_module(f"alertclip.stages.{args.stage}").show(args.show))
+        return 0
     log_path = setup_logging(args.stage)
     log = logging.getLogger("alertclip")
     try:
@@ -89,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         sp = sub.add_parser(name, help=f"run the {name} stage")
         sp.add_argument("--params", default="params.yaml")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars (logs still written)")
+        if name == "curate":
+            sp.add_argument("--explain", metavar="CLIP_ID", help="print which curation rules fired on a clip and why")
+        if name == "hardneg":
+            sp.add_argument("--show", type=int, metavar="N", help="print N clips with their negatives side by side")
         sp.set_defaults(func=_run_stage, stage=name)
     sub.add_parser("vagta", help="VAGTA annotation tools (alertclip vagta check FILE...)")
     vp = sub.add_parser("video", help="probe or decode one video file")
