@@ -115,7 +115,7 @@ class FramesParams(_Strict):
 class CurateParams(_Strict):
     min_span_frames: int = Field(8, ge=1, description="clips spanning fewer frames (25 fps) are too short")
     min_caption_words: int = Field(4, ge=1, description="captions with fewer words are weak")
-    phash_distance: int = Field(6, ge=0, le=64, description="max Hamming distance of 64-bit pHashes: near-duplicate")
+    phash_distance: int = Field(32, ge=0, le=256, description="max mean Hamming distance of 256-bit pHashes: near-duplicate")
     box_tolerance: float = Field(0.02, ge=0, le=0.5, description="boxes this far outside [0, 1] are clamped")
     repair_typos: bool = Field(True, description="repair digit-inside-word typos instead of dropping the clip")
 

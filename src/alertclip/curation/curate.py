@@ -61,7 +61,7 @@ def _test_hashes(frames_dir: Path) -> dict[str, np.ndarray]:
     snip = pl.read_parquet(path).filter(pl.col("split") == "test")
     shards = open_frames(frames_dir, "snippets")
     out: dict[str, np.ndarray] = {}
-    for (video,), g in snip.group_by("video"):
+    for (video,), g in snip.group_by("video", maintain_order=True):
         frames = np.stack([shards[s][r] for s, r in zip(g["shard"], g["row"])])
         out[video] = R.phash_frames(frames)
     return out
@@ -112,7 +112,7 @@ def curate(layout: Layout, frames_dir: Path, params: CurateParams, truth_path: P
     with_frames = [c for c in cases if c.item_index in clip_row and c.media_status == "ok"]
     shards = open_frames(frames_dir, "clips")
     hashes = np.stack([R.phash_frames(shards[clip_row[c.item_index]["shard"]][clip_row[c.item_index]["row"]])
-                       for c in with_frames]) if with_frames else np.zeros((0, 1), np.uint64)
+                       for c in with_frames]) if with_frames else np.zeros((0, 1, 4), np.uint64)
     R.check_leakage([], [], {c.clip_key + f"[{c.item_index}]": (c.video, h) for c, h in zip(with_frames, hashes)},
                     _test_hashes(frames_dir), params.phash_distance)
     dups = R.near_duplicates([c.clip_key for c in with_frames], [c.video for c in with_frames], hashes,

@@ -195,22 +195,29 @@ def repeated_caption(cases: Sequence[ClipCase]) -> None:
                                           f"same caption as item {segs[0].item_index} on all {len(segs)} segments"))
 
 
-def phash_frames(frames: np.ndarray) -> np.ndarray:
-    """64-bit pHash of each frame of a (T, H, W, 3) uint8 array, packed as uint64 (T,)."""
-    out = np.empty(len(frames), np.uint64)
+def phash_frames(frames: np.ndarray, hash_size: int = 16) -> np.ndarray:
+    """pHash (hash_size**2 bits) of each frame of a (T, H, W, 3) uint8 array, packed as (T, bits/64) uint64.
+
+    16 (256 bits), not imagehash's default 8: on small, simple scenes the 64-bit hash is dominated by the
+    background, and clips of different videos of one scene came within 4 bits of each other.
+    """
+    words = max(hash_size * hash_size // 64, 1)
+    out = np.zeros((len(frames), words), np.uint64)
     for i, frame in enumerate(frames):
-        bits = imagehash.phash(Image.fromarray(np.ascontiguousarray(frame))).hash.ravel()
-        out[i] = np.packbits(bits).view(">u8")[0]
+        bits = imagehash.phash(Image.fromarray(np.ascontiguousarray(frame)), hash_size=hash_size).hash.ravel()
+        packed = np.packbits(bits)
+        packed = np.pad(packed, (0, words * 8 - len(packed)))
+        out[i] = packed.view(">u8")
     return out
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bit distance between packed uint64 hashes (broadcasting)."""
-    return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)
+    """Bit distance between packed hashes (last axis: uint64 words; other axes broadcast)."""
+    return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64).sum(axis=-1)
 
 
 def clip_distances(hashes: np.ndarray) -> np.ndarray:
-    """(N, T) clip hashes -> (N, N) mean Hamming distance over aligned frames."""
+    """(N, T, words) clip hashes -> (N, N) mean Hamming distance over aligned frames."""
     return hamming(hashes[:, None, :], hashes[None, :, :]).mean(axis=2)
 
 
@@ -245,7 +252,7 @@ def check_leakage(train_videos: Sequence[str], test_videos: Sequence[str],
         for test_video, th in (test_hashes or {}).items():
             if test_video == video or len(th) == 0 or len(h) == 0:
                 continue
-            d = hamming(h[:, None], th[None, :]).min(axis=1).mean()
+            d = hamming(h[:, None], th[None, :]).min(axis=1).mean()  # (T, words) vs (M, words)
             if d <= max_distance:
                 raise LeakageError(
                     f"train/test leakage: train clip {key} of {video} is a near-duplicate (mean pHash distance "
