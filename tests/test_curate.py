@@ -206,3 +206,8 @@ def test_real_excerpt_caption_rules():
     assert all(not fired[i] for i, it in enumerate(items) if not it.is_abnormal)
     flagged = sum(bool(f) for f in fired.values())
     assert flagged <= 6, {i: f for i, f in fired.items() if f}
+
+
+def test_all_non_english_caption_is_dropped_with_reason():
+    dropped = rules_of(case(caption="两个人在街上打架。"), "drop")
+    assert "non_english" in dropped  # (it is also too short in words to be a caption: weak_caption)
