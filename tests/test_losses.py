@@ -1,0 +1,341 @@
+"""Alert-CLIP losses: hand computations on tiny tensors, CLIP equivalence, masks, temperature, gradients, weights."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from alertclip.losses import (
+    LOGIT_SCALE_INIT,
+    LOGIT_SCALE_MAX,
+    AlertClipLoss,
+    GlobalInfoNCELoss,
+    HardNegativeLoss,
+    RegionInfoNCELoss,
+    hard_negative_loss,
+    region_infonce,
+    scale_from_log,
+    symmetric_infonce,
+)
+
+# Tiny unit vectors with an asymmetric similarity matrix S = V @ T.T = [[1.0, 0.0], [0.6, 0.8]]; its row-wise and
+# column-wise cross-entropies differ, so a one-directional loss cannot pass the hand computation.
+V = torch.tensor([[1.0, 0.0], [0.6, 0.8]], dtype=torch.float64)
+T = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+
+
+def _unit(*shape: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(*shape, generator=g, dtype=torch.float64), dim=-1)
+
+
+def _hand_infonce_vt(s: float) -> float:
+    """The symmetric loss for V, T at scale s, written out with math.exp / math.log."""
+    e = math.exp
+    row0 = -math.log(e(1.0 * s) / (e(1.0 * s) + e(0.0 * s)))  # v0 -> [t0, t1], target t0
+    row1 = -math.log(e(0.8 * s) / (e(0.6 * s) + e(0.8 * s)))  # v1 -> [t0, t1], target t1
+    col0 = -math.log(e(1.0 * s) / (e(1.0 * s) + e(0.6 * s)))  # t0 -> [v0, v1], target v0
+    col1 = -math.log(e(0.8 * s) / (e(0.0 * s) + e(0.8 * s)))  # t1 -> [v0, v1], target v1
+    return ((row0 + row1) / 2 + (col0 + col1) / 2) / 2
+
+
+# --- global InfoNCE ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("s", [1.0, 5.0, 14.285714])
+def test_symmetric_infonce_matches_hand_computation(s):
+    e = math.exp
+    rows = math.log(e(s) + 1) - s + math.log(e(0.6 * s) + e(0.8 * s)) - 0.8 * s
+    cols = math.log(e(s) + e(0.6 * s)) - s + math.log(1 + e(0.8 * s)) - 0.8 * s
+    assert abs(rows - cols) > 1e-3  # the example distinguishes the two directions
+    got = symmetric_infonce(V, T, s)
+    assert got.item() == pytest.approx(_hand_infonce_vt(s), rel=1e-12)
+
+
+def test_symmetric_infonce_matches_clip_textbook_and_openclip():
+    v, t = _unit(6, 8, seed=1), _unit(6, 8, seed=2)
+    s = 1 / 0.07
+    # CLIP paper pseudocode: logits = I_e @ T_e.T * exp(t); (CE over axis 0 + CE over axis 1) / 2, in numpy.
+    logits = v.numpy() @ t.numpy().T * s
+    labels = np.arange(6)
+
+    def ce(lg, axis):
+        lse = np.log(np.exp(lg - lg.max(axis=axis, keepdims=True)).sum(axis=axis, keepdims=True)) + lg.max(axis=axis, keepdims=True)
+        logp = lg - lse
+        return -np.mean(logp[labels, labels])
+
+    textbook = (ce(logits, axis=0) + ce(logits, axis=1)) / 2
+    got = symmetric_infonce(v, t, s).item()
+    assert got == pytest.approx(textbook, rel=1e-10)
+
+    from open_clip.loss import ClipLoss  # imported here: open_clip is slow to import
+
+    ref = ClipLoss()(v, t, torch.tensor(s, dtype=torch.float64))
+    assert got == pytest.approx(ref.item(), rel=1e-10)
+
+
+def test_symmetric_infonce_is_symmetric_in_v_and_t():
+    v, t = _unit(5, 4, seed=3), _unit(5, 4, seed=4)
+    one_way = F.cross_entropy(10 * v @ t.T, torch.arange(5))
+    other_way = F.cross_entropy(10 * t @ v.T, torch.arange(5))
+    assert abs(one_way.item() - other_way.item()) > 1e-3  # the example really distinguishes the two directions
+    assert symmetric_infonce(v, t, 10.0).item() == pytest.approx(symmetric_infonce(t, v, 10.0).item(), rel=1e-12)
+
+
+def test_perfect_alignment_with_large_scale_goes_to_zero():
+    e = torch.eye(4, dtype=torch.float64)
+    assert symmetric_infonce(e, e, 100.0).item() < 1e-40
+    assert symmetric_infonce(e, e, 100.0).item() == pytest.approx(math.log(1 + 3 * math.exp(-100)), rel=1e-9)
+    assert symmetric_infonce(e, e, 1.0).item() > 0.5  # small scale: still far from 0
+    assert region_infonce(e, e, 100.0).item() < 1e-40
+
+
+def test_single_pair_is_finite_zero():
+    v = _unit(1, 8, seed=5).requires_grad_()
+    loss = GlobalInfoNCELoss()(v, _unit(1, 8, seed=6))
+    assert torch.isfinite(loss) and loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(v.grad, torch.zeros_like(v))
+
+
+# --- temperature ----------------------------------------------------------------------------------------------
+
+
+def test_logit_scale_init_and_clamp_at_100():
+    m = GlobalInfoNCELoss()
+    assert isinstance(m.logit_scale, torch.nn.Parameter) and m.logit_scale.requires_grad
+    assert m.logit_scale.item() == pytest.approx(math.log(1 / 0.07)) == pytest.approx(LOGIT_SCALE_INIT)
+    assert m.scale().item() == pytest.approx(1 / 0.07, rel=1e-6)
+
+    big = GlobalInfoNCELoss(init_logit_scale=math.log(1000.0))
+    assert LOGIT_SCALE_MAX == 100.0
+    assert big.scale().item() == pytest.approx(100.0)
+    big = big.double()
+    v, t = _unit(6, 4, seed=30), _unit(6, 4, seed=31)
+    assert big(v, t).item() == pytest.approx(symmetric_infonce(v, t, 100.0).item(), rel=1e-12)
+    assert abs(big(v, t).item() - symmetric_infonce(v, t, 1000.0).item()) > 1e-3
+    assert scale_from_log(torch.tensor(math.log(50.0))).item() == pytest.approx(50.0, rel=1e-6)  # below the cap: plain exp
+    big(v, t).backward()
+    assert big.logit_scale.grad.item() == 0.0  # clamped: no push beyond the cap
+
+
+def test_gradients_flow_to_logit_scale_and_inputs():
+    for module, args in [
+        (GlobalInfoNCELoss(), (V.float(), T.float())),
+        (RegionInfoNCELoss(), (V.float(), T.float())),
+        (HardNegativeLoss(), (V.float(), T.float(), T.float().flip(0).unsqueeze(1))),
+    ]:
+        args = tuple(a.clone().requires_grad_() for a in args)
+        module(*args).backward()
+        assert module.logit_scale.grad is not None and module.logit_scale.grad.abs().item() > 1e-6, type(module).__name__
+        assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in args), type(module).__name__
+
+
+def test_logit_scale_override_uses_given_parameter():
+    m = GlobalInfoNCELoss()
+    external = torch.nn.Parameter(torch.tensor(math.log(3.0), dtype=torch.float64))
+    loss = m(V, T, logit_scale=external)
+    assert loss.item() == pytest.approx(_hand_infonce_vt(3.0), rel=1e-9)
+    loss.backward()
+    assert external.grad is not None and m.logit_scale.grad is None
+
+
+def test_learnable_false_freezes_scale():
+    m = GlobalInfoNCELoss(learnable=False)
+    assert not m.logit_scale.requires_grad
+
+
+# --- region InfoNCE ------------------------------------------------------------------------------------------
+
+
+def test_region_infonce_matches_hand_computation():
+    assert region_infonce(V, T, 5.0).item() == pytest.approx(_hand_infonce_vt(5.0), rel=1e-12)
+
+
+def test_empty_regions_give_connected_zero():
+    m = RegionInfoNCELoss()
+    v_r = torch.zeros(0, 8, requires_grad=True)
+    t_r = torch.zeros(0, 8, requires_grad=True)
+    loss = m(v_r, t_r)
+    assert loss.shape == () and loss.item() == 0.0
+    assert loss.grad_fn is not None
+    loss.backward()
+    assert m.logit_scale.grad is not None and m.logit_scale.grad.item() == 0.0
+    assert v_r.grad is not None and v_r.grad.shape == (0, 8)
+    assert t_r.grad is not None
+
+
+# --- hard negatives ------------------------------------------------------------------------------------------
+
+
+def test_hard_negative_matches_hand_computation():
+    v = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    t_pos = torch.tensor([[0.8, 0.6], [0.6, 0.8]], dtype=torch.float64)
+    t_neg = torch.tensor([[[0.6, 0.8], [0.0, 1.0]],    # s- = 0.6, 0.0 for clip 0 (s+ = 0.8)
+                          [[1.0, 0.0], [-0.6, 0.8]]],  # s- = 0.0, 0.8 for clip 1 (s+ = 0.8)
+                         dtype=torch.float64)
+    s = 10.0
+    e = math.exp
+    row0 = -math.log(e(8.0) / (e(8.0) + e(6.0) + e(0.0)))
+    row1 = -math.log(e(8.0) / (e(8.0) + e(0.0) + e(8.0)))
+    assert hard_negative_loss(v, t_pos, t_neg, s).item() == pytest.approx((row0 + row1) / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hard_negative_with_one_negative_is_binary_softmax_ce(seed):
+    v, tp, tn = _unit(4, 6, seed=seed), _unit(4, 6, seed=seed + 10), _unit(4, 1, 6, seed=seed + 20)
+    s = 7.0
+    sp = (v * tp).sum(-1).tolist()
+    sn = (v * tn[:, 0]).sum(-1).tolist()
+    # binary CE of the positive class under a 2-way softmax = -log sigmoid(s (s+ - s-)) = log(1 + e^{-s (s+ - s-)})
+    expected = sum(math.log(1 + math.exp(-s * (a - b))) for a, b in zip(sp, sn)) / 4
+    assert hard_negative_loss(v, tp, tn, s).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_hard_negative_is_stable_at_large_scale():
+    v = torch.tensor([[1.0, 0.0]])
+    t_pos = torch.tensor([[-1.0, 0.0]])  # s+ = -1
+    t_neg = torch.tensor([[[1.0, 0.0]]])  # s- = +1; e^{100} overflows float32 in a naive softmax
+    loss = hard_negative_loss(v, t_pos, t_neg, 100.0)
+    assert torch.isfinite(loss)
+    assert loss.item() == pytest.approx(200.0 + math.log(1 + math.exp(-200.0)), rel=1e-6)
+
+
+def test_masked_negatives_equal_absent_ones():
+    v, tp = _unit(3, 5, seed=7), _unit(3, 5, seed=8)
+    t_neg = _unit(3, 3, 5, seed=9)
+    valid = torch.tensor([[True, False, True], [True, True, True], [False, True, False]])
+    padded = t_neg.clone()
+    padded[~valid] = float("nan")  # whatever the padding holds, it must not matter
+    v1, tp1, padded = v.clone().requires_grad_(), tp.clone().requires_grad_(), padded.requires_grad_()
+    masked = hard_negative_loss(v1, tp1, padded, 4.0, valid)
+    masked.backward()
+
+    rows = []
+    v2, tp2 = v.clone().requires_grad_(), tp.clone().requires_grad_()
+    for b in range(3):
+        rows.append(hard_negative_loss(v2[b:b + 1], tp2[b:b + 1], t_neg[b][valid[b]].unsqueeze(0), 4.0))
+    absent = torch.stack(rows).mean()
+    absent.backward()
+
+    assert masked.item() == pytest.approx(absent.item(), rel=1e-12)
+    assert torch.allclose(v1.grad, v2.grad) and torch.allclose(tp1.grad, tp2.grad)
+    assert torch.isfinite(padded.grad).all() and (padded.grad[~valid] == 0).all()
+    # and the mask really changes the value versus using all three
+    assert abs(hard_negative_loss(v, tp, t_neg, 4.0).item() - masked.item()) > 1e-3
+
+
+def test_row_without_negatives_contributes_zero():
+    v, tp, t_neg = _unit(2, 4, seed=11), _unit(2, 4, seed=12), _unit(2, 2, 4, seed=13)
+    valid = torch.tensor([[False, False], [True, True]])
+    row1 = hard_negative_loss(v[1:], tp[1:], t_neg[1:], 3.0)
+    assert row1.item() > 0.01
+    assert hard_negative_loss(v, tp, t_neg, 3.0, valid).item() == pytest.approx(row1.item() / 2, rel=1e-12)
+    none_valid = hard_negative_loss(v, tp, t_neg, 3.0, torch.zeros(2, 2, dtype=torch.bool))
+    assert none_valid.item() == 0.0
+    assert hard_negative_loss(v, tp, t_neg[:, :0], 3.0).item() == 0.0  # K = 0
+
+
+# --- shape checks ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [symmetric_infonce, region_infonce])
+def test_pair_shape_mismatch_names_shapes(fn):
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(3, 5\)"):
+        fn(torch.zeros(3, 4), torch.zeros(3, 5), 1.0)
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(2, 4\)"):
+        fn(torch.zeros(3, 4), torch.zeros(2, 4), 1.0)
+    with pytest.raises(ValueError, match=r"2-D.*\(4,\)"):
+        fn(torch.zeros(4), torch.zeros(4), 1.0)
+
+
+def test_empty_global_batch_raises():
+    with pytest.raises(ValueError, match=r"\(0, 4\)"):
+        symmetric_infonce(torch.zeros(0, 4), torch.zeros(0, 4), 1.0)
+
+
+def test_hard_negative_shape_errors():
+    v, tp = torch.zeros(2, 4), torch.zeros(2, 4)
+    with pytest.raises(ValueError, match=r"\(2, 4\).*\(2, 3, 5\)"):
+        hard_negative_loss(v, tp, torch.zeros(2, 3, 5), 1.0)
+    with pytest.raises(ValueError, match=r"\(2, 4\).*\(3, 3, 4\)"):
+        hard_negative_loss(v, tp, torch.zeros(3, 3, 4), 1.0)
+    with pytest.raises(ValueError, match=r"\(2, 4\).*\(2, 5\)"):
+        hard_negative_loss(v, torch.zeros(2, 5), torch.zeros(2, 3, 4), 1.0)
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(2, 2\)"):
+        hard_negative_loss(v, tp, torch.zeros(2, 3, 4), 1.0, torch.ones(2, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="bool"):
+        hard_negative_loss(v, tp, torch.zeros(2, 3, 4), 1.0, torch.ones(2, 3))
+
+
+# --- combination ---------------------------------------------------------------------------------------------
+
+
+def _batch():
+    return dict(v=_unit(4, 6, seed=21), t=_unit(4, 6, seed=22), v_region=_unit(5, 6, seed=23),
+                t_region=_unit(5, 6, seed=24), t_neg=_unit(4, 3, 6, seed=25),
+                neg_valid=torch.tensor([[True, True, False], [True, True, True], [False, False, False], [True, False, True]]))
+
+
+def test_alertclip_loss_combines_with_weights():
+    b = _batch()
+    m = AlertClipLoss(lambda_region=0.5, lambda_hard=2.0).double()
+    out = m(**b)
+    s = m.scale().item()  # 1 / 0.07 up to the float32 rounding of the parameter's initial value
+    assert s == pytest.approx(1 / 0.07, rel=1e-6)
+    g = symmetric_infonce(b["v"], b["t"], s).item()
+    r = region_infonce(b["v_region"], b["t_region"], s).item()
+    h = hard_negative_loss(b["v"], b["t"], b["t_neg"], s, b["neg_valid"]).item()
+    assert min(g, r, h) > 1e-3
+    assert out["global"].item() == pytest.approx(g, rel=1e-9)
+    assert out["region"].item() == pytest.approx(r, rel=1e-9)
+    assert out["hard"].item() == pytest.approx(h, rel=1e-9)
+    assert out["loss"].item() == pytest.approx(g + 0.5 * r + 2.0 * h, rel=1e-9)
+    assert out["total"].item() == out["loss"].item()
+    assert out["scale"].item() == pytest.approx(s, rel=1e-9)
+    assert all(not out[k].requires_grad for k in ("total", "global", "region", "hard", "scale"))
+    assert out["loss"].requires_grad
+    out["loss"].backward()
+    assert m.logit_scale.grad is not None and m.logit_scale.grad.abs().item() > 0
+
+
+def test_stage1_lambdas_zero_accept_none_and_ignore_extra_terms():
+    b = _batch()
+    m = AlertClipLoss()
+    assert (m.lambda_region, m.lambda_hard) == (0.0, 0.0)
+    out = m(b["v"].float(), b["t"].float())
+    g = symmetric_infonce(b["v"], b["t"], 1 / 0.07).item()
+    assert out["loss"].item() == pytest.approx(g, rel=1e-5)
+    assert out["region"].item() == 0.0 and out["hard"].item() == 0.0
+
+    # given anyway: logged, but not part of the total
+    m64 = AlertClipLoss().double()
+    full = m64(**b)
+    assert full["loss"].item() == pytest.approx(symmetric_infonce(b["v"], b["t"], m64.scale()).item(), rel=1e-12)
+    assert full["region"].item() > 1e-3 and full["hard"].item() > 1e-3
+
+
+def test_missing_inputs_for_weighted_term_raise():
+    b = _batch()
+    with pytest.raises(ValueError, match="lambda_region"):
+        AlertClipLoss(lambda_region=1.0).double()(b["v"], b["t"])
+    with pytest.raises(ValueError, match="lambda_hard"):
+        AlertClipLoss(lambda_hard=1.0).double()(b["v"], b["t"])
+    with pytest.raises(ValueError, match="together"):
+        AlertClipLoss().double()(b["v"], b["t"], v_region=b["v_region"])
+    with pytest.raises(ValueError, match="lambda_hard"):
+        AlertClipLoss(lambda_hard=-1.0)
+
+
+def test_alertclip_empty_regions_still_backprop():
+    b = _batch()
+    m = AlertClipLoss(lambda_region=1.0, lambda_hard=1.0).double()
+    out = m(b["v"], b["t"], v_region=torch.zeros(0, 6, dtype=torch.float64), t_region=torch.zeros(0, 6, dtype=torch.float64),
+            t_neg=b["t_neg"], neg_valid=b["neg_valid"])
+    assert out["region"].item() == 0.0
+    out["loss"].backward()
+    assert torch.isfinite(m.logit_scale.grad)
