@@ -22,7 +22,7 @@ from alertclip import dag
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ALL_STAGES = {"synthesize", "download", "frames", "curate", "hardneg"}
+ALL_STAGES = {"synthesize", "download", "frames", "curate", "hardneg", "backbone"}
 AFTER_FRAMES = {"frames", "curate", "hardneg"}
 
 
@@ -87,7 +87,9 @@ def _copy_repo(dest: Path) -> Path:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dest / rel)
     params = dest / "params.yaml"
-    params.write_text(params.read_text().replace("size: default", "size: smoke", 1))
+    # The smoke world: tiny, and a backbone batch that fits its ~50 pre-training stills.
+    params.write_text(params.read_text().replace("size: default", "size: smoke", 1)
+                      .replace("  batch_size: 64", "  batch_size: 16", 1))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)

@@ -137,6 +137,20 @@ class HardnegParams(_Strict):
     llm: LLMParams = LLMParams()
 
 
+class BackboneParams(_Strict):
+    arch: str = "alertclip-tiny"
+    pretrained: str | None = Field(None, description="open_clip tag for real weights; None = pre-train on the synthetic world")
+    epochs: int = Field(6, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(20, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    grad_clip: float = Field(1.0, ge=0, description="max grad norm; 0 = off")
+    seed: int = 0
+    checkpoint_every: int = Field(50, ge=0, description="steps between resume checkpoints; 0 = end/SIGTERM only")
+    max_eval: int = Field(2000, ge=1, description="held-out images used for R@k")
+
+
 class Params(_Strict):
     data: DataParams
     synthesize: SynthesizeParams
@@ -144,6 +158,7 @@ class Params(_Strict):
     frames: FramesParams = FramesParams()
     curate: CurateParams = CurateParams()
     hardneg: HardnegParams = HardnegParams()
+    backbone: BackboneParams = BackboneParams()
 
 
 def _dotted(loc: tuple) -> str:
