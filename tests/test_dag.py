@@ -22,8 +22,8 @@ from alertclip import dag
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ALL_STAGES = {"synthesize", "download", "frames", "curate", "hardneg", "backbone"}
-AFTER_FRAMES = {"frames", "curate", "hardneg"}
+ALL_STAGES = {"synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "stage2"}
+AFTER_FRAMES = {"frames", "curate", "hardneg", "stage1", "stage2"}
 
 
 def _env(root: Path) -> dict:
@@ -89,7 +89,8 @@ def _copy_repo(dest: Path) -> Path:
     params = dest / "params.yaml"
     # The smoke world: tiny, and a backbone batch that fits its ~50 pre-training stills.
     params.write_text(params.read_text().replace("size: default", "size: smoke", 1)
-                      .replace("  batch_size: 64", "  batch_size: 16", 1))
+                      .replace("  batch_size: 16", "  batch_size: 4")  # stage1/stage2: a handful of clips
+                      .replace("  batch_size: 64", "  batch_size: 16", 1))  # backbone: ~50 stills
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
@@ -129,7 +130,8 @@ def test_param_edit_same_stale_set(pipeline):
 @pytest.mark.parametrize("module,expected", [
     ("src/alertclip/data/media.py", AFTER_FRAMES),
     ("src/alertclip/synth/render.py", ALL_STAGES),
-    ("src/alertclip/hardneg/inverter.py", {"hardneg"}),
+    ("src/alertclip/hardneg/inverter.py", {"hardneg", "stage1", "stage2"}),
+    ("src/alertclip/stages/stage2.py", {"stage2"}),
 ])
 def test_code_edit_same_stale_set(pipeline, module, expected):
     path = pipeline / module

@@ -151,6 +151,37 @@ class BackboneParams(_Strict):
     max_eval: int = Field(2000, ge=1, description="held-out images used for R@k")
 
 
+class _TuneParams(_Strict):
+    arch: str = "alertclip-tiny"
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(16, ge=2)
+    lr: float = Field(1e-4, gt=0)
+    warmup_steps: int = Field(5, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    grad_clip: float = Field(1.0, ge=0, description="max grad norm; 0 = off")
+    seed: int = 0
+    checkpoint_every: int = Field(50, ge=0, description="steps between resume checkpoints; 0 = end/SIGTERM only")
+    k_negatives: int = Field(3, ge=0, description="negatives per clip (padded + masked when fewer)")
+    temporal_layers: int = Field(2, ge=1)
+    temporal_heads: int = Field(4, ge=1)
+    train_visual: Literal["all", "frozen", "last_n"] = "all"
+    train_text: Literal["all", "frozen", "last_n"] = "all"
+    last_n: int = Field(1, ge=0)
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="validation videos carved from TRAINING videos")
+
+
+class Stage1Params(_TuneParams):
+    """Global loss only, from the base backbone."""
+
+
+class Stage2Params(_TuneParams):
+    epochs: int = Field(1, ge=1)
+    lambda_region: float = Field(1.0, ge=0)
+    lambda_hard: float = Field(1.0, ge=0)
+    negatives: Literal["hard", "standard"] = "hard"
+    init: Literal["stage1", "base"] = Field("stage1", description="base = the 'joint' ablation")
+
+
 class Params(_Strict):
     data: DataParams
     synthesize: SynthesizeParams
@@ -159,6 +190,8 @@ class Params(_Strict):
     curate: CurateParams = CurateParams()
     hardneg: HardnegParams = HardnegParams()
     backbone: BackboneParams = BackboneParams()
+    stage1: Stage1Params = Stage1Params()
+    stage2: Stage2Params = Stage2Params()
 
 
 def _dotted(loc: tuple) -> str:

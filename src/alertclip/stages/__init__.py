@@ -8,7 +8,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Callable
 
-NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone")
+NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "stage2")
 
 
 def entry_point(name: str) -> Callable:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..backbone import BackboneConfig, config_digest, fetch_pretrained, load_pretrain_set, pretrain, save_backbone
 from ..io import write_json
-from ..train import write_curve
+from ..train import pin_threads, write_curve
 from .paths import RESULTS, SYNTH_DIR
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ CACHE_DIR = Path("data/.cache/backbone")
 
 
 def run(p: Any, progress: bool = True) -> None:
+    pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
     cfg = BackboneConfig.from_params(getattr(p, "backbone", None))
     out = RESULTS / "backbone"
     if cfg.pretrained:

@@ -8,12 +8,14 @@ from .loop import (
     PermutationBatches,
     TrainResult,
     load_checkpoint,
+    pin_threads,
     train,
     write_curve,
 )
 from .schedule import ScheduleKind, lr_multiplier, warmup_schedule
 
 __all__ = [
+    "pin_threads",
     "CHECKPOINT_NAME",
     "BatchSource",
     "LoopConfig",

@@ -27,6 +27,7 @@ import contextlib
 import csv
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -316,3 +317,14 @@ def write_curve(path: str | Path, history: Sequence[dict]) -> None:
         writer.writeheader()
         for row in history:
             writer.writerow(row)
+
+
+def pin_threads(n: int = 0) -> int:
+    """Fix torch's CPU thread count (``n``, or every core when 0) and return it.
+
+    Float reductions differ with the thread count, and Snakemake exports OMP_NUM_THREADS=<rule threads> while
+    ``dvc repro`` exports nothing: without pinning, the same stage gives different bytes under the two engines.
+    """
+    n = n or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n

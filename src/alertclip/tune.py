@@ -1,0 +1,524 @@
+"""Alert-CLIP tuning: stage 1 (global video-text InfoNCE) and stage 2 (joint global + region + hard-negative loss).
+
+Data (:func:`load_clip_set`): the curated training clips (``data/curated/clips.parquet``, rows with ``split ==
+"train"`` only; clips whose ``category`` is listed in ``novel_classes.txt`` are dropped, they are held out for the
+open-vocabulary evaluation). Per clip:
+
+* frames: the clip's T frames from ``data/frames/clips-NNN.npy`` at ``(shard, row)``, through the model's val
+  preprocessing (:func:`alertclip.backbone.images_to_tensor`); a clip with fewer listed frames than the array's T is
+  padded and ``mask`` (B, T) marks its real frames;
+* text (video-level InfoNCE): ``global_caption``; when it is missing/empty the ``region_caption`` stands in;
+* region (region InfoNCE): ``region_caption`` + ``boxes`` (T x 4 normalised xyxy, NaN = not shown). A clip with no
+  region caption or no shown box on a real frame contributes no region (its boxes are all NaN);
+* negatives: K negatives of the REGION caption, from ``hardneg.parquet`` (``negatives="hard"``) or
+  ``standard_negatives.parquet`` (``"standard"``), ordered by ``rank``; fewer than K are padded and ``neg_valid``
+  marks the real ones (a row with none contributes 0 to the hard-negative loss).
+
+Hard-negative anchor (a choice): the negatives invert the region caption, so the positive is the region caption and
+the anchor is the clip's REGION embedding ``v_r`` when the clip has a region, else its video embedding ``v`` (the
+region caption also describes the clip as a whole). Positive = the region caption (or the clip's text when it has
+none). This is :func:`alertclip.losses.hard_negative_loss` on those anchors; global and region terms are
+:func:`~alertclip.losses.symmetric_infonce` / :func:`~alertclip.losses.region_infonce`, all with the CLIP model's
+own ``logit_scale`` (trained, clamped to 100 like OpenCLIP), so the saved checkpoint carries the temperature.
+
+Validation: a fraction of the TRAINING videos, chosen by a seeded hash of the video name (:func:`val_videos`), never
+test videos. After every epoch the validation losses are computed (fixed chunks of ``batch_size`` clips, in order,
+eval mode, no grad); the weights with the lowest validation total are kept (with ``val_fraction = 0`` the last).
+
+Stage 1 = ``lambda_region = lambda_hard = 0`` from the base backbone (region / hard terms are still measured on the
+validation split for reporting); stage 2 = the joint loss from the stage-1 weights (``init="stage1"``: towers and
+temporal module) or from the base backbone with a fresh temporal module (``init="base"``, the "joint" ablation).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .backbone import CHECKPOINT_FILE, CONFIG_FILE, images_to_tensor
+from .io import atomic_path, sha256_file, write_json
+from .losses import hard_negative_loss, region_infonce, scale_from_log, symmetric_infonce
+from .model import AlertClipModel, TemporalTransformer
+from .train import LoopConfig, PermutationBatches, TrainResult, train
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "TEMPORAL_CONFIG_FILE",
+    "TEMPORAL_FILE",
+    "ClipSet",
+    "TuneConfig",
+    "TunePaths",
+    "build_model",
+    "config_digest",
+    "load_clip_set",
+    "load_tuned",
+    "make_batch",
+    "read_novel_classes",
+    "run_stage",
+    "save_tuned",
+    "tune",
+    "val_videos",
+]
+
+TEMPORAL_FILE = "temporal.pt"
+TEMPORAL_CONFIG_FILE = "temporal.json"
+VAL_STATE = "val.pt"  # best-val weights + per-epoch val losses, next to the loop checkpoint (resume)
+Stage = Literal["stage1", "stage2"]
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """The ``stage1`` / ``stage2`` params groups (mirrors the proposed ``params.Stage1Params`` / ``Stage2Params``)."""
+
+    arch: str = "alertclip-tiny"
+    epochs: int = 4
+    batch_size: int = 16
+    lr: float = 1e-4
+    warmup_steps: int = 10
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 50
+    lambda_region: float = 1.0  # stage 1 ignores both lambdas (global loss only)
+    lambda_hard: float = 1.0
+    negatives: str = "hard"  # "hard" | "standard"
+    k_negatives: int = 3  # K per clip (padded + masked when a clip has fewer)
+    init: str = "stage1"  # stage 2 only: "stage1" | "base" (the "joint" ablation)
+    temporal_layers: int = 2
+    temporal_heads: int = 4
+    train_visual: str = "all"  # "all" | "frozen" | "last_n"
+    train_text: str = "all"
+    last_n: int = 1
+    val_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.negatives in ("hard", "standard"), f"negatives must be hard|standard, got {self.negatives!r}"),
+            (self.init in ("stage1", "base"), f"init must be stage1|base, got {self.init!r}"),
+            (self.train_visual in ("all", "frozen", "last_n"), f"train_visual must be all|frozen|last_n, got {self.train_visual!r}"),
+            (self.train_text in ("all", "frozen", "last_n"), f"train_text must be all|frozen|last_n, got {self.train_text!r}"),
+            (0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
+            (self.epochs >= 1 and self.batch_size >= 2, "epochs must be >= 1 and batch_size >= 2"),
+            (self.lambda_region >= 0 and self.lambda_hard >= 0, "lambdas must be >= 0"),
+            (self.k_negatives >= 0 and self.last_n >= 0, "k_negatives and last_n must be >= 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"tune: {msg}")
+
+    @classmethod
+    def from_params(cls, obj: Any) -> "TuneConfig":
+        """From ``None`` (defaults), a mapping, a pydantic model (``p.stage1``) or a dataclass; unknown keys raise."""
+        if obj is None:
+            return cls()
+        if isinstance(obj, cls):
+            return obj
+        if hasattr(obj, "model_dump"):
+            data = obj.model_dump()
+        elif dataclasses.is_dataclass(obj):
+            data = dataclasses.asdict(obj)
+        else:
+            data = dict(obj)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"tune: unknown key(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def for_stage(self, stage: Stage) -> "TuneConfig":
+        """Stage 1 trains the global loss only: both lambdas are forced to 0."""
+        if stage not in ("stage1", "stage2"):
+            raise ValueError(f"stage must be stage1|stage2, got {stage!r}")
+        return dataclasses.replace(self, lambda_region=0.0, lambda_hard=0.0) if stage == "stage1" else self
+
+    def loop_config(self, checkpoint_dir: Path | None, desc: str, progress: bool = False) -> LoopConfig:
+        return LoopConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup_steps=self.warmup_steps,
+                          grad_clip=self.grad_clip or None, seed=self.seed, checkpoint_dir=checkpoint_dir,
+                          checkpoint_every=self.checkpoint_every, progress=progress, desc=desc)
+
+
+@dataclass(frozen=True)
+class TunePaths:
+    """Inputs (repository layout by default, relative to the working directory)."""
+
+    clips: Path = Path("data/curated/clips.parquet")
+    frames_dir: Path = Path("data/frames")
+    hardneg: Path = Path("data/curated/hardneg.parquet")
+    standard_negatives: Path = Path("data/curated/standard_negatives.parquet")
+    backbone: Path = Path("data/models/backbone") / CHECKPOINT_FILE
+    stage1_dir: Path = Path("data/models/stage1")
+    novel_classes: Path = Path("data/synth/published/annotations/novel_classes.txt")
+
+    def inputs(self, cfg: TuneConfig, stage: Stage) -> list[Path]:
+        """The files a run depends on (for the resume-directory hash)."""
+        files = [self.clips, self.negatives(cfg), *sorted(Path(self.frames_dir).glob("clips-*.npy"))]
+        files.append(Path(self.stage1_dir) / CHECKPOINT_FILE if stage == "stage2" and cfg.init == "stage1" else self.backbone)
+        if stage == "stage2" and cfg.init == "stage1":
+            files.append(Path(self.stage1_dir) / TEMPORAL_FILE)
+        if Path(self.novel_classes).exists():
+            files.append(self.novel_classes)
+        return files
+
+    def negatives(self, cfg: TuneConfig) -> Path:
+        return self.hardneg if cfg.negatives == "hard" else self.standard_negatives
+
+
+def read_novel_classes(path: str | Path) -> set[str]:
+    """Category names held out of training (one per line, ``#`` comments); compared case-insensitively."""
+    path = Path(path)
+    if not path.exists():
+        log.warning("no novel-class list at %s: no category is held out", path)
+        return set()
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return {line.casefold() for line in lines if line}
+
+
+def val_videos(videos: list[str], fraction: float, seed: int) -> set[str]:
+    """The validation videos: ``sha256(f"{seed}:{video}")`` mapped to [0, 1) below ``fraction`` (deterministic,
+    independent of order and of the other videos). Callers pass TRAINING videos only."""
+    out = set()
+    for v in set(videos):
+        u = int(hashlib.sha256(f"{seed}:{v}".encode()).hexdigest()[:12], 16) / float(1 << 48)
+        if u < fraction:
+            out.add(v)
+    return out
+
+
+@dataclass
+class ClipSet:
+    """Training clips in memory (see the module docstring); ``K`` = ``neg_index.shape[1]``."""
+
+    keys: list[str]
+    videos: list[str]
+    frames: np.ndarray  # (N, T, H, W, 3) uint8
+    mask: np.ndarray  # (N, T) bool, True = real frame
+    boxes: np.ndarray  # (N, T, 4) float32, NaN = no box (all NaN: no region)
+    texts: list[str]  # distinct texts; the index arrays point into it
+    text_index: np.ndarray  # (N,) global caption (or the region caption when missing)
+    region_index: np.ndarray  # (N,) region caption (or the clip's text when missing; then the clip has no region)
+    neg_index: np.ndarray  # (N, K) negatives of the region caption; -1 = padding
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def subset(self, idx: np.ndarray) -> "ClipSet":
+        idx = np.asarray(idx, dtype=np.int64)
+        return ClipSet([self.keys[i] for i in idx], [self.videos[i] for i in idx], self.frames[idx], self.mask[idx],
+                       self.boxes[idx], self.texts, self.text_index[idx], self.region_index[idx], self.neg_index[idx])
+
+
+def _str(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def load_clip_set(paths: TunePaths, negatives: str = "hard", k: int = 3) -> ClipSet:
+    """Read the curated training clips, their frames and their K negatives (``negatives``: hard|standard)."""
+    import polars as pl
+
+    from .data.frames import open_frames
+
+    table = pl.read_parquet(paths.clips).filter(pl.col("split") == "train").sort("clip_key")
+    novel = read_novel_classes(paths.novel_classes)
+    if novel:
+        table = table.filter(~pl.col("category").fill_null("").str.to_lowercase().is_in(sorted(novel)))
+    if table.height == 0:
+        raise ValueError(f"{paths.clips}: no training clips (after removing novel classes {sorted(novel)})")
+    shards = open_frames(Path(paths.frames_dir), "clips")
+    if not shards:
+        raise FileNotFoundError(f"no clips-*.npy frame shards in {paths.frames_dir}")
+    T = shards[0].shape[1]
+    neg_path = paths.hardneg if negatives == "hard" else paths.standard_negatives
+    neg_table = pl.read_parquet(neg_path).sort(["clip_key", "rank"])
+    neg_of: dict[str, list[str]] = {}
+    for key, text in zip(neg_table["clip_key"].to_list(), neg_table["negative"].to_list()):
+        if _str(text):
+            neg_of.setdefault(key, []).append(_str(text))
+
+    texts: dict[str, int] = {}
+
+    def code(s: str) -> int:
+        return texts.setdefault(s, len(texts))
+
+    N = table.height
+    frames = np.zeros((N, T, *shards[0].shape[2:]), dtype=np.uint8)
+    mask = np.zeros((N, T), dtype=bool)
+    boxes = np.full((N, T, 4), np.nan, dtype=np.float32)
+    text_index, region_index = np.zeros(N, np.int64), np.zeros(N, np.int64)
+    neg_index = np.full((N, k), -1, np.int64)
+    rows = table.select("clip_key", "global_caption", "region_caption", "frames", "boxes", "shard", "row").iter_rows()
+    for i, (key, gcap, rcap, fr, bx, shard, row) in enumerate(rows):
+        gcap, rcap = _str(gcap), _str(rcap)
+        if gcap is None and rcap is None:
+            raise ValueError(f"clip {key}: neither a global nor a region caption")
+        n = min(len(fr) if fr is not None else T, T)
+        frames[i, :n] = shards[shard][row][:n]
+        mask[i, :n] = True
+        if rcap is not None and bx is not None and len(bx):
+            b = np.asarray([list(x) if x is not None else [np.nan] * 4 for x in bx[:n]], dtype=np.float32).reshape(-1, 4)
+            boxes[i, :len(b)] = b
+        text_index[i] = code(gcap or rcap)
+        region_index[i] = code(rcap or gcap)
+        for j, neg in enumerate(neg_of.get(key, [])[:k]):
+            neg_index[i, j] = code(neg)
+    return ClipSet(table["clip_key"].to_list(), table["video"].to_list(), frames, mask, boxes, list(texts),
+                   text_index, region_index, neg_index)
+
+
+def make_batch(data: ClipSet, idx: np.ndarray, model: AlertClipModel, tokens: Tensor) -> dict[str, Tensor]:
+    """Clips ``idx`` -> tensors: frames (B, T, 3, H, W), mask, boxes, text / region / negative tokens, neg_valid."""
+    idx = np.asarray(idx, dtype=np.int64)
+    B, T = len(idx), data.frames.shape[1]
+    x = images_to_tensor(data.frames[idx].reshape(B * T, *data.frames.shape[2:]), model.clip)
+    neg = torch.as_tensor(data.neg_index[idx])
+    valid = neg >= 0
+    region = torch.as_tensor(data.region_index[idx])
+    neg = torch.where(valid, neg, region[:, None])  # padding: any real text, masked out by neg_valid
+    return {"frames": x.view(B, T, *x.shape[1:]), "mask": torch.as_tensor(data.mask[idx]),
+            "boxes": torch.as_tensor(data.boxes[idx]), "text": tokens[torch.as_tensor(data.text_index[idx])],
+            "region_text": tokens[region], "neg_text": tokens[neg.reshape(-1)], "neg_valid": valid}
+
+
+def batch_losses(model: AlertClipModel, batch: dict[str, Tensor], lambda_region: float, lambda_hard: float,
+                 parts: bool = False) -> dict[str, Tensor]:
+    """The stage's loss dict (``loss`` + detached ``global``/``region``/``hard``/``scale``/``n_regions``).
+
+    With both lambdas 0 and ``parts=False`` (stage-1 training) only the video embedding and clip texts are computed.
+    """
+    device = next(model.parameters()).device
+    b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    B, K = b["neg_valid"].shape
+    scale = scale_from_log(model.clip.logit_scale)
+    full = parts or lambda_region > 0 or lambda_hard > 0
+    if not full:
+        v = model.encode_video(b["frames"], b["mask"]).float()
+        t = model.encode_text(b["text"]).float()
+        loss = symmetric_infonce(v, t, scale)
+        zero = loss.detach().new_zeros(())
+        return {"loss": loss, "global": loss.detach(), "region": zero, "hard": zero, "scale": scale.detach()}
+    v, v_r, index = model.encode_video_and_regions(b["frames"], b["boxes"], b["mask"])
+    v, v_r = v.float(), v_r.float()
+    txt = model.encode_text(torch.cat([b["text"], b["region_text"], b["neg_text"]])).float()
+    t, t_reg, t_neg = txt[:B], txt[B:2 * B], txt[2 * B:].view(B, K, -1)
+    l_global = symmetric_infonce(v, t, scale)
+    l_region = region_infonce(v_r, t_reg[index], scale)
+    anchor = v.index_copy(0, index, v_r) if index.numel() else v  # region embedding where the clip has a region
+    l_hard = hard_negative_loss(anchor, t_reg, t_neg, scale, b["neg_valid"]) if K else l_global.new_zeros(())
+    total = l_global
+    if lambda_region > 0:
+        total = total + lambda_region * l_region
+    if lambda_hard > 0:
+        total = total + lambda_hard * l_hard
+    return {"loss": total, "global": l_global.detach(), "region": l_region.detach(), "hard": l_hard.detach(),
+            "scale": scale.detach(), "n_regions": torch.tensor(float(index.numel()))}
+
+
+@torch.no_grad()
+def evaluate(model: AlertClipModel, data: ClipSet, tokens: Tensor, batch_size: int, lambda_region: float,
+             lambda_hard: float) -> dict[str, float] | None:
+    """Mean validation losses over fixed, ordered chunks of about ``batch_size`` clips (weighted by chunk size)."""
+    if len(data) < 2:
+        return None
+    was = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    chunks = np.array_split(np.arange(len(data)), max(1, len(data) // batch_size))
+    for idx in chunks:
+        out = batch_losses(model, make_batch(data, idx, model, tokens), lambda_region, lambda_hard, parts=True)
+        for key in ("loss", "global", "region", "hard"):
+            sums[key] = sums.get(key, 0.0) + float(out[key]) * len(idx)
+    model.train(was)
+    return {("total" if k == "loss" else k): v / len(data) for k, v in sums.items()}
+
+
+def build_model(cfg: TuneConfig, checkpoint: str | Path | None, temporal_state: str | Path | None = None):
+    """``(AlertClipModel, tokenizer)``: OpenCLIP ``cfg.arch`` from ``checkpoint`` + a seeded temporal module
+    (loaded from ``temporal_state`` when given)."""
+    from . import factory
+
+    torch.manual_seed(cfg.seed)
+    clip, _, _, tokenizer = factory.create(cfg.arch, pretrained=checkpoint)
+    dim = int(clip.text_projection.shape[1]) if isinstance(clip.text_projection, torch.nn.Parameter) else clip.embed_dim
+    temporal = TemporalTransformer(dim, layers=cfg.temporal_layers, heads=cfg.temporal_heads)
+    if temporal_state is not None:
+        temporal.load_state_dict(torch.load(temporal_state, map_location="cpu", weights_only=True))
+    return AlertClipModel(clip, temporal), tokenizer
+
+
+def save_tuned(model: AlertClipModel, arch: str, out_dir: str | Path) -> Path:
+    """``open_clip_model.pt`` (towers only, plain OpenCLIP), ``config.json`` (open_clip model config),
+    ``temporal.pt`` (temporal state_dict) and ``temporal.json`` (its constructor arguments)."""
+    import open_clip
+
+    from . import factory
+
+    out_dir = Path(out_dir)
+    ckpt = factory.save_checkpoint(model, out_dir / CHECKPOINT_FILE, arch=arch)
+    write_json(out_dir / CONFIG_FILE, open_clip.get_model_config(arch))
+    tm = model.temporal
+    # Save through a file handle: given a path, torch.save names the archive's inner folder after the (random)
+    # temporary file name, and the bytes would differ on every run.
+    with atomic_path(out_dir / TEMPORAL_FILE) as tmp, open(tmp, "wb") as fh:
+        torch.save({k: v.detach().cpu().clone() for k, v in tm.state_dict().items()}, fh)
+    write_json(out_dir / TEMPORAL_CONFIG_FILE, {"dim": tm.dim, "layers": len(tm.encoder.layers),
+                                                "heads": tm.encoder.layers[0].self_attn.num_heads, "max_t": tm.max_t})
+    return ckpt
+
+
+def load_tuned(model_dir: str | Path, arch: str = "alertclip-tiny") -> tuple[AlertClipModel, Any]:
+    """Rebuild a model written by :func:`save_tuned`: ``(AlertClipModel, tokenizer)`` in eval mode."""
+    from . import factory
+
+    model_dir = Path(model_dir)
+    tc = json.loads((model_dir / TEMPORAL_CONFIG_FILE).read_text(encoding="utf-8"))
+    clip, _, _, tokenizer = factory.create(arch, pretrained=model_dir / CHECKPOINT_FILE)
+    temporal = TemporalTransformer(tc["dim"], layers=tc["layers"], heads=tc["heads"], max_t=tc["max_t"])
+    temporal.load_state_dict(torch.load(model_dir / TEMPORAL_FILE, map_location="cpu", weights_only=True))
+    return AlertClipModel(clip, temporal).eval(), tokenizer
+
+
+def config_digest(cfg: TuneConfig, stage: Stage, files: list[Path]) -> str:
+    """Short hash of the stage, the config and the input files: names the resume-checkpoint directory of one run."""
+    h = hashlib.sha256(json.dumps({"stage": stage, **dataclasses.asdict(cfg)}, sort_keys=True).encode())
+    for f in files:
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()[:16]
+
+
+class _ValidatedBatches:
+    """Wraps :class:`PermutationBatches`: after an epoch's last update it computes the validation losses and keeps the
+    best weights (the loop asks the generator for the next batch only after applying the previous update).
+    State goes to ``state_path`` (if set) after each epoch so a resumed run keeps its best-val weights."""
+
+    def __init__(self, inner: PermutationBatches, validate, model, state_path: Path | None):
+        self.inner, self.validate, self.model, self.state_path = inner, validate, model, state_path
+        self.steps_per_epoch, self.batch_size = inner.steps_per_epoch, inner.batch_size
+        self.records: dict[int, dict] = {}
+        self.best: tuple[int, float, dict] | None = None  # (epoch, val total, state_dict copy)
+        if state_path is not None and state_path.exists():
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+            self.records = {int(k): v for k, v in state["records"].items()}
+            if state.get("best_state") is not None:
+                self.best = (int(state["best_epoch"]), float(state["best_total"]), state["best_state"])
+
+    def run_val(self, epoch: int) -> None:
+        if epoch in self.records:
+            return
+        val = self.validate()
+        self.records[epoch] = val or {}
+        if val is not None and (self.best is None or val["total"] < self.best[1]):
+            self.best = (epoch, val["total"], copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()}))
+        log.info("epoch %d validation: %s", epoch, val)
+        if self.state_path is not None:
+            best = self.best
+            with atomic_path(self.state_path) as tmp:
+                torch.save({"records": self.records, "best_epoch": best[0] if best else -1,
+                            "best_total": best[1] if best else float("nan"), "best_state": best[2] if best else None}, tmp)
+
+    def epoch(self, epoch: int, start: int = 0):
+        if start == 0 and epoch > 0:
+            self.run_val(epoch - 1)  # a run stopped right after an epoch's last update validates on resume
+        yield from self.inner.epoch(epoch, start)
+        self.run_val(epoch)
+
+
+def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoint_dir: Path | None = None,
+         progress: bool = False) -> tuple[AlertClipModel, TrainResult, dict]:
+    """Train one stage; returns ``(model with the best-val weights, loop result, metrics)`` (metrics carry timings
+    ``wall_s`` / ``samples_per_s`` / ``resumed_from_step`` from the loop: callers log them, not store them).
+
+    ``result.interrupted``: SIGTERM arrived; the loop checkpoint (and ``val.pt``) are in ``checkpoint_dir``.
+    """
+    cfg = cfg.for_stage(stage)
+    if stage == "stage2" and cfg.init == "stage1":
+        model, tokenizer = build_model(cfg, Path(paths.stage1_dir) / CHECKPOINT_FILE, Path(paths.stage1_dir) / TEMPORAL_FILE)
+    else:
+        model, tokenizer = build_model(cfg, paths.backbone)
+    model.set_trainable("visual", cfg.train_visual, cfg.last_n)
+    model.set_trainable("text", cfg.train_text, cfg.last_n)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+
+    data = load_clip_set(paths, cfg.negatives, cfg.k_negatives)
+    held = val_videos(data.videos, cfg.val_fraction, cfg.seed)
+    is_val = np.array([v in held for v in data.videos], dtype=bool)
+    train_set, val_set = data.subset(np.flatnonzero(~is_val)), data.subset(np.flatnonzero(is_val))
+    if len(train_set) < cfg.batch_size:
+        raise ValueError(f"{len(train_set)} training clips (after the validation split) < batch_size {cfg.batch_size}")
+    tokens = tokenizer(data.texts)
+    log.info("%s: %d train clips, %d val clips (%d videos), %d regions, %d texts", stage, len(train_set), len(val_set),
+             len(held), int((~np.isnan(train_set.boxes).any(-1) & train_set.mask).any(1).sum()), len(data.texts))
+
+    def fetch(idx: Tensor) -> dict[str, Tensor]:
+        return make_batch(train_set, idx.numpy(), model, tokens)
+
+    def loss_fn(batch: dict[str, Tensor]) -> dict:
+        return batch_losses(model, batch, cfg.lambda_region, cfg.lambda_hard)
+
+    def validate() -> dict | None:
+        return evaluate(model, val_set, tokens, cfg.batch_size, cfg.lambda_region, cfg.lambda_hard)
+
+    inner = PermutationBatches(len(train_set), cfg.batch_size, cfg.seed, fetch)
+    batches = _ValidatedBatches(inner, validate, model, Path(checkpoint_dir) / VAL_STATE if checkpoint_dir else None)
+    params = [p for p in model.parameters() if p.requires_grad]
+    result = train(model, params, loss_fn, batches, cfg.loop_config(checkpoint_dir, stage, progress))
+    metrics = dict(result.final)
+    if not result.interrupted:
+        batches.run_val(cfg.epochs - 1)  # the loop does not ask for a batch after the very last update when stopped
+        last = [r for r in result.history if r["epoch"] == cfg.epochs - 1]
+        metrics["train_last_epoch"] = {k: float(np.mean([r[k] for r in last])) for k in ("loss", "global", "region", "hard")}
+        metrics["val"] = [{"epoch": e, **batches.records[e]} for e in sorted(batches.records)]
+        if batches.best is not None:
+            model.load_state_dict(batches.best[2])
+            metrics.update(best_epoch=batches.best[0], best_val_total=batches.best[1])
+        else:
+            metrics.update(best_epoch=cfg.epochs - 1, best_val_total=None)
+        metrics.update(stage=stage, n_train_clips=len(train_set), n_val_clips=len(val_set), n_val_videos=len(held),
+                       lambda_region=cfg.lambda_region, lambda_hard=cfg.lambda_hard, negatives=cfg.negatives,
+                       init=cfg.init if stage == "stage2" else "base")
+    model.eval()
+    return model, result, metrics
+
+
+def run_stage(stage: Stage, params: Any, progress: bool = True, paths: TunePaths = TunePaths(),
+              models_dir: Path = Path("data/models"), results_dir: Path = Path("results"),
+              cache_dir: Path = Path("data/.cache")) -> dict:
+    """The ``stage1`` / ``stage2`` pipeline stage (``params``: ``p.stage1`` / ``p.stage2`` or None for defaults).
+
+    Writes ``<models_dir>/<stage>/`` (:func:`save_tuned`), ``<results_dir>/<stage>/metrics.json`` (no timings) and
+    ``curve.csv``; resume checkpoints in ``<cache_dir>/<stage>/<config hash>/`` (removed on success). Interrupted:
+    ``SystemExit(143)``. Returns the metrics written.
+    """
+    import shutil
+
+    from .train import write_curve
+
+    cfg = TuneConfig.from_params(params)
+    ckpt_dir = Path(cache_dir) / stage / config_digest(cfg.for_stage(stage), stage, paths.inputs(cfg, stage))
+    model, result, metrics = tune(cfg, stage, paths, checkpoint_dir=ckpt_dir, progress=progress)
+    if result.interrupted:
+        log.warning("%s: interrupted at step %d/%d; checkpoint in %s -- rerun the stage to resume", stage, result.step,
+                    result.total_steps, ckpt_dir)
+        raise SystemExit(143)
+    out_model, out = Path(models_dir) / stage, Path(results_dir) / stage
+    ckpt = save_tuned(model, cfg.arch, out_model)
+    write_curve(out / "curve.csv", result.history)
+    # Timings change run to run; they go to the log, so metrics.json (hashed in dvc.lock) stays reproducible.
+    timing = {k: metrics.pop(k) for k in ("wall_s", "samples_per_s", "resumed_from_step") if k in metrics}
+    log.info("%s timing: %s", stage, timing)
+    metrics["sha256"] = sha256_file(ckpt)
+    write_json(out / "metrics.json", metrics)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    log.info("%s: %d steps, loss %.4f -> %.4f, best val total %s (epoch %s)", stage, result.step, metrics["first_loss"],
+             metrics["final_loss"], metrics.get("best_val_total"), metrics.get("best_epoch"))
+    return metrics
