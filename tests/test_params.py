@@ -164,3 +164,13 @@ def test_schema_rejects_unknown_key(schema, raw, dotted):
 def test_schema_rejects_wrong_type(schema, raw):
     validator = jsonschema.validators.validator_for(schema)(schema)
     assert list(validator.iter_errors(_set(raw, "frames.fps", "fast")))
+
+
+def test_impossible_combination_fails_at_load_naming_the_key(repo):
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["stage2"]["k_negatives"] = 0
+    raw["stage2"]["lambda_hard"] = 0.5
+    with pytest.raises(ParamsError, match=r"stage2\.lambda_hard: .*k_negatives"):
+        parse_params(raw)
+    raw["stage2"]["lambda_hard"] = 0.0
+    parse_params(raw)  # the same K = 0 is fine without the hard-negative loss

@@ -181,6 +181,13 @@ class Stage2Params(_TuneParams):
     negatives: Literal["hard", "standard"] = "hard"
     init: Literal["stage1", "base"] = Field("stage1", description="base = the 'joint' ablation")
 
+    @field_validator("lambda_hard")
+    @classmethod
+    def _hard_needs_negatives(cls, lam: float, info: ValidationInfo) -> float:
+        if lam > 0 and info.data.get("k_negatives") == 0:
+            raise ValueError("lambda_hard > 0 needs k_negatives > 0 (the hard-negative loss has nothing to score)")
+        return lam
+
 
 class Params(_Strict):
     data: DataParams
