@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from .io import sha256_file, write_json
 from .losses import scale_from_log, symmetric_infonce
 from .train import LoopConfig, PermutationBatches, TrainResult, train
+from .train.config import dataclass_from
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +73,8 @@ class BackboneConfig:
 
     @classmethod
     def from_params(cls, obj: Any) -> "BackboneConfig":
-        """From ``None`` (defaults), a mapping, a pydantic model (``p.backbone``) or a dataclass; unknown keys raise."""
-        if obj is None:
-            return cls()
-        if isinstance(obj, cls):
-            return obj
-        if hasattr(obj, "model_dump"):
-            data = obj.model_dump()
-        elif dataclasses.is_dataclass(obj):
-            data = dataclasses.asdict(obj)
-        else:
-            data = dict(obj)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"backbone: unknown key(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        """From ``None`` (defaults), a mapping, a pydantic model or a dataclass; unknown keys raise."""
+        return dataclass_from(cls, obj, "backbone")
 
     def loop_config(self, checkpoint_dir: Path | None, progress: bool = False) -> LoopConfig:
         return LoopConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup_steps=self.warmup_steps,

@@ -50,6 +50,7 @@ from .io import atomic_path, sha256_file, write_json
 from .losses import hard_negative_loss, region_infonce, scale_from_log, symmetric_infonce
 from .model import AlertClipModel, TemporalTransformer
 from .train import LoopConfig, PermutationBatches, TrainResult, train
+from .train.config import dataclass_from
 
 log = logging.getLogger(__name__)
 
@@ -119,22 +120,8 @@ class TuneConfig:
 
     @classmethod
     def from_params(cls, obj: Any) -> "TuneConfig":
-        """From ``None`` (defaults), a mapping, a pydantic model (``p.stage1``) or a dataclass; unknown keys raise."""
-        if obj is None:
-            return cls()
-        if isinstance(obj, cls):
-            return obj
-        if hasattr(obj, "model_dump"):
-            data = obj.model_dump()
-        elif dataclasses.is_dataclass(obj):
-            data = dataclasses.asdict(obj)
-        else:
-            data = dict(obj)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"tune: unknown key(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        """From ``None`` (defaults), a mapping, a pydantic model or a dataclass; unknown keys raise."""
+        return dataclass_from(cls, obj, "tune")
 
     def for_stage(self, stage: Stage) -> "TuneConfig":
         """Stage 1 trains the global loss only: both lambdas are forced to 0."""
