@@ -206,3 +206,26 @@ def test_sigterm_subprocess_saves_checkpoint(tmp_path):
     assert "interrupted True" in stdout and "Traceback" not in stderr
     state = load_checkpoint(tmp_path / "ckpt" / CHECKPOINT_NAME)
     assert state["step"] >= 1 and stdout.split()[-1] == str(state["step"])
+
+
+@pytest.mark.parametrize("precision,expect", [("bf16", True), ("fp32", False), ("auto", False)])
+def test_precision_autocast_on_cpu(precision, expect):
+    model, loss_fn, batches = _setup()
+    seen = []
+
+    def spy(idx):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return loss_fn(idx)
+
+    result = train(model, model.parameters(), spy, batches, _cfg(None, epochs=1, precision=precision))
+    assert all(on == expect for on, _ in seen) and len(seen) == batches.steps_per_epoch
+    if expect:
+        assert all(dtype == torch.bfloat16 for _, dtype in seen)
+    assert result.final["precision"] == ("bf16" if expect else "fp32")
+    assert math.isfinite(result.final["final_loss"])
+
+
+def test_precision_rejects_unknown():
+    model, loss_fn, batches = _setup()
+    with pytest.raises(ValueError, match="precision must be auto\\|bf16\\|fp32; got 'fp16'"):
+        train(model, model.parameters(), loss_fn, batches, _cfg(None, precision="fp16"))

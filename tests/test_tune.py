@@ -154,13 +154,15 @@ def test_short_clip_padded_and_masked(world):
     assert data.mask[data.keys.index("c04")].all()
 
 
-def test_batch_without_regions_and_negative_padding(world):
+def test_batch_without_regions_and_negative_padding(world, caplog):
     data = load_clip_set(world)
     model, tok = build_model(TuneConfig.from_params(CFG), world.backbone)
     tokens = tok(data.texts)
     no_region = [data.keys.index(k) for k in ("c00", "c05", "c06")]  # no boxes / no region caption
     assert np.isnan(data.boxes[no_region]).all()
-    out = batch_losses(model, make_batch(data, np.array(no_region), model, tokens), 1.0, 1.0)
+    with caplog.at_level("INFO", logger="alertclip.tune"):
+        out = batch_losses(model, make_batch(data, np.array(no_region), model, tokens), 1.0, 1.0)
+    assert "batch without regions: region loss skipped" in caplog.text
     assert float(out["region"]) == 0.0 and float(out["n_regions"]) == 0 and torch.isfinite(out["loss"])
     out["loss"].backward()
     i = data.keys.index("c04")  # one hard negative only
@@ -192,3 +194,40 @@ def test_init_base_vs_stage1(staged, world):
     assert not torch.equal(starts["stage1"], starts["base"])
     model, result, metrics = tune(dataclasses.replace(cfg, init="base"), "stage2", world)
     assert metrics["init"] == "base" and not result.interrupted
+
+
+def test_grad_checkpointing_same_gradients_and_really_recomputes(world, monkeypatch):
+    import open_clip.transformer as oct
+
+    data = load_clip_set(world)
+    cfg = TuneConfig.from_params(CFG)
+    idx = np.array([1, 2, 4, 7])
+
+    def grads(checkpointing: bool) -> dict[str, torch.Tensor]:
+        model, tok = build_model(cfg, world.backbone)
+        model.clip.set_grad_checkpointing(checkpointing)
+        model.train()
+        batch_losses(model, make_batch(data, idx, model, tok(data.texts)), 1.0, 1.0)["loss"].backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    calls = {"n": 0}
+    real = oct.checkpoint
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(oct, "checkpoint", counting)
+    plain = grads(False)
+    assert calls["n"] == 0
+    ckpt = grads(True)
+    assert calls["n"] >= 7  # every visual (4) and text (3) block went through torch.utils.checkpoint
+    assert plain.keys() == ckpt.keys()
+    for name in plain:
+        torch.testing.assert_close(ckpt[name], plain[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_precision_switch_validated():
+    assert TuneConfig.from_params({**CFG, "precision": "bf16"}).loop_config(None, "x").precision == "bf16"
+    with pytest.raises(ValueError, match="precision must be auto\\|bf16\\|fp32"):
+        TuneConfig.from_params({**CFG, "precision": "fp16"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,9 +20,11 @@ LOG_DIR = Path("logs")
 
 
 def setup_logging(stage: str) -> Path:
-    """Log to stderr and to ``logs/<stage>.log`` (appended, so a failed run's log survives its rerun)."""
+    """Log to stderr and to ``logs/<stage>.log`` (appended, so a failed run's log survives its rerun); under
+    ``torchrun`` the processes other than rank 0 log to ``logs/<stage>.rank<N>.log``."""
     LOG_DIR.mkdir(exist_ok=True)
-    path = LOG_DIR / f"{stage}.log"
+    rank = int(os.environ.get("RANK", "0") or 0)
+    path = LOG_DIR / (f"{stage}.log" if rank == 0 else f"{stage}.rank{rank}.log")
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
@@ -43,7 +46,7 @@ def _run_stage(args: argparse.Namespace) -> int:
     if getattr(args, "show", None):
         print(import_module(f"alertclip.stages.{args.stage}").show(args.show))
         return 0
-    log_path = setup_logging(args.stage)
+    log_path = setup_logging(args.stage + (f"@{args.variant}" if getattr(args, "variant", None) else ""))
     log = logging.getLogger("alertclip")
     try:
         params = load_params(args.params)
@@ -53,7 +56,8 @@ def _run_stage(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     log.info("stage %s started (log: %s)", args.stage, log_path)
     try:
-        entry_point(args.stage)(params, progress=not args.no_progress)
+        variant = {"variant": args.variant} if getattr(args, "variant", None) else {}
+        entry_point(args.stage)(params, progress=not args.no_progress, **variant)
     except Exception as err:  # the message is the interface: name the file/entry/field, keep the traceback in the log
         log.exception("stage %s failed: %s", args.stage, err)
         return 1
@@ -92,12 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alertclip", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    from .stages import NAMES
+    from .stages import NAMES, VARIANT_STAGES
 
     for name in NAMES:
         sp = sub.add_parser(name, help=f"run the {name} stage")
         sp.add_argument("--params", default="params.yaml")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars (logs still written)")
+        if name in VARIANT_STAGES:
+            sp.add_argument("--variant", required=True, metavar="KEY",
+                            help="which backbone (a key of eval.backbones in params.yaml)")
         if name == "curate":
             sp.add_argument("--explain", metavar="CLIP_ID", help="print which curation rules fired on a clip and why")
         if name == "hardneg":

@@ -168,6 +168,8 @@ class _TuneParams(_Strict):
     train_text: Literal["all", "frozen", "last_n"] = "all"
     last_n: int = Field(1, ge=0)
     val_fraction: float = Field(0.1, ge=0, lt=1, description="validation videos carved from TRAINING videos")
+    grad_checkpointing: bool = Field(False, description="recompute tower activations in backward (less memory)")
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto = bf16 autocast on CUDA, fp32 on CPU")
 
 
 class Stage1Params(_TuneParams):
@@ -189,6 +191,77 @@ class Stage2Params(_TuneParams):
         return lam
 
 
+class FeaturesParams(_Strict):
+    batch_size: int = Field(256, ge=1, description="snippet frames encoded per batch")
+
+
+_SYNTH_NORMAL = ["two people talk", "a person sits down", "a car parks", "a lamp glows", "a bag is handed over",
+                 "someone cleans property", "fireworks burst"]
+_SYNTH_ABNORMAL = ["two people fight", "a person collapses", "two cars crash", "something is set on fire",
+                   "a bag is snatched", "someone damages property", "an explosion"]
+
+
+class PromptParams(_Strict):
+    template: str = Field("a cctv video where {}", description="'{}' is replaced by each phrase")
+    normal: list[str] = Field(default_factory=lambda: list(_SYNTH_NORMAL), min_length=1, description="P_N")
+    abnormal: list[str] = Field(default_factory=lambda: list(_SYNTH_ABNORMAL), min_length=1, description="P_A")
+
+    @field_validator("template")
+    @classmethod
+    def _has_slot(cls, t: str) -> str:
+        if "{}" not in t:
+            raise ValueError("template needs a '{}' slot for the phrase")
+        return t
+
+    @field_validator("normal", "abnormal")
+    @classmethod
+    def _non_empty(cls, phrases: list[str]) -> list[str]:
+        if any(not p.strip() for p in phrases):
+            raise ValueError("an empty phrase in the prompt set")
+        return phrases
+
+
+class EvalParams(_Strict):
+    """What every evaluation shares: the backbones compared (name -> model directory) and the test protocol."""
+
+    backbones: dict[str, str] = Field(
+        default_factory=lambda: {"base": "data/models/backbone", "stage1": "data/models/stage1",
+                                 "full": "data/models/stage2"},
+        description="stage variant key -> a directory holding open_clip_model.pt (features@<key>, eval_*@<key>)")
+    reference: str = Field("base", description="the backbone others are compared with (retention deltas)")
+    dataset: str = "VAGTA-synth"
+    test_annotations: str = "data/synth/published/annotations/Temporal_Anomaly_Annotation.txt"
+    protocol: Literal["vadclip", "exact"] = Field("vadclip", description="frame ground truth: VadCLIP's or exact")
+    prompts: PromptParams = PromptParams()
+
+    @model_validator(mode="after")
+    def _reference_known(self) -> "EvalParams":
+        if not self.backbones:
+            raise ValueError("backbones: at least one backbone to evaluate")
+        if self.reference not in self.backbones:
+            raise ValueError(f"reference {self.reference!r} is not one of backbones {sorted(self.backbones)}")
+        return self
+
+
+class WeaklyParams(_Strict):
+    """The VadCLIP-style head (alertclip.eval.vadclip); VadCLIP's UCF defaults scaled to the synthetic world."""
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    visual_length: int = Field(64, ge=8, description="VadCLIP: 256 (real videos are longer)")
+    window: int = Field(8, ge=1)
+    layers: int = Field(2, ge=1, description="local transformer blocks (VadCLIP: 2 UCF, 1 XD)")
+    batch_per_class: int = Field(16, ge=1, description="normal and abnormal videos per step (VadCLIP: 64 + 64)")
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(2e-4, gt=0, description="VadCLIP: 2e-5 with 125 iterations an epoch; ours has ~6")
+    weight_decay: float = Field(0.01, ge=0)
+    milestones: list[int] = Field(default_factory=lambda: [4, 8])
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="validation videos carved from the TRAINING videos")
+
+
+class RetentionParams(_Strict):
+    max_images: int = Field(2000, ge=10, description="held-out pre-training stills scored")
+
+
 class Params(_Strict):
     data: DataParams
     synthesize: SynthesizeParams
@@ -199,6 +272,10 @@ class Params(_Strict):
     backbone: BackboneParams = BackboneParams()
     stage1: Stage1Params = Stage1Params()
     stage2: Stage2Params = Stage2Params()
+    features: FeaturesParams = FeaturesParams()
+    eval: EvalParams = EvalParams()
+    eval_weakly: WeaklyParams = WeaklyParams()
+    eval_retention: RetentionParams = RetentionParams()
 
 
 def _dotted(loc: tuple) -> str:

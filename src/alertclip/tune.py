@@ -51,6 +51,7 @@ from .losses import hard_negative_loss, region_infonce, scale_from_log, symmetri
 from .model import AlertClipModel, TemporalTransformer
 from .train import LoopConfig, PermutationBatches, TrainResult, train
 from .train.config import dataclass_from
+from .train.distributed import DistContext, all_gather_cat, context, shard_slice
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ class TuneConfig:
     train_text: str = "all"
     last_n: int = 1
     val_fraction: float = 0.1
+    grad_checkpointing: bool = False  # recompute tower activations in backward (memory for time; same gradients)
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
 
     def __post_init__(self) -> None:
         checks = [
@@ -109,6 +112,7 @@ class TuneConfig:
             (self.init in ("stage1", "base"), f"init must be stage1|base, got {self.init!r}"),
             (self.train_visual in ("all", "frozen", "last_n"), f"train_visual must be all|frozen|last_n, got {self.train_visual!r}"),
             (self.train_text in ("all", "frozen", "last_n"), f"train_text must be all|frozen|last_n, got {self.train_text!r}"),
+            (self.precision in ("auto", "bf16", "fp32"), f"precision must be auto|bf16|fp32, got {self.precision!r}"),
             (0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
             (self.epochs >= 1 and self.batch_size >= 2, "epochs must be >= 1 and batch_size >= 2"),
             (self.lambda_region >= 0 and self.lambda_hard >= 0, "lambdas must be >= 0"),
@@ -132,7 +136,8 @@ class TuneConfig:
     def loop_config(self, checkpoint_dir: Path | None, desc: str, progress: bool = False) -> LoopConfig:
         return LoopConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup_steps=self.warmup_steps,
                           grad_clip=self.grad_clip or None, seed=self.seed, checkpoint_dir=checkpoint_dir,
-                          checkpoint_every=self.checkpoint_every, progress=progress, desc=desc)
+                          checkpoint_every=self.checkpoint_every, progress=progress, desc=desc,
+                          precision=self.precision)
 
 
 @dataclass(frozen=True)
@@ -276,31 +281,49 @@ def make_batch(data: ClipSet, idx: np.ndarray, model: AlertClipModel, tokens: Te
             "region_text": tokens[region], "neg_text": tokens[neg.reshape(-1)], "neg_valid": valid}
 
 
-def batch_losses(model: AlertClipModel, batch: dict[str, Tensor], lambda_region: float, lambda_hard: float,
-                 parts: bool = False) -> dict[str, Tensor]:
-    """The stage's loss dict (``loss`` + detached ``global``/``region``/``hard``/``scale``/``n_regions``).
+class BatchEncoder(torch.nn.Module):
+    """``forward(batch, full)`` -> the embeddings a batch's losses need (the unit DDP wraps: gradients of everything
+    it touches are synchronised). ``full=False`` (stage-1 training): video + clip text only.
 
-    With both lambdas 0 and ``parts=False`` (stage-1 training) only the video embedding and clip texts are computed.
+    Regions come back at fixed shape so they can be gathered across processes: ``v_r`` (B, D) with zeros where
+    ``has_region`` (B,) is False.
     """
-    device = next(model.parameters()).device
-    b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    B, K = b["neg_valid"].shape
-    scale = scale_from_log(model.clip.logit_scale)
-    full = parts or lambda_region > 0 or lambda_hard > 0
-    if not full:
-        v = model.encode_video(b["frames"], b["mask"]).float()
-        t = model.encode_text(b["text"]).float()
-        loss = symmetric_infonce(v, t, scale)
-        zero = loss.detach().new_zeros(())
-        return {"loss": loss, "global": loss.detach(), "region": zero, "hard": zero, "scale": scale.detach()}
-    v, v_r, index = model.encode_video_and_regions(b["frames"], b["boxes"], b["mask"])
-    v, v_r = v.float(), v_r.float()
-    txt = model.encode_text(torch.cat([b["text"], b["region_text"], b["neg_text"]])).float()
-    t, t_reg, t_neg = txt[:B], txt[B:2 * B], txt[2 * B:].view(B, K, -1)
-    l_global = symmetric_infonce(v, t, scale)
-    l_region = region_infonce(v_r, t_reg[index], scale)
-    anchor = v.index_copy(0, index, v_r) if index.numel() else v  # region embedding where the clip has a region
-    l_hard = hard_negative_loss(anchor, t_reg, t_neg, scale, b["neg_valid"]) if K else l_global.new_zeros(())
+
+    def __init__(self, model: AlertClipModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, b: dict[str, Tensor], full: bool) -> dict[str, Tensor]:
+        model = self.model
+        scale = scale_from_log(model.clip.logit_scale)
+        if not full:
+            return {"v": model.encode_video(b["frames"], b["mask"]).float(),
+                    "t": model.encode_text(b["text"]).float(), "scale": scale}
+        B, K = b["neg_valid"].shape
+        v, v_r, index = model.encode_video_and_regions(b["frames"], b["boxes"], b["mask"])
+        v = v.float()
+        txt = model.encode_text(torch.cat([b["text"], b["region_text"], b["neg_text"]])).float()
+        has = torch.zeros(B, dtype=torch.bool, device=v.device)
+        has[index] = True
+        return {"v": v, "v_r": v.new_zeros(B, v.shape[1]).index_copy(0, index, v_r.float()), "has_region": has,
+                "t": txt[:B], "t_reg": txt[B:2 * B], "t_neg": txt[2 * B:].view(B, K, -1),
+                "neg_valid": b["neg_valid"], "scale": scale}
+
+
+def losses_from_embeddings(e: dict[str, Tensor], lambda_region: float, lambda_hard: float) -> dict[str, Tensor]:
+    """The loss dict from :class:`BatchEncoder` outputs (local, or gathered from every process)."""
+    scale = e["scale"]
+    l_global = symmetric_infonce(e["v"], e["t"], scale)
+    if "v_r" not in e:
+        zero = l_global.detach().new_zeros(())
+        return {"loss": l_global, "global": l_global.detach(), "region": zero, "hard": zero, "scale": scale.detach()}
+    index = e["has_region"].nonzero().flatten()
+    if index.numel() == 0:
+        log.info("batch without regions: region loss skipped (0 this step)")
+    l_region = region_infonce(e["v_r"][index], e["t_reg"][index], scale)
+    anchor = torch.where(e["has_region"][:, None], e["v_r"], e["v"])  # region embedding where the clip has one
+    K = e["t_neg"].shape[1]
+    l_hard = hard_negative_loss(anchor, e["t_reg"], e["t_neg"], scale, e["neg_valid"]) if K else l_global.new_zeros(())
     total = l_global
     if lambda_region > 0:
         total = total + lambda_region * l_region
@@ -308,6 +331,23 @@ def batch_losses(model: AlertClipModel, batch: dict[str, Tensor], lambda_region:
         total = total + lambda_hard * l_hard
     return {"loss": total, "global": l_global.detach(), "region": l_region.detach(), "hard": l_hard.detach(),
             "scale": scale.detach(), "n_regions": torch.tensor(float(index.numel()))}
+
+
+def batch_losses(model: AlertClipModel | torch.nn.Module, batch: dict[str, Tensor], lambda_region: float,
+                 lambda_hard: float, parts: bool = False, ctx: DistContext | None = None) -> dict[str, Tensor]:
+    """The stage's loss dict (``loss`` + detached ``global``/``region``/``hard``/``scale``/``n_regions``).
+
+    ``model``: an :class:`AlertClipModel`, or a (DDP-wrapped) :class:`BatchEncoder`. With several processes
+    (``ctx``) the batch is this process's shard and the losses are over the gathered global batch.
+    With both lambdas 0 and ``parts=False`` (stage-1 training) only the video embedding and clip texts are computed.
+    """
+    encoder = BatchEncoder(model) if isinstance(model, AlertClipModel) else model
+    device = next(encoder.parameters()).device
+    b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    e = encoder(b, parts or lambda_region > 0 or lambda_hard > 0)
+    if ctx is not None and ctx.enabled:
+        e = {k: (v if k == "scale" else all_gather_cat(v, ctx)) for k, v in e.items()}
+    return losses_from_embeddings(e, lambda_region, lambda_hard)
 
 
 @torch.no_grad()
@@ -393,10 +433,13 @@ class _ValidatedBatches:
         self.records: dict[int, dict] = {}
         self.best: tuple[int, float, dict] | None = None  # (epoch, val total, state_dict copy)
         if state_path is not None and state_path.exists():
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
-            self.records = {int(k): v for k, v in state["records"].items()}
-            if state.get("best_state") is not None:
-                self.best = (int(state["best_epoch"]), float(state["best_total"]), state["best_state"])
+            self.load(state_path)
+
+    def load(self, state_path: Path) -> None:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        self.records = {int(k): v for k, v in state["records"].items()}
+        if state.get("best_state") is not None:
+            self.best = (int(state["best_epoch"]), float(state["best_total"]), state["best_state"])
 
     def run_val(self, epoch: int) -> None:
         if epoch in self.records:
@@ -433,7 +476,9 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
         model, tokenizer = build_model(cfg, paths.backbone)
     model.set_trainable("visual", cfg.train_visual, cfg.last_n)
     model.set_trainable("text", cfg.train_text, cfg.last_n)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.clip.set_grad_checkpointing(cfg.grad_checkpointing)
+    ctx = context()
+    device = ctx.device()
     model.to(device)
 
     data = load_clip_set(paths, cfg.negatives, cfg.k_negatives)
@@ -442,21 +487,32 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
     train_set, val_set = data.subset(np.flatnonzero(~is_val)), data.subset(np.flatnonzero(is_val))
     if len(train_set) < cfg.batch_size:
         raise ValueError(f"{len(train_set)} training clips (after the validation split) < batch_size {cfg.batch_size}")
+    local = shard_slice(cfg.batch_size, ctx)  # checks divisibility before any work
     tokens = tokenizer(data.texts)
-    log.info("%s: %d train clips, %d val clips (%d videos), %d regions, %d texts", stage, len(train_set), len(val_set),
-             len(held), int((~np.isnan(train_set.boxes).any(-1) & train_set.mask).any(1).sum()), len(data.texts))
+    log.info("%s: %d train clips, %d val clips (%d videos), %d regions, %d texts, %d process(es)", stage, len(train_set),
+             len(val_set), len(held), int((~np.isnan(train_set.boxes).any(-1) & train_set.mask).any(1).sum()),
+             len(data.texts), ctx.world_size)
+    encoder: torch.nn.Module = BatchEncoder(model)
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        encoder = DistributedDataParallel(encoder, device_ids=[device.index] if device.type == "cuda" else None)
 
     def fetch(idx: Tensor) -> dict[str, Tensor]:
-        return make_batch(train_set, idx.numpy(), model, tokens)
+        return make_batch(train_set, idx.numpy()[local], model, tokens)  # this process's shard of the global batch
 
     def loss_fn(batch: dict[str, Tensor]) -> dict:
-        return batch_losses(model, batch, cfg.lambda_region, cfg.lambda_hard)
+        return batch_losses(encoder, batch, cfg.lambda_region, cfg.lambda_hard, ctx=ctx)
 
     def validate() -> dict | None:
+        # Every process scores the whole (small) validation split: same weights, same numbers, same best epoch.
         return evaluate(model, val_set, tokens, cfg.batch_size, cfg.lambda_region, cfg.lambda_hard)
 
     inner = PermutationBatches(len(train_set), cfg.batch_size, cfg.seed, fetch)
-    batches = _ValidatedBatches(inner, validate, model, Path(checkpoint_dir) / VAL_STATE if checkpoint_dir else None)
+    state_path = Path(checkpoint_dir) / VAL_STATE if checkpoint_dir and ctx.is_main else None
+    batches = _ValidatedBatches(inner, validate, model, state_path)
+    if checkpoint_dir and not ctx.is_main and (Path(checkpoint_dir) / VAL_STATE).exists():
+        batches.load(Path(checkpoint_dir) / VAL_STATE)  # resume: read-only on the other processes
     params = [p for p in model.parameters() if p.requires_grad]
     result = train(model, params, loss_fn, batches, cfg.loop_config(checkpoint_dir, stage, progress))
     metrics = dict(result.final)
@@ -465,6 +521,8 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
         last = [r for r in result.history if r["epoch"] == cfg.epochs - 1]
         metrics["train_last_epoch"] = {k: float(np.mean([r[k] for r in last])) for k in ("loss", "global", "region", "hard")}
         metrics["val"] = [{"epoch": e, **batches.records[e]} for e in sorted(batches.records)]
+        if cfg.lambda_region > 0:
+            metrics["batches_without_regions"] = sum(1 for r in result.history if r.get("n_regions") == 0)
         if batches.best is not None:
             model.load_state_dict(batches.best[2])
             metrics.update(best_epoch=batches.best[0], best_val_total=batches.best[1])
@@ -489,10 +547,16 @@ def run_stage(stage: Stage, params: Any, progress: bool = True, paths: TunePaths
     import shutil
 
     from .train import write_curve
+    from .train.distributed import init_from_env
 
     cfg = TuneConfig.from_params(params)
+    ctx = init_from_env()  # several processes under torchrun; one otherwise
     ckpt_dir = Path(cache_dir) / stage / config_digest(cfg.for_stage(stage), stage, paths.inputs(cfg, stage))
     model, result, metrics = tune(cfg, stage, paths, checkpoint_dir=ckpt_dir, progress=progress)
+    if not ctx.is_main:  # same weights everywhere: process 0 writes the outputs
+        if result.interrupted:
+            raise SystemExit(143)
+        return metrics
     if result.interrupted:
         log.warning("%s: interrupted at step %d/%d; checkpoint in %s -- rerun the stage to resume", stage, result.step,
                     result.total_steps, ckpt_dir)
@@ -501,7 +565,7 @@ def run_stage(stage: Stage, params: Any, progress: bool = True, paths: TunePaths
     ckpt = save_tuned(model, cfg.arch, out_model)
     write_curve(out / "curve.csv", result.history)
     # Timings change run to run; they go to the log, so metrics.json (hashed in dvc.lock) stays reproducible.
-    timing = {k: metrics.pop(k) for k in ("wall_s", "samples_per_s", "resumed_from_step") if k in metrics}
+    timing = {k: metrics.pop(k) for k in ("wall_s", "samples_per_s", "resumed_from_step", "processes") if k in metrics}
     log.info("%s timing: %s", stage, timing)
     metrics["sha256"] = sha256_file(ckpt)
     write_json(out / "metrics.json", metrics)

@@ -8,7 +8,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Callable
 
-NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "stage2")
+NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "stage2", "features",
+         "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention", "report")
+# Stages run once per backbone (dvc.yaml foreach over params eval.backbones): `alertclip <stage> --variant KEY`.
+VARIANT_STAGES = ("features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")
 
 
 def entry_point(name: str) -> Callable:

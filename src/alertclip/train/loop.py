@@ -6,9 +6,13 @@
 * ``batches`` is a :class:`BatchSource`: ``batches.epoch(e, start)`` yields batches ``start, start + 1, ...`` of
   epoch ``e``, the same ones every time it is asked (e.g. :class:`PermutationBatches`, a seeded permutation per epoch),
   so a resumed run continues the exact batch sequence.
-* Mixed precision: bf16 autocast on CUDA only; on CPU everything runs in fp32 with
-  ``torch.use_deterministic_algorithms(True)`` (restored afterwards), so on CPU a run that is stopped and resumed from
-  its checkpoint ends with bit-identical weights to an uninterrupted run.
+* Mixed precision (``cfg.precision``): ``auto`` = bf16 autocast on CUDA, fp32 on CPU; ``bf16`` / ``fp32`` force it
+  (bf16 autocast also works on CPU, for checking the path). On CPU ``torch.use_deterministic_algorithms(True)`` is
+  set (restored afterwards), so on CPU a run that is stopped and resumed from its checkpoint ends with bit-identical
+  weights to an uninterrupted run.
+* Several processes (``torchrun``, :mod:`.distributed`): ``loss_fn`` does the data parallelism (DDP module, gathered
+  embeddings); the loop only makes process 0 write checkpoints and the progress bar, and stops every process at the
+  same step when any of them got SIGTERM.
 * Checkpoints (``cfg.checkpoint_dir / "last.pt"``, written atomically) every ``cfg.checkpoint_every`` updates, on
   SIGTERM / ``cfg.stop_after``, and at the end. They hold model, optimizer, scheduler and torch RNG states, the step
   and the metric history -- tensors, dicts, lists and numbers only, so ``torch.load(weights_only=True)`` reads them.
@@ -41,6 +45,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..io import atomic_open, atomic_path
+from .distributed import any_across, context
 from .schedule import ScheduleKind, warmup_schedule
 
 log = logging.getLogger(__name__)
@@ -117,6 +122,7 @@ class LoopConfig:
     progress: bool = False  # tqdm bar; shown only when stderr is a TTY
     desc: str = "train"
     handle_sigterm: bool = True
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
 
 
 @dataclass
@@ -193,8 +199,11 @@ def train(model: nn.Module, params_to_train: Iterable[nn.Parameter], loss_fn: Ca
         raise ValueError("no trainable parameters (all have requires_grad=False)")
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be >= 1; got {cfg.epochs}")
+    if cfg.precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto|bf16|fp32; got {cfg.precision!r}")
     device = params[0].device
     on_cuda = device.type == "cuda"
+    ctx = context()
     total = cfg.epochs * batches.steps_per_epoch
     ckpt_path = Path(cfg.checkpoint_dir) / CHECKPOINT_NAME if cfg.checkpoint_dir is not None else None
 
@@ -225,7 +234,7 @@ def train(model: nn.Module, params_to_train: Iterable[nn.Parameter], loss_fn: Ca
 
     def save() -> None:
         nonlocal last_good
-        if ckpt_path is None:
+        if ckpt_path is None or not ctx.is_main:  # every process holds the same state; one writes it
             return
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "rng": _rng_state(), "step": step, "total_steps": total, "history": history}
@@ -238,8 +247,9 @@ def train(model: nn.Module, params_to_train: Iterable[nn.Parameter], loss_fn: Ca
         return NonFiniteLossError(f"non-finite {what} {value} at step {step + 1} (epoch {epoch}); the update was not "
                                   f"applied and no checkpoint was written; last good checkpoint: {where}")
 
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if on_cuda else contextlib.nullcontext
-    show = cfg.progress and sys.stderr.isatty()
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and on_cuda)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+    show = cfg.progress and sys.stderr.isatty() and ctx.is_main
     bar = tqdm(total=total, initial=step, desc=cfg.desc, unit="step", disable=not show, dynamic_ncols=True)
     interrupted = False
     t0 = time.perf_counter()
@@ -277,7 +287,8 @@ def train(model: nn.Module, params_to_train: Iterable[nn.Parameter], loss_fn: Ca
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}",
                                     samples_s=f"{(step - start_step) * batches.batch_size / max(elapsed, 1e-9):.1f}")
-                    if stop.signum is not None or (cfg.stop_after is not None and step >= cfg.stop_after):
+                    stopping = stop.signum is not None or (cfg.stop_after is not None and step >= cfg.stop_after)
+                    if any_across(stopping, ctx, device):
                         interrupted = step < total
                         break
                     if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
@@ -301,6 +312,8 @@ def train(model: nn.Module, params_to_train: Iterable[nn.Parameter], loss_fn: Ca
         "first_loss": history[0]["loss"] if history else None,
         "wall_s": wall,
         "samples_per_s": done * batches.batch_size / wall if wall > 0 else 0.0,
+        "precision": "bf16" if use_bf16 else "fp32",
+        "processes": ctx.world_size,
     }
     if interrupted:
         log.warning("stopped at step %d/%d; checkpoint %s", step, total, ckpt_path)
@@ -320,11 +333,12 @@ def write_curve(path: str | Path, history: Sequence[dict]) -> None:
 
 
 def pin_threads(n: int = 0) -> int:
-    """Fix torch's CPU thread count (``n``, or every core when 0) and return it.
+    """Fix torch's CPU thread count (``n``, or every core shared by the processes ``torchrun`` starts on this
+    machine when 0) and return it.
 
     Float reductions differ with the thread count, and Snakemake exports OMP_NUM_THREADS=<rule threads> while
     ``dvc repro`` exports nothing: without pinning, the same stage gives different bytes under the two engines.
     """
-    n = n or os.cpu_count() or 1
+    n = n or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
     torch.set_num_threads(n)
     return n

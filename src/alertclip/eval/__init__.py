@@ -1,0 +1,1 @@
+"""Evaluation heads and protocols for video anomaly detection on frozen CLIP features."""

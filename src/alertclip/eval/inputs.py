@@ -1,0 +1,39 @@
+"""Where the evaluation stages read from: a backbone's features, the test ground truth, video frame counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+FEATURES_ROOT = Path("data/features")
+MEDIA_TABLE = Path("data/frames/media.parquet")
+
+
+def backbone_dir(p: Any, key: str) -> Path:
+    """The model directory of backbone ``key`` (params ``eval.backbones``); an unknown key names the known ones."""
+    known = p.eval.backbones
+    if key not in known:
+        raise ValueError(f"params.yaml: eval.backbones has no {key!r} (known: {sorted(known)})")
+    return Path(known[key])
+
+
+def features_dir(key: str) -> Path:
+    return FEATURES_ROOT / key
+
+
+def read_truth(p: Any):
+    """The test set's frame ground truth (UCF ``Temporal_Anomaly_Annotation.txt`` format)."""
+    from .metrics import read_ucf_temporal
+
+    path = Path(p.eval.test_annotations)
+    if not path.exists():
+        raise FileNotFoundError(f"params.yaml: eval.test_annotations: {path} does not exist")
+    return read_ucf_temporal(path)
+
+
+def frame_counts(path: Path = MEDIA_TABLE) -> dict[str, int]:
+    """``{video: decoded frames at the stage fps}`` for the exact-frame protocol."""
+    import polars as pl
+
+    t = pl.read_parquet(path).filter(pl.col("status") == "ok")
+    return dict(zip(t["path"].to_list(), t["n_frames"].to_list()))

@@ -1,0 +1,138 @@
+"""Weakly supervised VAD on frozen snippet features: the VadCLIP-style head (:mod:`alertclip.eval.vadclip`) trained
+on TRAIN videos with video-level labels only, selected on a validation split of the training videos, evaluated on
+the test set with the field's protocol (:mod:`alertclip.eval.metrics`), over several seeds.
+
+* Video label = its category (the folder of a UCF-style path: ``.../Videos/RoadAccidents/RoadAccidents001_x264.mp4``);
+  a name with a normal marker (``Normal``, ``label_A``) is the normal class. The head's class prompts use the
+  category split into words (``RoadAccidents`` -> ``road accidents``), normal first.
+* Validation videos: :func:`alertclip.tune.val_videos` over the training videos with a fixed split seed (0), so every
+  seed selects on the same videos; the seeds change initialisation and sampling only.
+* Reported per seed and as mean / sample std over seeds: frame AUC and AP of prob1 (the binary branch: VadCLIP's UCF
+  number), AP and AUC of prob2 (the alignment branch: VadCLIP's XD number), and mAP@IoU 0.1-0.5 of the class
+  probabilities (VadCLIP's detectionMAP, with its UCF normal-class quirk).
+* Open vocabulary (:func:`open_vocabulary`): the head is trained without the novel categories' videos and classes;
+  AUC/AP are reported on the test videos of base categories vs of novel categories (each with all normal videos).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .metrics import (
+    NORMAL_NAME_MARKERS,
+    build_frame_level,
+    detection_ground_truth,
+    detection_map,
+    frame_auc_ap,
+)
+from .vadclip import VadClipConfig, score_videos, train_vadclip
+
+log = logging.getLogger(__name__)
+
+NORMAL = "Normal"
+
+
+def category_of(video: str) -> str:
+    """UCF-style category of a video path; the normal class for names with a normal marker."""
+    if any(m in Path(video).name for m in NORMAL_NAME_MARKERS):
+        return NORMAL
+    parent = Path(video).parent.name
+    if not parent:
+        raise ValueError(f"{video}: no category folder in the path and no normal marker in the name")
+    return parent
+
+
+def class_phrase(category: str) -> str:
+    """``RoadAccidents`` -> ``road accidents`` (the words the text tower reads)."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", category).replace("_", " ").lower()
+
+
+def summarise(values: Sequence[float]) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+            "per_seed": [float(x) for x in v]}
+
+
+def _split(train: dict[str, np.ndarray], fraction: float) -> tuple[list[str], list[str]]:
+    from ..tune import val_videos
+
+    held = val_videos(list(train), fraction, seed=0)
+    fit = [v for v in train if v not in held]
+    val = [v for v in train if v in held]
+    kinds = {category_of(v) == NORMAL for v in val}
+    if kinds != {True, False}:
+        raise ValueError(f"the validation split ({len(val)} of {len(train)} training videos) lacks normal or abnormal "
+                         f"videos; raise eval_weakly.val_fraction")
+    return fit, val
+
+
+def _evaluate(scores: list[dict], names: list[str], truth, categories: list[str], protocol: str,
+              n_frames: dict[str, int] | None) -> dict:
+    def frame_level(key: str):
+        return build_frame_level([(v, s[key], (n_frames or {}).get(v)) for v, s in zip(names, scores)], truth,
+                                 protocol)
+
+    f1, f2 = frame_level("prob1"), frame_level("prob2")
+    m1 = frame_auc_ap(f1.labels, f1.scores, n_videos=len(names))
+    m2 = frame_auc_ap(f2.labels, f2.scores, n_videos=len(names))
+    out = {"auc": m1["auc"], "ap": m1["ap"], "auc_prob2": m2["auc"], "ap_prob2": m2["ap"]}
+    if not {category_of(v) for v in names} <= set(categories):
+        return out  # classes the head never saw (open vocabulary): no class scores to detect them with
+    gt = detection_ground_truth([(v, len(s["prob1"])) for v, s in zip(names, scores)], truth, normal_class=NORMAL)
+    det = detection_map([s["class_probs"] for s in scores], gt, categories, normal_class=NORMAL)
+    out["map_avg"] = det.average
+    out.update({f"map@{t:.1f}": m for t, m in zip(det.iou_thresholds, det.map_at_iou)})
+    return out
+
+
+def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray], truth, clip, tokenizer,
+                      cfg: VadClipConfig, seeds: Sequence[int], val_fraction: float, protocol: str = "vadclip",
+                      n_frames: dict[str, int] | None = None, exclude: set[str] = frozenset(),
+                      subsets: dict[str, list[str]] | None = None) -> dict:
+    """Train and evaluate the head once per seed; returns ``{"metrics", "per_seed", "scores", "history"}``.
+
+    ``exclude``: categories whose training videos are dropped (open vocabulary). ``subsets``: named lists of test
+    videos evaluated separately (``{"all": every test video}`` by default). ``scores``: prob1 per test video, mean
+    over seeds (for the report's traces).
+    """
+    train = {v: f for v, f in train.items() if category_of(v) not in exclude}
+    fit, val = _split(train, val_fraction)
+    categories = [NORMAL] + sorted({category_of(v) for v in train} - {NORMAL})
+    phrases = [class_phrase(c) for c in categories]
+    names = list(test)
+    subsets = subsets or {"all": names}
+    per_seed: dict[str, list[dict]] = {k: [] for k in subsets}
+    history, mean_prob1 = [], {v: np.zeros(len(test[v])) for v in names}
+    for seed in seeds:
+        head, hist = train_vadclip([train[v] for v in fit], [class_phrase(category_of(v)) for v in fit],
+                                   ([train[v] for v in val], [class_phrase(category_of(v)) for v in val]),
+                                   phrases, clip, tokenizer, cfg, seed)
+        scores = dict(zip(names, score_videos(head, [test[v] for v in names], clip)))
+        for key, videos in subsets.items():
+            per_seed[key].append(_evaluate([scores[v] for v in videos], videos, truth, categories, protocol, n_frames))
+        for v in names:
+            mean_prob1[v] += scores[v]["prob1"] / len(seeds)
+        history.append({"seed": seed, "best_val_auc": hist.get("best_auc"), "best_epoch": hist.get("best_epoch"),
+                        "iters_per_epoch": hist.get("iters_per_epoch"), "final_loss": hist["loss"][-1]})
+        log.info("seed %d: %s", seed, {k: per_seed[k][-1] for k in subsets})
+    metrics = {key: {m: summarise([r[m] for r in rows]) for m in rows[0]} for key, rows in per_seed.items()}
+    info = {"seeds": list(seeds), "n_train_videos": len(fit), "n_val_videos": len(val), "classes": categories,
+            "selection": "best video-level AUC on a validation split of the TRAINING videos (VadCLIP: test set)",
+            "config": dataclasses.asdict(cfg)}
+    return {"metrics": metrics, "info": info, "scores": mean_prob1, "history": history}
+
+
+def open_vocabulary_subsets(test: dict[str, np.ndarray], novel: set[str]) -> dict[str, list[str]]:
+    """Base / novel test subsets: abnormal videos of base (novel) categories, each with every normal video."""
+    normal = [v for v in test if category_of(v) == NORMAL]
+    base = [v for v in test if category_of(v) not in novel | {NORMAL}]
+    nov = [v for v in test if category_of(v) in novel]
+    if not nov:
+        raise ValueError(f"no test video of the novel categories {sorted(novel)}")
+    return {"base": normal + base, "novel": normal + nov}

@@ -1,0 +1,48 @@
+"""Stage entry point `eval_mss@<backbone>`: MeanSignScore on the test set (see :mod:`alertclip.eval.zeroshot`).
+
+Outputs: ``results/eval_mss/<backbone>/metrics.json`` ({dataset: mss, per-kind means, video counts}) and
+``signed.csv`` (one row per test video: its signed margin, a DVC plot of the distribution).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from typing import Any
+
+from .. import factory
+from ..eval.features import load_features
+from ..eval.inputs import backbone_dir, features_dir, read_truth
+from ..eval.zeroshot import encode_prompts, mss
+from ..io import atomic_open, write_json
+from ..train import pin_threads
+from .paths import RESULTS
+
+log = logging.getLogger(__name__)
+
+
+def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+    if variant is None:
+        raise ValueError("eval_mss needs --variant <backbone> (a key of eval.backbones)")
+    pin_threads()
+    from ..backbone import CHECKPOINT_FILE
+
+    clip, _, _, tok = factory.create(p.backbone.arch, pretrained=backbone_dir(p, variant) / CHECKPOINT_FILE)
+    pr = p.eval.prompts
+    t_a, t_n = encode_prompts(clip, tok, pr.template, pr.abnormal), encode_prompts(clip, tok, pr.template, pr.normal)
+    test = load_features(features_dir(variant)).by_video("test")
+    value, rows = mss(test, read_truth(p), t_a, t_n)
+    ab = [r.signed for r in rows if r.abnormal]
+    no = [r.signed for r in rows if not r.abnormal]
+    out = RESULTS / "eval_mss" / variant
+    write_json(out / "metrics.json", {p.eval.dataset: {
+        "mss": value, "mss_abnormal_videos": sum(ab) / len(ab) if ab else None,
+        "mss_normal_videos": sum(no) / len(no) if no else None, "n_videos": len(rows), "n_abnormal": len(ab),
+        "positive_share": sum(r.signed > 0 for r in rows) / len(rows)}})
+    with atomic_open(out / "signed.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["video", "kind", "signed", "s_abnormal", "s_normal", "snippets"])
+        for r in rows:
+            w.writerow([r.video, "abnormal" if r.abnormal else "normal", f"{r.signed:.6f}", f"{r.s_abnormal:.6f}",
+                        f"{r.s_normal:.6f}", r.snippets])
+    log.info("eval_mss@%s: MSS %.4f over %d videos (%d abnormal)", variant, value, len(rows), len(ab))

@@ -1,0 +1,53 @@
+"""Stage entry point `eval_openvocab@<backbone>`: the weakly supervised head trained on BASE categories only (the
+novel ones of ``novel_classes.txt`` are held out of training), AUC/AP on base vs novel test videos
+(see :mod:`alertclip.eval.weakly`).
+
+Output: ``results/eval_openvocab/<backbone>/metrics.json`` ({dataset: {base: {...}, novel: {...}}}).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from .. import factory
+from ..backbone import CHECKPOINT_FILE
+from ..eval.features import load_features
+from ..eval.inputs import backbone_dir, features_dir, frame_counts, read_truth
+from ..eval.weakly import open_vocabulary_subsets, weakly_supervised
+from ..io import write_json
+from ..train import pin_threads
+from ..tune import read_novel_classes
+from .eval_weakly import head_config
+from .paths import RESULTS
+
+log = logging.getLogger(__name__)
+
+NOVEL_CLASSES = Path("data/synth/published/annotations/novel_classes.txt")
+
+
+def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+    if variant is None:
+        raise ValueError("eval_openvocab needs --variant <backbone> (a key of eval.backbones)")
+    pin_threads()
+    clip, _, _, tok = factory.create(p.backbone.arch, pretrained=backbone_dir(p, variant) / CHECKPOINT_FILE)
+    feats = load_features(features_dir(variant))
+    test = feats.by_video("test")
+    lowered = read_novel_classes(NOVEL_CLASSES)
+    if not lowered:
+        raise ValueError(f"{NOVEL_CLASSES}: no novel classes listed; the open-vocabulary split needs some")
+    train = feats.by_video("train")
+    cats = {c for c in (Path(v).parent.name for v in list(train) + list(test))}
+    novel = {c for c in cats if c.casefold() in lowered}
+    res = weakly_supervised(train, test, read_truth(p), clip, tok, head_config(p), p.eval_weakly.seeds,
+                            p.eval_weakly.val_fraction, p.eval.protocol,
+                            frame_counts() if p.eval.protocol == "exact" else None, exclude=novel,
+                            subsets=open_vocabulary_subsets(test, novel))
+    info = {**res["info"], "novel_classes": sorted(novel),
+            "n_test_videos": {k: len(v) for k, v in open_vocabulary_subsets(test, novel).items()}}
+    write_json(RESULTS / "eval_openvocab" / variant / "metrics.json",
+               {p.eval.dataset: res["metrics"], "info": info})
+    m = res["metrics"]
+    log.info("eval_openvocab@%s: base AUC %.4f, novel AUC %.4f", variant, m["base"]["auc"]["mean"],
+             m["novel"]["auc"]["mean"])

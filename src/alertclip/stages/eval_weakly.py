@@ -1,0 +1,56 @@
+"""Stage entry point `eval_weakly@<backbone>`: the VadCLIP-style weakly supervised head on this backbone's frozen
+features, mean +- std over ``eval_weakly.seeds`` (see :mod:`alertclip.eval.weakly`).
+
+Outputs: ``results/eval_weakly/<backbone>/metrics.json`` ({dataset: {auc, ap, auc_prob2, ap_prob2, map...}: {mean,
+std, per_seed}}), ``scores.parquet`` (prob1 per test snippet, mean over seeds), ``roc.csv`` (a DVC plot) and
+``training.json`` (per seed: best validation AUC and epoch).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .. import factory
+from ..backbone import CHECKPOINT_FILE
+from ..eval.features import load_features
+from ..eval.inputs import backbone_dir, features_dir, frame_counts, read_truth
+from ..eval.metrics import build_frame_level
+from ..eval.scores import write_roc, write_snippet_scores
+from ..eval.vadclip import VadClipConfig
+from ..eval.weakly import weakly_supervised
+from ..io import write_json
+from ..train import pin_threads
+from .paths import RESULTS
+
+log = logging.getLogger(__name__)
+
+
+def head_config(p: Any) -> VadClipConfig:
+    w = p.eval_weakly
+    return VadClipConfig(visual_length=w.visual_length, window=w.window, layers=w.layers,
+                         batch_per_class=w.batch_per_class, epochs=w.epochs, lr=w.lr, weight_decay=w.weight_decay,
+                         milestones=tuple(w.milestones))
+
+
+def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+    if variant is None:
+        raise ValueError("eval_weakly needs --variant <backbone> (a key of eval.backbones)")
+    pin_threads()
+    clip, _, _, tok = factory.create(p.backbone.arch, pretrained=backbone_dir(p, variant) / CHECKPOINT_FILE)
+    feats = load_features(features_dir(variant))
+    truth = read_truth(p)
+    n_frames = frame_counts() if p.eval.protocol == "exact" else None
+    test = feats.by_video("test")
+    res = weakly_supervised(feats.by_video("train"), test, truth, clip, tok, head_config(p), p.eval_weakly.seeds,
+                            p.eval_weakly.val_fraction, p.eval.protocol, n_frames)
+    out = RESULTS / "eval_weakly" / variant
+    write_json(out / "metrics.json", {p.eval.dataset: res["metrics"]["all"], "info": res["info"]})
+    write_json(out / "training.json", res["history"])
+    write_snippet_scores(out / "scores.parquet", res["scores"])
+    frames = build_frame_level([(v, s, (n_frames or {}).get(v)) for v, s in res["scores"].items()], truth,
+                               p.eval.protocol)
+    write_roc(out / "roc.csv", frames.labels, frames.scores)
+    m = res["metrics"]["all"]
+    log.info("eval_weakly@%s: AUC %.4f +- %.4f, AP %.4f +- %.4f over %d seeds", variant, m["auc"]["mean"],
+             m["auc"]["std"], m["ap"]["mean"], m["ap"]["std"], len(p.eval_weakly.seeds))

@@ -1,0 +1,28 @@
+"""Stage entry point `features@<backbone>` (dvc.yaml: `alertclip features --variant <backbone>`): frozen
+per-snippet image embeddings of every train and test video for one backbone of ``eval.backbones``
+(see :mod:`alertclip.eval.features`).
+
+Outputs: ``data/features/<backbone>/{snippets.npy (fp16), index.parquet, meta.json}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..eval.features import extract
+from ..eval.inputs import backbone_dir, features_dir
+from ..train import pin_threads
+from .paths import FRAMES_DIR
+
+log = logging.getLogger(__name__)
+
+
+def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+    if variant is None:
+        raise ValueError("features needs --variant <backbone> (a key of eval.backbones)")
+    pin_threads()
+    meta = extract(backbone_dir(p, variant), FRAMES_DIR, features_dir(variant), p.backbone.arch,
+                   p.features.batch_size, progress=progress, name=variant)
+    log.info("features@%s: %d snippets of %d videos, dim %d (checkpoint %s)", variant, meta["n_snippets"],
+             meta["n_videos"], meta["dim"], meta["checkpoint_sha256"][:12])

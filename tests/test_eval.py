@@ -1,0 +1,162 @@
+"""Evaluation glue: features extraction + cache, MSS, zero-shot, weakly/open-vocabulary plumbing, retention."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from alertclip import factory
+from alertclip.backbone import CHECKPOINT_FILE
+from alertclip.eval import features as feat_mod
+from alertclip.eval.features import extract, load_features
+from alertclip.eval.metrics import GroundTruth, GroundTruthError, VideoTruth
+from alertclip.eval.retention import retention, scene_of
+from alertclip.eval.vadclip import VadClipConfig
+from alertclip.eval.weakly import category_of, class_phrase, open_vocabulary_subsets, summarise, weakly_supervised
+from alertclip.eval.zeroshot import encode_prompts, mss, zero_shot
+
+D = 8
+
+
+def _unit(x):
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _truth() -> GroundTruth:
+    return GroundTruth({"Fighting001_x264.mp4": VideoTruth("Fighting001_x264.mp4", "Fighting", ((16, 48),)),
+                        "Normal_Videos_001_x264.mp4": VideoTruth("Normal_Videos_001_x264.mp4", "Normal", ())},
+                       source="fake.txt")
+
+
+def test_mss_hand_case_uses_abnormal_span_only():
+    e = np.eye(D)
+    t_a, t_n = e[[0]], e[[1]]
+    # abnormal video: 4 snippets; span [16, 48) covers snippets 1 and 2, which point at t_A; the rest at t_N
+    fight = np.stack([e[1], e[0], e[0], e[1]])
+    normal = np.stack([e[1], _unit(e[0] + e[1]), e[1]])
+    value, rows = mss({"V/Fighting/Fighting001_x264.mp4": fight, "V/Normal/Normal_Videos_001_x264.mp4": normal},
+                      _truth(), t_a, t_n)
+    assert rows[0].abnormal and rows[0].snippets == 2 and rows[0].signed == pytest.approx(1.0)
+    # normal: mean cos to t_N = (1 + 0.7071 + 1) / 3, to t_A = 0.7071 / 3
+    assert rows[1].signed == pytest.approx((2.0 + 2 ** -0.5) / 3 - (2 ** -0.5) / 3)
+    assert value == pytest.approx((1.0 + rows[1].signed) / 2)
+
+
+def test_mss_unknown_abnormal_video_and_empty_prompts_fail():
+    e = np.eye(D)
+    with pytest.raises(GroundTruthError, match="Arson003_x264.mp4.*fake.txt"):
+        mss({"V/Arson/Arson003_x264.mp4": e[:2]}, _truth(), e[[0]], e[[1]])
+    with pytest.raises(ValueError, match="empty prompt set"):
+        mss({"V/Normal/Normal_Videos_001_x264.mp4": e[:2]}, _truth(), np.zeros((0, D)), e[[1]])
+    clip, _, _, tok = factory.create("alertclip-tiny")
+    with pytest.raises(ValueError, match="empty prompt set"):
+        encode_prompts(clip, tok, "a cctv video where {}", [])
+
+
+def test_zero_shot_separates_aligned_snippets():
+    e = np.eye(D)
+    fight = np.stack([e[1], e[0], e[0], e[1]])  # snippets 1-2 abnormal (frames 16..47)
+    normal = np.stack([e[1], e[1], e[1]])
+    metrics, scores, frames = zero_shot({"V/Fighting/Fighting001_x264.mp4": fight,
+                                         "V/Normal/Normal_Videos_001_x264.mp4": normal}, _truth(), e[[0]], e[[1]], 100.0)
+    assert metrics["auc"] == pytest.approx(1.0) and metrics["ap"] == pytest.approx(1.0)
+    assert frames.labels.size == 16 * 7 and metrics["n_frames"] == 112
+    assert scores["V/Fighting/Fighting001_x264.mp4"][1] > 0.99 > 0.01 > scores["V/Fighting/Fighting001_x264.mp4"][0]
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone(tmp_path_factory):
+    torch.manual_seed(0)
+    clip, _, _, _ = factory.create("alertclip-tiny")
+    d = tmp_path_factory.mktemp("bb")
+    factory.save_checkpoint(clip, d / CHECKPOINT_FILE, arch="alertclip-tiny")
+    return d
+
+
+def test_features_extract_cache_and_mismatch(smoke_frames, tiny_backbone, tmp_path, monkeypatch):
+    frames_dir = smoke_frames["out"]
+    cache = tmp_path / "cache"
+    meta = extract(tiny_backbone, frames_dir, tmp_path / "f1", "alertclip-tiny", batch_size=64, cache_dir=cache,
+                   name="base")
+    fs = load_features(tmp_path / "f1")
+    n = pl.read_parquet(frames_dir / "snippets.parquet").height
+    assert fs.features.shape == (n, 128) and fs.features.dtype == np.float16 and meta["n_snippets"] == n
+    norms = np.linalg.norm(fs.features.astype(np.float32), axis=1)
+    assert np.allclose(norms, 1.0, atol=2e-3)
+    by = fs.by_video("test")
+    assert by and all(v.ndim == 2 for v in by.values())
+    assert set(fs.by_video("train")).isdisjoint(by)
+
+    def boom(*a, **k):
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(feat_mod, "encode_snippets", boom)  # same checkpoint + frames: served from the cache
+    extract(tiny_backbone, frames_dir, tmp_path / "f2", "alertclip-tiny", cache_dir=cache, name="again")
+    assert np.array_equal(np.load(tmp_path / "f2" / "snippets.npy"), fs.features)
+
+    np.save(tmp_path / "f2" / "snippets.npy", fs.features[:-1])
+    with pytest.raises(ValueError, match=r"snippets.npy: \d+ rows but .*index.parquet lists \d+ snippets"):
+        load_features(tmp_path / "f2")
+
+
+def test_category_phrases_and_openvocab_subsets():
+    assert category_of("VAGTA_synth/Videos/RoadAccidents/RoadAccidents001_x264.mp4") == "RoadAccidents"
+    assert category_of("VAGTA_synth/Videos/Normal/Normal_Videos_101_x264.mp4") == "Normal"
+    assert class_phrase("RoadAccidents") == "road accidents" and class_phrase("Normal") == "normal"
+    test = {"V/Normal/Normal_Videos_1.mp4": 0, "V/Fighting/Fighting1.mp4": 0, "V/Explosion/Explosion1.mp4": 0}
+    sub = open_vocabulary_subsets(test, {"Explosion"})
+    assert sub == {"base": ["V/Normal/Normal_Videos_1.mp4", "V/Fighting/Fighting1.mp4"],
+                   "novel": ["V/Normal/Normal_Videos_1.mp4", "V/Explosion/Explosion1.mp4"]}
+    with pytest.raises(ValueError, match="no test video of the novel categories"):
+        open_vocabulary_subsets(test, {"Arson"})
+    s = summarise([0.8, 0.9])
+    assert s["mean"] == pytest.approx(0.85) and s["std"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
+
+
+def _world(rng, n_per: int, prefix: str):
+    """Features where abnormal videos carry a class direction on snippets 4..9 (frames 64..159)."""
+    dirs = {c: rng.normal(size=128) for c in ("Fighting", "Arson", "Explosion")}
+    feats, truth = {}, {}
+    for c in ("Normal", "Fighting", "Arson", "Explosion"):
+        for i in range(n_per):
+            name = f"Normal_Videos_{prefix}{i:03d}_x264.mp4" if c == "Normal" else f"{c}{prefix}{i:03d}_x264.mp4"
+            x = rng.normal(size=(16, 128))
+            if c != "Normal":
+                x[4:10] += 3 * dirs[c]
+                truth[name] = VideoTruth(name, c, ((64, 160),))
+            feats[f"V/{c}/{name}"] = _unit(x).astype(np.float32)
+    return feats, truth
+
+
+def test_weakly_supervised_plumbing_seeds_and_subsets():
+    rng = np.random.default_rng(0)
+    train, _ = _world(rng, 12, "tr")
+    test, truth = _world(rng, 3, "te")
+    clip, _, _, tok = factory.create("alertclip-tiny")
+    cfg = VadClipConfig(visual_length=16, batch_per_class=8, epochs=3, lr=1e-3, milestones=(10,))
+    res = weakly_supervised(train, test, GroundTruth(truth, source="t.txt"), clip, tok, cfg, [0, 1], 0.3,
+                            exclude={"Explosion"}, subsets=open_vocabulary_subsets(test, {"Explosion"}))
+    assert res["info"]["classes"] == ["Normal", "Arson", "Fighting"]  # the novel class is not trained
+    for key in ("base", "novel"):
+        m = res["metrics"][key]
+        assert len(m["auc"]["per_seed"]) == 2 and 0.0 <= m["auc"]["mean"] <= 1.0
+        assert {"ap", "auc_prob2", "ap_prob2"} <= set(m)
+    assert {"map_avg", "map@0.5"} <= set(res["metrics"]["base"])
+    assert "map_avg" not in res["metrics"]["novel"]  # no class prompt for an unseen class: no detection mAP
+    assert res["metrics"]["base"]["auc"]["mean"] > 0.8  # the class-direction segment is found on base classes
+    assert set(res["scores"]) == set(test) and len(res["history"]) == 2
+
+
+def test_retention_metrics_on_random_model():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (12, 64, 64, 3), dtype=np.uint8)
+    caps = [f"a {s} scene, a person in red" for s in ("shop", "plaza", "street")] * 4
+    assert scene_of(caps[0]) == "shop" and scene_of("no scene here") is None
+    clip, _, _, tok = factory.create("alertclip-tiny")
+    out = retention(clip, tok, images, caps)
+    assert out["n_scenes"] == 3 and out["scene_chance"] == pytest.approx(1 / 3)
+    assert {"i2t_r1", "i2t_r5", "t2i_r1", "scene_acc"} <= set(out)
+    assert 0.0 <= out["t2i_r1"] <= 1.0

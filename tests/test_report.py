@@ -1,0 +1,246 @@
+"""The report stage: tables, CSVs, the generated summary, figures and index from a fake results tree."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import polars as pl
+import pytest
+
+from alertclip.eval.metrics import read_ucf_temporal
+from alertclip.report import (
+    FIGURES_DIR,
+    MissingResultError,
+    build_report,
+    pct,
+    pct_pm,
+    select_trace_videos,
+    signed_pp,
+)
+
+DATASET = "VAGTA-synth"
+BACKBONES = {"base": "data/models/backbone", "stage1": "data/models/stage1", "full": "data/models/stage2"}
+ANNOTATIONS = "data/synth/published/annotations/Temporal_Anomaly_Annotation.txt"
+# name in the scores -> snippet count; "Other/Unknown_x264" has no ground truth and must be skipped by the traces.
+VIDEOS = {"Abuse/Abuse001_x264": 5, "Fighting/Fighting002_x264": 5, "Normal/Normal_Videos_003_x264": 5,
+          "Normal/Normal_Videos_004_x264": 6, "Other/Unknown_x264": 4}
+ANNOTATION_LINES = [
+    "Abuse001_x264.mp4  Abuse  16  40  -1  -1  ",
+    "Fighting002_x264.mp4  Fighting  0  30  50  60  ",
+    "Normal_Videos_003_x264.mp4  Normal  -1  -1  -1  -1  ",
+    "Normal_Videos_004_x264.mp4  Normal  -1  -1  -1  -1  ",
+]
+
+# The numbers the tests check. weakly: stage1 within noise (+0.50 < 1.00), full beats (+1.23 > 1.00).
+MSS = {"base": 0.0123, "stage1": 0.0456, "full": 0.1}
+ZS_AUC = {"base": 0.70, "stage1": 0.75, "full": 0.65}  # full worse
+WEAKLY_AUC = {"base": (0.80, 0.01), "stage1": (0.805, 0.01), "full": (0.8123, 0.01)}
+NOVEL_AUC = {"base": (0.70, 0.01), "stage1": (0.72, 0.03), "full": (0.60, 0.01)}  # stage1 noise, full worse
+I2T_R1 = {"base": 0.50, "stage1": 0.52, "full": 0.45}
+
+
+def _stat(mean: float, std: float) -> dict:
+    return {"mean": mean, "std": std, "per_seed": [mean - std, mean, mean + std]}
+
+
+def _head_metrics(auc: tuple[float, float]) -> dict:
+    return {"auc": _stat(*auc), "ap": _stat(auc[0] - 0.1, 0.02), "auc_prob2": _stat(0.5, 0.0),
+            "ap_prob2": _stat(0.4, 0.0), "map_avg": _stat(0.1, 0.01),
+            **{f"map@{t / 10:.1f}": _stat(0.1, 0.01) for t in range(1, 6)}}
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _json(path: Path, obj) -> None:
+    _write(path, json.dumps(obj, indent=2))
+
+
+def _scores(path: Path, offset: float) -> None:
+    rows = [(v, s, round(offset + 0.1 * s + 0.01 * i, 4)) for i, (v, n) in enumerate(VIDEOS.items()) for s in range(n)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame({"video": [r[0] for r in rows], "snippet": [r[1] for r in rows], "score": [r[2] for r in rows]},
+                 schema={"video": pl.String, "snippet": pl.Int64, "score": pl.Float64}).write_parquet(path)
+
+
+def _roc(path: Path, bend: float) -> None:
+    _write(path, "fpr,tpr\n" + "".join(f"{x:.6f},{min(1.0, x ** bend):.6f}\n" for x in np.linspace(0, 1, 6)))
+
+
+def make_tree(root: Path) -> Path:
+    _write(root / ANNOTATIONS, "\n".join(ANNOTATION_LINES) + "\n")
+    _json(root / "results/backbone/metrics.json", {"first_loss": 4.1, "final_loss": 2.05, "steps": 100,
+                                                   "heldout_i2t_r1": 0.5})
+    _json(root / "results/stage1/metrics.json", {"first_loss": 3.0, "final_loss": 1.5, "steps": 40,
+                                                 "best_val_total": 1.61})
+    for i, k in enumerate(BACKBONES):
+        res = root / "results"
+        signed = [(v, "normal" if "Normal" in v else "abnormal", MSS[k] + 0.05 * (j - 2)) for j, v in enumerate(VIDEOS)]
+        _json(res / "eval_mss" / k / "metrics.json", {DATASET: {
+            "mss": MSS[k], "mss_abnormal_videos": MSS[k] + 0.01, "mss_normal_videos": MSS[k] - 0.01,
+            "n_videos": len(VIDEOS), "n_abnormal": 3, "positive_share": 0.6}})
+        _write(res / "eval_mss" / k / "signed.csv", "video,kind,signed,s_abnormal,s_normal,snippets\n" + "".join(
+            f"{v},{kind},{s:.6f},0.250000,0.240000,{VIDEOS[v]}\n" for v, kind, s in signed))
+        _json(res / "eval_zeroshot" / k / "metrics.json", {DATASET: {
+            "auc": ZS_AUC[k], "ap": ZS_AUC[k] - 0.2, "n_videos": len(VIDEOS), "n_frames": 400,
+            "abnormal_frame_share": 0.16, "logit_scale": 100.0, "protocol": "vadclip"}})
+        _scores(res / "eval_zeroshot" / k / "scores.parquet", 0.1 * i)
+        _roc(res / "eval_zeroshot" / k / "roc.csv", 1.0 + i)
+        _json(res / "eval_weakly" / k / "metrics.json", {
+            DATASET: _head_metrics(WEAKLY_AUC[k]),
+            "info": {"seeds": [0, 1, 2], "selection": "best val AUC on 20% of training videos",
+                     "n_train_videos": 12, "n_val_videos": 3, "classes": ["Normal", "Abuse", "Fighting"]}})
+        _scores(res / "eval_weakly" / k / "scores.parquet", 0.2 * i)
+        _roc(res / "eval_weakly" / k / "roc.csv", 0.5 + i)
+        _json(res / "eval_openvocab" / k / "metrics.json", {
+            DATASET: {"base": _head_metrics((0.9, 0.02)), "novel": _head_metrics(NOVEL_AUC[k])},
+            "info": {"novel_classes": ["Fighting"], "n_test_videos": {"base": 3, "novel": 3}, "seeds": [0, 1, 2]}})
+        _json(res / "eval_retention" / k / "metrics.json", {
+            "i2t_r1": I2T_R1[k], "i2t_r5": 0.9, "t2i_r1": 0.4 + 0.01 * i, "scene_acc": 0.7, "n_scenes": 4,
+            "scene_chance": 0.25, "n_images": 200, "n_captions": 50, "chance_r1": 0.02})
+    return root
+
+
+def params() -> SimpleNamespace:
+    return SimpleNamespace(eval=SimpleNamespace(backbones=dict(BACKBONES), reference="base", dataset=DATASET,
+                                                test_annotations=ANNOTATIONS),
+                           eval_weakly=SimpleNamespace(seeds=[0, 1, 2]))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = make_tree(tmp_path_factory.mktemp("report"))
+    index = build_report(root, params())
+    return root, index, (root / "results/report.md").read_text(encoding="utf-8")
+
+
+def md_table(md: str, name: str) -> list[list[str]]:
+    """Body rows of the markdown table whose heading ends in (`name`), without the Src column."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("### ") and line.endswith(f"(`{name}`)"))
+    first = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("|"))
+    end = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
+    rows = lines[first:end]
+    body = [[c.strip() for c in row.strip("|").split(" | ")] for row in rows[2:]]
+    return [cells[:-1] for cells in body]
+
+
+def csv_table(root: Path, name: str) -> tuple[list[str], list[list[str]]]:
+    with open(root / "results/report/tables" / f"{name}.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    return rows[0], rows[1:]
+
+
+def finding(md: str, prefix: str) -> str:
+    return next(line for line in md.splitlines() if line.startswith(prefix))
+
+
+def test_formats():
+    assert pct(0.8932) == "89.32" and pct(None) == "n/a" and pct(float("nan")) == "n/a"
+    assert pct_pm({"mean": 0.8123, "std": 0.01}) == "81.23 ± 1.00"
+    assert signed_pp(-0.0001) == "+0.00" and signed_pp(-5) == "-5.00" and signed_pp(2) == "+2.00"
+
+
+def test_tables_numbers_and_csv_match(built):
+    root, index, md = built
+    weakly = {r[0]: r for r in md_table(md, "weakly")}
+    assert list(weakly) == list(BACKBONES)  # eval.backbones order
+    assert weakly["full"][1] == "81.23 ± 1.00" and weakly["base"][1] == "80.00 ± 1.00" and weakly["full"][-1] == "3"
+    mss = {r[0]: r for r in md_table(md, "mss")}
+    assert mss["base"][1:5] == ["0.0123", "0.0223", "0.0023", "60.00"]
+    zs = {r[0]: r for r in md_table(md, "zeroshot")}
+    assert zs["full"][1:3] == ["65.00", "45.00"]
+    abl = {r[0]: r for r in md_table(md, "ablation")}
+    assert abl["full"][1:] == ["0.1000", "65.00", "81.23 ± 1.00", "60.00 ± 1.00", "45.00"]
+    ov = {r[0]: r for r in md_table(md, "openvocab")}
+    assert ov["stage1"][1:] == ["90.00 ± 2.00", "80.00 ± 2.00", "72.00 ± 3.00", "62.00 ± 2.00", "3/3"]
+    for t in index["tables"]:
+        header, rows = csv_table(root, t["name"])
+        assert header[-1] == "source" and header[:-1] == t["columns"]
+        assert [r[:-1] for r in rows] == md_table(md, t["name"]), t["name"]
+        for row in rows:  # every row names existing source files
+            assert row[-1] and all((root / s).is_file() for s in row[-1].split(";"))
+    _, rows = csv_table(root, "weakly")
+    assert rows[2][-1] == "results/eval_weakly/full/metrics.json"
+    assert "[3] `results/eval_weakly/full/metrics.json`" in md
+    assert {t["name"] for t in index["tables"]} == {"mss", "weakly", "zeroshot", "ablation", "openvocab", "retention",
+                                                   "training"}
+
+
+def test_retention_delta_sign(built):
+    root, _, md = built
+    ret = {r[0]: r for r in md_table(md, "retention")}
+    assert ret["base"][1:3] == ["50.00", "+0.00"]
+    assert ret["stage1"][1:3] == ["52.00", "+2.00"]
+    assert ret["full"][1:3] == ["45.00", "-5.00"]
+    assert ret["full"][5:7] == ["42.00", "+2.00"]  # t2i R@1 0.42 vs 0.40
+
+
+def test_what_it_shows(built):
+    _, _, md = built
+    section = md.split("## What this run shows", 1)[1].split("## Tables", 1)[0]
+    line = finding(section, "- Weakly AUC: `stage1`")
+    assert "within seed noise" in line and "beats" not in line and "+0.50 pp" in line
+    line = finding(section, "- Weakly AUC: `full`")
+    assert "beats `base` by 1.23 pp" in line and "exceeds the larger seed std (1.00 pp over 3 seeds)" in line
+    assert "is worse than `base` by 5.00 pp" in finding(section, "- Zero-shot AUC: `full`")
+    assert "beats `base` by 5.00 pp" in finding(section, "- Zero-shot AUC: `stage1`")
+    assert "is worse than `base` by 10.00 pp" in finding(section, "- Novel AUC: `full`")
+    assert "within seed noise" in finding(section, "- Novel AUC: `stage1`")
+    assert "is worse than `base` by 5.00 pp" in finding(section, "- i2t R@1: `full`")
+    assert "beats `base` by 0.0877" in finding(section, "- MSS: `full`")
+    assert "**Weakly supervised AUC** — 1 of 2 tuned backbone(s) beat `base`, 1 within seed noise." in section
+    assert "3 seed(s)" in section
+    assert "validation split of the *training* videos" in section and "VadCLIP selects" in section
+
+
+def test_missing_file_names_file_and_stage(tmp_path):
+    root = make_tree(tmp_path)
+    (root / "results/eval_weakly/stage1/metrics.json").unlink()
+    with pytest.raises(MissingResultError) as exc:
+        build_report(root, params(), figures=False)
+    msg = str(exc.value)
+    assert "results/eval_weakly/stage1/metrics.json" in msg and "eval_weakly@stage1" in msg
+    assert not (root / "results/report.md").exists()
+
+
+def test_trace_selection_deterministic(tmp_path):
+    truth = read_ucf_temporal(make_tree(tmp_path) / ANNOTATIONS)
+    scores = {v: np.zeros(n) for v, n in VIDEOS.items()}
+    chosen = select_trace_videos(scores, truth)
+    assert [t.video for t in chosen] == ["Fighting/Fighting002_x264", "Abuse/Abuse001_x264",
+                                         "Normal/Normal_Videos_004_x264", "Normal/Normal_Videos_003_x264"]
+    # Unannotated videos: normal by name (like the eval stages) or skipped; at most 3 of each kind.
+    more = {**scores, "Normal/Normal_Videos_099_x264": np.zeros(9), "Normal/Normal_Videos_098_x264": np.zeros(9)}
+    assert [t.video for t in select_trace_videos(more, truth)][2:] == [
+        "Normal/Normal_Videos_098_x264", "Normal/Normal_Videos_099_x264", "Normal/Normal_Videos_004_x264"]
+    assert int(chosen[0].labels.sum()) == 40 and len(chosen[0].labels) == 80
+
+
+def test_figures_index_and_byte_identical(built, tmp_path, monkeypatch):
+    root, index, md = built
+    names = {"roc_zeroshot", "roc_weakly", "mss_distribution", "traces_weakly", "traces_zeroshot"}
+    assert {f["name"] for f in index["figures"]} == names
+    assert json.loads((root / "results/report/index.json").read_text(encoding="utf-8")) == index
+    for f in index["figures"]:
+        png = root / f["path"]
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f["sources"] and f["caption"]
+        assert f"]({Path(f['path']).relative_to('results').as_posix()})" in md  # linked relative to report.md
+    # A second render (through the stage entry point, in another directory) gives the same bytes.
+    other = make_tree(tmp_path / "again")
+    monkeypatch.chdir(other)
+    from alertclip.stages.report import run
+
+    run(params(), progress=False)
+    for name in names:
+        a, b = root / FIGURES_DIR / f"{name}.png", other / FIGURES_DIR / f"{name}.png"
+        assert a.read_bytes() == b.read_bytes(), name
+    assert (other / "results/report.md").read_text(encoding="utf-8") == md
+    shutil.rmtree(other)
