@@ -22,8 +22,19 @@ from alertclip import dag
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ALL_STAGES = {"synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "stage2"}
-AFTER_FRAMES = {"frames", "curate", "hardneg", "stage1", "stage2"}
+BACKBONES = ("base", "stage1", "full")  # params.yaml eval.backbones
+EVALS = ("eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")
+
+
+def _per(keys: tuple[str, ...], stages: tuple[str, ...] = ("features", *EVALS)) -> set[str]:
+    return {f"{s}@{k}" for s in stages for k in keys}
+
+
+ALL_STAGES = {"synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "stage2", "report"} | _per(
+    BACKBONES)
+# frames feed every features@ variant; eval_retention@base reads only the base backbone and the stills
+AFTER_FRAMES = ({"frames", "curate", "hardneg", "stage1", "stage2", "report"} | _per(BACKBONES)) - {"eval_retention@base"}
+AFTER_HARDNEG = {"hardneg", "stage1", "stage2", "report"} | _per(("stage1", "full"))
 
 
 def _env(root: Path) -> dict:
@@ -110,8 +121,12 @@ def test_run_records_every_stage_and_leaves_dvc_clean(pipeline):
     assert set(lock["stages"]) == ALL_STAGES
     assert_clean(pipeline)
     for stage in ALL_STAGES:
-        assert (pipeline / "logs" / "snakemake" / f"{stage}.log").exists()
+        assert (pipeline / "logs" / "snakemake" / f"{stage.replace('@', '__')}.log").exists()
         assert (pipeline / "logs" / f"{stage}.log").exists()
+    report = (pipeline / "results" / "report.md").read_text(encoding="utf-8")
+    for key in BACKBONES:
+        assert key in report
+    assert len(list((pipeline / "results" / "report" / "figures").glob("*.png"))) >= 4
 
 
 @pytest.mark.slow
@@ -130,8 +145,9 @@ def test_param_edit_same_stale_set(pipeline):
 @pytest.mark.parametrize("module,expected", [
     ("src/alertclip/data/media.py", AFTER_FRAMES),
     ("src/alertclip/synth/render.py", ALL_STAGES),
-    ("src/alertclip/hardneg/inverter.py", {"hardneg", "stage1", "stage2"}),
-    ("src/alertclip/stages/stage2.py", {"stage2"}),
+    ("src/alertclip/hardneg/inverter.py", AFTER_HARDNEG),
+    ("src/alertclip/stages/stage2.py", {"stage2", "report"} | _per(("full",))),
+    ("src/alertclip/eval/zeroshot.py", {"report"} | _per(BACKBONES, ("eval_mss", "eval_zeroshot"))),
 ])
 def test_code_edit_same_stale_set(pipeline, module, expected):
     path = pipeline / module
@@ -249,3 +265,14 @@ def test_unknown_hint_key_fails(tmp_path):
     bad.write_text("frames: {threads: 2, gpus: 1}\n")
     with pytest.raises(ValueError, match="gpus"):
         dag.load_hints(bad)
+
+
+def test_report_deps_cover_every_backbone(repo):
+    """DVC cannot loop inside a deps list: the report's deps name each eval.backbones key; keep them in step."""
+    spec = yaml.safe_load((repo / "dvc.yaml").read_text())
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    deps = set(spec["stages"]["report"]["deps"])
+    assert tuple(params["eval"]["backbones"]) == BACKBONES
+    for key in params["eval"]["backbones"]:
+        for kind in EVALS:
+            assert f"results/{kind}/{key}/metrics.json" in deps, (kind, key)

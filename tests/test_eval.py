@@ -118,7 +118,8 @@ def test_category_phrases_and_openvocab_subsets():
 
 def _world(rng, n_per: int, prefix: str):
     """Features where abnormal videos carry a class direction on snippets 4..9 (frames 64..159)."""
-    dirs = {c: rng.normal(size=128) for c in ("Fighting", "Arson", "Explosion")}
+    fixed = np.random.default_rng(123)  # the same class directions in train and test
+    dirs = {c: fixed.normal(size=128) for c in ("Fighting", "Arson", "Explosion")}
     feats, truth = {}, {}
     for c in ("Normal", "Fighting", "Arson", "Explosion"):
         for i in range(n_per):
@@ -160,3 +161,12 @@ def test_retention_metrics_on_random_model():
     assert out["n_scenes"] == 3 and out["scene_chance"] == pytest.approx(1 / 3)
     assert {"i2t_r1", "i2t_r5", "t2i_r1", "scene_acc"} <= set(out)
     assert 0.0 <= out["t2i_r1"] <= 1.0
+
+
+def test_inference_precision_modes_on_cpu():
+    clip, _, _, _ = factory.create("alertclip-tiny")
+    for mode in ("auto", "autocast", "fp32"):  # on CPU every mode is plain fp32 (bf16 is for CUDA)
+        model, ctx = feat_mod.prepare_for_inference(clip, mode)
+        assert ctx is None and next(model.parameters()).dtype == torch.float32
+    with pytest.raises(ValueError, match="features.precision must be auto\\|autocast\\|fp32"):
+        feat_mod.prepare_for_inference(clip, "fp16")

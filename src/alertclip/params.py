@@ -193,6 +193,8 @@ class Stage2Params(_TuneParams):
 
 class FeaturesParams(_Strict):
     batch_size: int = Field(256, ge=1, description="snippet frames encoded per batch")
+    precision: Literal["auto", "autocast", "fp32"] = Field(
+        "auto", description="auto = bf16 weights on CUDA, fp32 on CPU; autocast = fp32 weights + bf16 autocast")
 
 
 _SYNTH_NORMAL = ["two people talk", "a person sits down", "a car parks", "a lamp glows", "a bag is handed over",

@@ -62,8 +62,23 @@ def frames_digest(frames_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def prepare_for_inference(model: torch.nn.Module, precision: str = "auto") -> tuple[torch.nn.Module, object]:
+    """``(model, autocast context or None)`` for frozen encoding. ``auto``: bf16 *weights* on CUDA (measured faster
+    than fp32 weights under autocast: no per-layer casts), fp32 on CPU; ``autocast``: fp32 weights + bf16 autocast on
+    CUDA; ``fp32``: plain fp32."""
+    if precision not in ("auto", "autocast", "fp32"):
+        raise ValueError(f"features.precision must be auto|autocast|fp32, got {precision!r}")
+    device = next(model.parameters()).device
+    if device.type != "cuda" or precision == "fp32":
+        return model.float(), None
+    if precision == "auto":
+        return model.to(torch.bfloat16), None
+    return model, torch.autocast("cuda", dtype=torch.bfloat16)
+
+
 @torch.no_grad()
-def encode_snippets(model: torch.nn.Module, frames_dir: Path, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+def encode_snippets(model: torch.nn.Module, frames_dir: Path, batch_size: int = 256, progress: bool = False,
+                    precision: str = "auto") -> np.ndarray:
     """Image embeddings (N, D) fp16 of every stored snippet frame, in ``snippets.parquet`` row order."""
     import polars as pl
     from tqdm.auto import tqdm
@@ -75,16 +90,16 @@ def encode_snippets(model: torch.nn.Module, frames_dir: Path, batch_size: int = 
     if not shards:
         raise FileNotFoundError(f"no snippets-*.npy frame shards in {frames_dir}")
     device = next(model.parameters()).device
-    model.eval()
+    model, autocast = prepare_for_inference(model.eval(), precision)
+    dtype = next(model.parameters()).dtype
     shard_col, row_col = table["shard"].to_numpy(), table["row"].to_numpy()
     out = np.zeros((table.height, 0), dtype=np.float16)
     chunks = []
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
     for start in tqdm(range(0, table.height, batch_size), desc="features", unit="batch",
                       disable=not progress):
         sl = slice(start, start + batch_size)
         imgs = np.stack([shards[s][r] for s, r in zip(shard_col[sl], row_col[sl])])
-        x = images_to_tensor(imgs, model).to(device, non_blocking=True)
+        x = images_to_tensor(imgs, model).to(device, dtype, non_blocking=True)
         if autocast is not None:
             with autocast:
                 emb = model.encode_image(x, normalize=True)
@@ -96,7 +111,8 @@ def encode_snippets(model: torch.nn.Module, frames_dir: Path, batch_size: int = 
 
 
 def extract(model_dir: Path, frames_dir: Path, out_dir: Path, arch: str, batch_size: int = 256,
-            cache_dir: Path = Path("data/.cache/features"), progress: bool = False, name: str = "") -> dict:
+            cache_dir: Path = Path("data/.cache/features"), progress: bool = False, name: str = "",
+            precision: str = "auto") -> dict:
     """Write ``out_dir/{snippets.npy, index.parquet, meta.json}`` for the OpenCLIP checkpoint in ``model_dir``."""
     import polars as pl
 
@@ -106,7 +122,7 @@ def extract(model_dir: Path, frames_dir: Path, out_dir: Path, arch: str, batch_s
     if not ckpt.exists():
         raise FileNotFoundError(f"{ckpt}: no OpenCLIP checkpoint (run the stage that writes {model_dir})")
     ckpt_sha = sha256_file(ckpt)
-    key = f"{ckpt_sha[:16]}-{frames_digest(Path(frames_dir))}"
+    key = f"{ckpt_sha[:16]}-{frames_digest(Path(frames_dir))}-{precision}"
     cached = Path(cache_dir) / f"{key}.npy"
     clip, _, _, _ = factory.create(arch, pretrained=ckpt)
     if cached.exists():
@@ -114,7 +130,7 @@ def extract(model_dir: Path, frames_dir: Path, out_dir: Path, arch: str, batch_s
         log.info("features: cached %s (%d x %d)", cached, *feats.shape)
     else:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        feats = encode_snippets(clip.to(device), Path(frames_dir), batch_size, progress)
+        feats = encode_snippets(clip.to(device), Path(frames_dir), batch_size, progress, precision)
         cached.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cached) as tmp, open(tmp, "wb") as fh:
             np.save(fh, feats)
@@ -129,7 +145,8 @@ def extract(model_dir: Path, frames_dir: Path, out_dir: Path, arch: str, batch_s
         table.write_parquet(tmp)
     meta = {"backbone": name, "model_dir": str(model_dir), "arch": arch, "checkpoint_sha256": ckpt_sha,
             "dim": int(feats.shape[1]), "n_snippets": int(feats.shape[0]), "n_videos": table["video"].n_unique(),
-            "logit_scale": float(clip.logit_scale.detach().exp().clamp(max=100.0)), "dtype": "float16", "l2_normalised": True}
+            "logit_scale": float(clip.logit_scale.detach().exp().clamp(max=100.0)), "dtype": "float16", "l2_normalised": True,
+            "precision": precision}
     write_json(out_dir / META_FILE, meta)
     return meta
 

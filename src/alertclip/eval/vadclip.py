@@ -15,7 +15,8 @@ Deliberate deviations from the original:
 (a) Model selection uses a VALIDATION split of training videos (the original picks the best test-set AUC every 10
     iterations). Criterion: video-level ROC-AUC of the binary branch's top-k-mean score (k = T // 16 + 1 over prob1 of
     the whole video, test-style chunking), so only video-level labels are used. Evaluated at each epoch end and every
-    ``eval_every`` iterations if set; the best (strictly greater) weights are returned. As in the original, the best
+    ``eval_every`` iterations if set; the best (strictly greater AUC; at equal AUC, lower video-level BCE of the
+    same scores, because AUC saturates at 1.0 on easy validation sets) weights are returned. As in the original, the best
     weights are reloaded at each epoch end (optimiser state not reloaded; ``reload_best_each_epoch``). With ``val=None``
     there is no selection and the final weights are returned.
 (b) Padding in attention is unmasked by default, as in the original; ``mask_padding=True`` masks padded keys (query
@@ -317,23 +318,20 @@ def sep_weight(cfg: VadClipConfig, n_classes: int) -> float:
 
 
 def roc_auc(labels, scores) -> float:
-    """Binary ROC-AUC (Mann-Whitney with average ranks for ties); nan if only one class is present."""
+    """Binary ROC-AUC (scikit-learn's); nan if only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
     y = np.asarray(labels).astype(bool).ravel()
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), dtype=np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(roc_auc_score(y, np.asarray(scores, dtype=np.float64).ravel()))
+
+
+def video_bce(labels, scores) -> float:
+    """Mean binary cross-entropy of video-level scores (the selection tie-break: lower is better)."""
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    p = np.clip(np.asarray(scores, dtype=np.float64).ravel(), 1e-7, 1 - 1e-7)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
 
 def _module_device(m: nn.Module) -> torch.device:
@@ -472,15 +470,19 @@ def train_vadclip(train: Sequence[np.ndarray], labels: Sequence, val: tuple[Sequ
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.lr_gamma)
     w_sep = sep_weight(cfg, len(class_names))
     hist: dict = {"loss": [], "loss_bce": [], "loss_mil": [], "loss_sep": [], "lr": [], "val": [], "best_auc": None,
+                  "best_bce": None,
                   "best_epoch": None, "best_iteration": None, "iters_per_epoch": iters, "batch": (b_n, b_a)}
     best_state = None
 
     def validate(epoch: int, it: int) -> None:
         nonlocal best_state
-        auc = roc_auc(val_y, video_scores(score_videos(head, val_feats, clip_model), cfg.topk_div))
-        hist["val"].append({"epoch": epoch, "iteration": it, "auc": auc})
-        if hist["best_auc"] is None or auc > hist["best_auc"]:
-            hist.update(best_auc=auc, best_epoch=epoch, best_iteration=it)
+        vs = video_scores(score_videos(head, val_feats, clip_model), cfg.topk_div)
+        auc, bce = roc_auc(val_y, vs), video_bce(val_y, vs)
+        hist["val"].append({"epoch": epoch, "iteration": it, "auc": auc, "bce": bce})
+        # Video-level AUC saturates at 1.0 on easy validation sets; then the validation BCE of the same video scores
+        # decides, so training still selects (and, with reload_best_each_epoch, keeps) later, better weights.
+        if hist["best_auc"] is None or auc > hist["best_auc"] or (auc == hist["best_auc"] and bce < hist["best_bce"]):
+            hist.update(best_auc=auc, best_bce=bce, best_epoch=epoch, best_iteration=it)
             best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
 
     head.train()

@@ -5,8 +5,8 @@ the test set with the field's protocol (:mod:`alertclip.eval.metrics`), over sev
 * Video label = its category (the folder of a UCF-style path: ``.../Videos/RoadAccidents/RoadAccidents001_x264.mp4``);
   a name with a normal marker (``Normal``, ``label_A``) is the normal class. The head's class prompts use the
   category split into words (``RoadAccidents`` -> ``road accidents``), normal first.
-* Validation videos: :func:`alertclip.tune.val_videos` over the training videos with a fixed split seed (0), so every
-  seed selects on the same videos; the seeds change initialisation and sampling only.
+* Validation videos: a fixed hash-ordered share of the training videos of each kind (:func:`_split`), so every seed
+  selects on the same videos and both kinds are present; the seeds change initialisation and sampling only.
 * Reported per seed and as mean / sample std over seeds: frame AUC and AP of prob1 (the binary branch: VadCLIP's UCF
   number), AP and AUC of prob2 (the alignment branch: VadCLIP's XD number), and mAP@IoU 0.1-0.5 of the class
   probabilities (VadCLIP's detectionMAP, with its UCF normal-class quirk).
@@ -60,16 +60,21 @@ def summarise(values: Sequence[float]) -> dict:
 
 
 def _split(train: dict[str, np.ndarray], fraction: float) -> tuple[list[str], list[str]]:
-    from ..tune import val_videos
+    """``(fit, val)``: per kind (normal / abnormal) the ``max(1, round(fraction * n))`` videos with the smallest
+    ``sha256("0:<video>")`` -- deterministic, order-free, and both kinds always present in the validation split."""
+    import hashlib
 
-    held = val_videos(list(train), fraction, seed=0)
-    fit = [v for v in train if v not in held]
-    val = [v for v in train if v in held]
-    kinds = {category_of(v) == NORMAL for v in val}
-    if kinds != {True, False}:
-        raise ValueError(f"the validation split ({len(val)} of {len(train)} training videos) lacks normal or abnormal "
-                         f"videos; raise eval_weakly.val_fraction")
-    return fit, val
+    def rank(v: str) -> str:
+        return hashlib.sha256(f"0:{v}".encode()).hexdigest()
+
+    val: set[str] = set()
+    for normal in (True, False):
+        kind = sorted((v for v in train if (category_of(v) == NORMAL) == normal), key=rank)
+        if len(kind) < 2:
+            raise ValueError(f"{len(kind)} {'normal' if normal else 'abnormal'} training video(s): the weakly "
+                             f"supervised head needs at least 2 (one to fit, one to validate)")
+        val.update(kind[:min(len(kind) - 1, max(1, round(fraction * len(kind))))])
+    return [v for v in train if v not in val], [v for v in train if v in val]
 
 
 def _evaluate(scores: list[dict], names: list[str], truth, categories: list[str], protocol: str,

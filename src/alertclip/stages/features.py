@@ -23,6 +23,7 @@ def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
         raise ValueError("features needs --variant <backbone> (a key of eval.backbones)")
     pin_threads()
     meta = extract(backbone_dir(p, variant), FRAMES_DIR, features_dir(variant), p.backbone.arch,
-                   p.features.batch_size, progress=progress, name=variant)
+                   p.features.batch_size, progress=progress, name=variant,
+                   precision=p.features.precision)
     log.info("features@%s: %d snippets of %d videos, dim %d (checkpoint %s)", variant, meta["n_snippets"],
              meta["n_videos"], meta["dim"], meta["checkpoint_sha256"][:12])
