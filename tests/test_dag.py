@@ -22,19 +22,21 @@ from alertclip import dag
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-BACKBONES = ("base", "stage1", "full")  # params.yaml eval.backbones
+VARIANTS = ("full", "no_hard", "standard_neg", "joint")  # params.yaml ablations: stage2@<variant>
+BACKBONES = ("base", "stage1", *VARIANTS)  # params.yaml eval.backbones
 EVALS = ("eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")
+STAGE2 = {f"stage2@{v}" for v in VARIANTS}
 
 
 def _per(keys: tuple[str, ...], stages: tuple[str, ...] = ("features", *EVALS)) -> set[str]:
     return {f"{s}@{k}" for s in stages for k in keys}
 
 
-ALL_STAGES = {"synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "stage2", "report"} | _per(
-    BACKBONES)
+ALL_STAGES = ({"synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "report"} | STAGE2
+              | _per(BACKBONES))
 # frames feed every features@ variant; eval_retention@base reads only the base backbone and the stills
-AFTER_FRAMES = ({"frames", "curate", "hardneg", "stage1", "stage2", "report"} | _per(BACKBONES)) - {"eval_retention@base"}
-AFTER_HARDNEG = {"hardneg", "stage1", "stage2", "report"} | _per(("stage1", "full"))
+AFTER_FRAMES = ({"frames", "curate", "hardneg", "stage1", "report"} | STAGE2 | _per(BACKBONES)) - {"eval_retention@base"}
+AFTER_HARDNEG = {"hardneg", "stage1", "report"} | STAGE2 | _per(BACKBONES[1:])
 
 
 def _env(root: Path) -> dict:
@@ -146,7 +148,7 @@ def test_param_edit_same_stale_set(pipeline):
     ("src/alertclip/data/media.py", AFTER_FRAMES),
     ("src/alertclip/synth/render.py", ALL_STAGES),
     ("src/alertclip/hardneg/inverter.py", AFTER_HARDNEG),
-    ("src/alertclip/stages/stage2.py", {"stage2", "report"} | _per(("full",))),
+    ("src/alertclip/stages/stage2.py", STAGE2 | {"report"} | _per(VARIANTS)),
     ("src/alertclip/eval/zeroshot.py", {"report"} | _per(BACKBONES, ("eval_mss", "eval_zeroshot"))),
 ])
 def test_code_edit_same_stale_set(pipeline, module, expected):

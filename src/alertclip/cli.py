@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--no-progress", action="store_true", help="no progress bars (logs still written)")
         if name in VARIANT_STAGES:
             sp.add_argument("--variant", required=True, metavar="KEY",
-                            help="which backbone (a key of eval.backbones in params.yaml)")
+                            help="which variant: a key of ablations (stage2) or of eval.backbones (features, eval_*)")
         if name == "curate":
             sp.add_argument("--explain", metavar="CLIP_ID", help="print which curation rules fired on a clip and why")
         if name == "hardneg":

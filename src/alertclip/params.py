@@ -170,6 +170,7 @@ class _TuneParams(_Strict):
     val_fraction: float = Field(0.1, ge=0, lt=1, description="validation videos carved from TRAINING videos")
     grad_checkpointing: bool = Field(False, description="recompute tower activations in backward (less memory)")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto = bf16 autocast on CUDA, fp32 on CPU")
+    temperature: float | None = Field(None, ge=0.01, le=1.0, description="initial tau; null = the checkpoint's")
 
 
 class Stage1Params(_TuneParams):
@@ -177,7 +178,8 @@ class Stage1Params(_TuneParams):
 
 
 class Stage2Params(_TuneParams):
-    epochs: int = Field(1, ge=1)
+    epochs: int = Field(4, ge=1)
+    use_sweep: bool = Field(False, description="take lambdas, temperature and lr from results/sweep/best.json")
     lambda_region: float = Field(1.0, ge=0)
     lambda_hard: float = Field(1.0, ge=0)
     negatives: Literal["hard", "standard"] = "hard"
@@ -189,6 +191,28 @@ class Stage2Params(_TuneParams):
         if lam > 0 and info.data.get("k_negatives") == 0:
             raise ValueError("lambda_hard > 0 needs k_negatives > 0 (the hard-negative loss has nothing to score)")
         return lam
+
+
+class AblationVariant(_Strict):
+    """One stage-2 variant (``stage2@<name>``): see :mod:`alertclip.ablation`."""
+
+    losses: list[Literal["global", "region", "hard"]] = Field(default_factory=lambda: ["global", "region", "hard"],
+                                                             min_length=1)
+    curriculum: Literal["two_stage", "joint"] = "two_stage"
+    negatives: Literal["hard", "standard"] = "hard"
+
+    @field_validator("losses")
+    @classmethod
+    def _global_included(cls, losses: list[str]) -> list[str]:
+        if "global" not in losses:
+            raise ValueError("every variant trains the global loss: include 'global'")
+        if len(set(losses)) != len(losses):
+            raise ValueError(f"a loss is listed twice: {losses}")
+        return losses
+
+
+def _default_ablations() -> dict[str, AblationVariant]:
+    return {"full": AblationVariant()}
 
 
 class FeaturesParams(_Strict):
@@ -228,7 +252,7 @@ class EvalParams(_Strict):
 
     backbones: dict[str, str] = Field(
         default_factory=lambda: {"base": "data/models/backbone", "stage1": "data/models/stage1",
-                                 "full": "data/models/stage2"},
+                                 "full": "data/models/stage2/full"},
         description="stage variant key -> a directory holding open_clip_model.pt (features@<key>, eval_*@<key>)")
     reference: str = Field("base", description="the backbone others are compared with (retention deltas)")
     dataset: str = "VAGTA-synth"
@@ -274,6 +298,7 @@ class Params(_Strict):
     backbone: BackboneParams = BackboneParams()
     stage1: Stage1Params = Stage1Params()
     stage2: Stage2Params = Stage2Params()
+    ablations: dict[str, AblationVariant] = Field(default_factory=_default_ablations, min_length=1)
     features: FeaturesParams = FeaturesParams()
     eval: EvalParams = EvalParams()
     eval_weakly: WeaklyParams = WeaklyParams()

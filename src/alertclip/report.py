@@ -5,7 +5,8 @@
 * per backbone key ``K`` of params ``eval.backbones``: ``results/eval_{mss,zeroshot,weakly,openvocab,retention}/K/``
   (metrics JSON, MSS margins, snippet scores, ROC points) -- every one required; a missing file raises
   :class:`MissingResultError` naming it and the dvc.yaml stage (``eval_weakly@K``) that writes it;
-* optionally the training summaries ``results/{backbone,stage1,stage2}/metrics.json`` (a small training table);
+* optionally the training summaries ``results/{backbone,stage1}/metrics.json`` and
+  ``results/stage2/<variant>/metrics.json`` (a small training table);
 * the test ground truth (params ``eval.test_annotations``) for the per-video score traces,
 
 and writes ``results/report.md`` (markdown tables, "What this run shows", figure links),
@@ -218,6 +219,9 @@ def load_results(root: str | Path, p: Any) -> Results:
         path = root / RESULTS / stage / "metrics.json"
         if path.is_file():
             res.training[stage] = json.loads(path.read_text(encoding="utf-8"))
+        # stage-2 ablation variants (stage2@<name>) write results/stage2/<name>/metrics.json
+        for sub in sorted((root / RESULTS / stage).glob("*/metrics.json")):
+            res.training[f"{stage}@{sub.parent.name}"] = json.loads(sub.read_text(encoding="utf-8"))
     return res
 
 
@@ -409,7 +413,7 @@ def training_table(r: Results) -> Table | None:
     for stage, m in r.training.items():
         t.add([stage, _fmt_int(m.get("steps")), mss_fmt(m.get("first_loss")), mss_fmt(m.get("final_loss")),
                mss_fmt(m.get("best_val_total")), pct(m.get("heldout_i2t_r1"))],
-              [_rel(RESULTS / stage / "metrics.json")])
+              [_rel(RESULTS / stage.replace("@", "/") / "metrics.json")])
     return t
 
 

@@ -105,6 +105,7 @@ class TuneConfig:
     val_fraction: float = 0.1
     grad_checkpointing: bool = False  # recompute tower activations in backward (memory for time; same gradients)
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+    temperature: float | None = None  # initial tau (logit_scale = log(1/tau)); None = keep the checkpoint's
 
     def __post_init__(self) -> None:
         checks = [
@@ -112,6 +113,8 @@ class TuneConfig:
             (self.init in ("stage1", "base"), f"init must be stage1|base, got {self.init!r}"),
             (self.train_visual in ("all", "frozen", "last_n"), f"train_visual must be all|frozen|last_n, got {self.train_visual!r}"),
             (self.train_text in ("all", "frozen", "last_n"), f"train_text must be all|frozen|last_n, got {self.train_text!r}"),
+            (self.temperature is None or 0.01 <= self.temperature <= 1.0,
+             f"temperature must be in [0.01, 1] (CLIP clamps 1/tau to 100), got {self.temperature}"),
             (self.precision in ("auto", "bf16", "fp32"), f"precision must be auto|bf16|fp32, got {self.precision!r}"),
             (0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
             (self.epochs >= 1 and self.batch_size >= 2, "epochs must be >= 1 and batch_size >= 2"),
@@ -427,8 +430,9 @@ class _ValidatedBatches:
     best weights (the loop asks the generator for the next batch only after applying the previous update).
     State goes to ``state_path`` (if set) after each epoch so a resumed run keeps its best-val weights."""
 
-    def __init__(self, inner: PermutationBatches, validate, model, state_path: Path | None):
+    def __init__(self, inner: PermutationBatches, validate, model, state_path: Path | None, on_val=None):
         self.inner, self.validate, self.model, self.state_path = inner, validate, model, state_path
+        self.on_val = on_val
         self.steps_per_epoch, self.batch_size = inner.steps_per_epoch, inner.batch_size
         self.records: dict[int, dict] = {}
         self.best: tuple[int, float, dict] | None = None  # (epoch, val total, state_dict copy)
@@ -454,6 +458,8 @@ class _ValidatedBatches:
             with atomic_path(self.state_path) as tmp:
                 torch.save({"records": self.records, "best_epoch": best[0] if best else -1,
                             "best_total": best[1] if best else float("nan"), "best_state": best[2] if best else None}, tmp)
+        if self.on_val is not None and val is not None:
+            self.on_val(epoch, val)  # e.g. an Optuna trial reporting (and maybe raising TrialPruned)
 
     def epoch(self, epoch: int, start: int = 0):
         if start == 0 and epoch > 0:
@@ -463,9 +469,12 @@ class _ValidatedBatches:
 
 
 def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoint_dir: Path | None = None,
-         progress: bool = False) -> tuple[AlertClipModel, TrainResult, dict]:
+         progress: bool = False, on_val=None) -> tuple[AlertClipModel, TrainResult, dict]:
     """Train one stage; returns ``(model with the best-val weights, loop result, metrics)`` (metrics carry timings
     ``wall_s`` / ``samples_per_s`` / ``resumed_from_step`` from the loop: callers log them, not store them).
+
+    ``on_val(epoch, val_losses)`` is called after each epoch's validation (a sweep reports to Optuna there; an
+    exception it raises, such as ``optuna.TrialPruned``, ends the run).
 
     ``result.interrupted``: SIGTERM arrived; the loop checkpoint (and ``val.pt``) are in ``checkpoint_dir``.
     """
@@ -477,6 +486,9 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
     model.set_trainable("visual", cfg.train_visual, cfg.last_n)
     model.set_trainable("text", cfg.train_text, cfg.last_n)
     model.clip.set_grad_checkpointing(cfg.grad_checkpointing)
+    if cfg.temperature is not None:
+        with torch.no_grad():
+            model.clip.logit_scale.fill_(float(np.log(1.0 / cfg.temperature)))
     ctx = context()
     device = ctx.device()
     model.to(device)
@@ -510,7 +522,7 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
 
     inner = PermutationBatches(len(train_set), cfg.batch_size, cfg.seed, fetch)
     state_path = Path(checkpoint_dir) / VAL_STATE if checkpoint_dir and ctx.is_main else None
-    batches = _ValidatedBatches(inner, validate, model, state_path)
+    batches = _ValidatedBatches(inner, validate, model, state_path, on_val)
     if checkpoint_dir and not ctx.is_main and (Path(checkpoint_dir) / VAL_STATE).exists():
         batches.load(Path(checkpoint_dir) / VAL_STATE)  # resume: read-only on the other processes
     params = [p for p in model.parameters() if p.requires_grad]
@@ -537,12 +549,13 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
 
 def run_stage(stage: Stage, params: Any, progress: bool = True, paths: TunePaths = TunePaths(),
               models_dir: Path = Path("data/models"), results_dir: Path = Path("results"),
-              cache_dir: Path = Path("data/.cache")) -> dict:
+              cache_dir: Path = Path("data/.cache"), variant: str | None = None) -> dict:
     """The ``stage1`` / ``stage2`` pipeline stage (``params``: ``p.stage1`` / ``p.stage2`` or None for defaults).
 
     Writes ``<models_dir>/<stage>/`` (:func:`save_tuned`), ``<results_dir>/<stage>/metrics.json`` (no timings) and
     ``curve.csv``; resume checkpoints in ``<cache_dir>/<stage>/<config hash>/`` (removed on success). Interrupted:
-    ``SystemExit(143)``. Returns the metrics written.
+    ``SystemExit(143)``. Returns the metrics written. A ``variant`` (an ablation, ``stage2@<variant>``) writes to
+    ``<models_dir>/<stage>/<variant>/`` and ``<results_dir>/<stage>/<variant>/`` instead.
     """
     import shutil
 
@@ -562,6 +575,9 @@ def run_stage(stage: Stage, params: Any, progress: bool = True, paths: TunePaths
                     result.total_steps, ckpt_dir)
         raise SystemExit(143)
     out_model, out = Path(models_dir) / stage, Path(results_dir) / stage
+    if variant:
+        out_model, out = out_model / variant, out / variant
+        metrics["variant"] = variant
     ckpt = save_tuned(model, cfg.arch, out_model)
     write_curve(out / "curve.csv", result.history)
     # Timings change run to run; they go to the log, so metrics.json (hashed in dvc.lock) stays reproducible.

@@ -10,8 +10,8 @@ from typing import Callable
 
 NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "stage2", "features",
          "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention", "report")
-# Stages run once per backbone (dvc.yaml foreach over params eval.backbones): `alertclip <stage> --variant KEY`.
-VARIANT_STAGES = ("features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")
+# Stages run once per variant (dvc.yaml foreach over params ablations / eval.backbones): `alertclip <stage> --variant KEY`.
+VARIANT_STAGES = ("stage2", "features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")
 
 
 def entry_point(name: str) -> Callable:

@@ -30,7 +30,7 @@ NOVEL_CLASSES = Path("data/synth/published/annotations/novel_classes.txt")
 def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
     if variant is None:
         raise ValueError("eval_openvocab needs --variant <backbone> (a key of eval.backbones)")
-    pin_threads()
+    pin_threads(1)  # small models: one thread each, so two evaluations share the 2 cores (and bytes match)
     clip, _, _, tok = factory.create(p.backbone.arch, pretrained=backbone_dir(p, variant) / CHECKPOINT_FILE)
     feats = load_features(features_dir(variant))
     test = feats.by_video("test")

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
     if variant is None:
         raise ValueError("eval_zeroshot needs --variant <backbone> (a key of eval.backbones)")
-    pin_threads()
+    pin_threads(1)  # small models: one thread each, so two evaluations share the 2 cores (and bytes match)
     from ..backbone import CHECKPOINT_FILE
 
     clip, _, _, tok = factory.create(p.backbone.arch, pretrained=backbone_dir(p, variant) / CHECKPOINT_FILE)

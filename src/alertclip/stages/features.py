@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
     if variant is None:
         raise ValueError("features needs --variant <backbone> (a key of eval.backbones)")
-    pin_threads()
+    pin_threads(1)  # small models: one thread each, so two evaluations share the 2 cores (and bytes match)
     meta = extract(backbone_dir(p, variant), FRAMES_DIR, features_dir(variant), p.backbone.arch,
                    p.features.batch_size, progress=progress, name=variant,
                    precision=p.features.precision)

@@ -1,20 +1,32 @@
-"""Stage entry point `stage2` (dvc.yaml: `alertclip stage2`): Alert-CLIP stage 2, the joint loss
-(global + region + hard-negative) from the stage-1 weights (``init="base"``: from the base backbone) (see :mod:`alertclip.tune`).
+"""Stage entry point `stage2@<variant>` (dvc.yaml: `alertclip stage2 --variant <name>`, one per key of params
+``ablations``): Alert-CLIP stage 2, the joint loss (global + region + hard-negative) from the stage-1 weights, with
+the variant's losses / curriculum / negatives (see :mod:`alertclip.ablation` and :mod:`alertclip.tune`).
 
-Outputs: ``data/models/stage2/{open_clip_model.pt, config.json, temporal.pt, temporal.json}``,
-``results/stage2/metrics.json`` (losses per part, validation losses; no timings, so reruns are byte-identical) and
-``results/stage2/curve.csv``. The resumable loop checkpoint lives in ``data/.cache/stage2/<config+inputs hash>/`` and
-is removed on success; SIGTERM saves it and exits with status 143, rerunning the stage resumes.
+Outputs: ``data/models/stage2/<variant>/{open_clip_model.pt, config.json, temporal.pt, temporal.json}``,
+``results/stage2/<variant>/metrics.json`` (losses per part, validation losses; no timings, so reruns are
+byte-identical) and ``results/stage2/<variant>/curve.csv``. The resumable loop checkpoint lives in
+``data/.cache/stage2/<config+inputs hash>/`` and is removed on success; SIGTERM saves it and exits with status 143,
+rerunning the stage resumes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..ablation import variant_params
 from ..train import pin_threads
 from ..tune import run_stage
 
 
-def run(p: Any, progress: bool = True) -> None:
+def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+    if variant is None:
+        raise ValueError("stage2 needs --variant <name> (a key of ablations in params.yaml)")
+    if variant not in p.ablations:
+        raise ValueError(f"params.yaml: ablations has no {variant!r} (known: {sorted(p.ablations)})")
     pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
-    run_stage("stage2", getattr(p, "stage2", None), progress)
+    params = variant_params(p.stage2.model_dump(), p.ablations[variant])
+    if getattr(p.stage2, "use_sweep", False):
+        from ..sweep import best_overrides
+
+        params.update(best_overrides())
+    run_stage("stage2", params, progress, variant=variant)

@@ -1,0 +1,368 @@
+"""The stage-2 hyper-parameter sweep (alertclip.sweep): config validation, storage errors, seeded TPE, pruning,
+deterministic outputs, resume after a killed / failed worker, stale-trial handling, and the real objective's glue."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import polars as pl
+import pytest
+import torch
+from sweep_worker import EPOCHS, fake_objective, fake_value
+
+from alertclip import sweep
+from alertclip.sweep import (
+    SWEPT,
+    SweepConfig,
+    SweepInterrupted,
+    SweepRange,
+    SweepStorageError,
+    best_overrides,
+    make_study,
+    open_storage,
+    render_plots,
+    run_sweep,
+    study_name,
+)
+
+WORKER = Path(__file__).resolve().parent / "sweep_worker.py"
+REPO = Path(__file__).resolve().parents[1]
+OUTPUTS = ("trials.parquet", "best.json", "optimization_history.png", "param_importances.png")
+BASE = {"epochs": EPOCHS}
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _cfg(storage, **kw) -> SweepConfig:
+    return SweepConfig.from_params({"n_trials": 6, "storage": str(storage), "epochs": EPOCHS, "n_startup_trials": 3,
+                                    "prune_startup_trials": 2, **kw})
+
+
+def _never(params, report):  # an objective that must not run
+    raise AssertionError("training started")
+
+
+def _finished(study) -> list:
+    return [t for t in sorted(study.trials, key=lambda t: t.number)
+            if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+
+def _load(storage) -> optuna.Study:
+    url = str(storage)
+    st = open_storage(SweepConfig(storage=url))
+    (name,) = optuna.get_all_study_names(st)
+    return optuna.load_study(study_name=name, storage=st)
+
+
+def _bytes(out: Path) -> dict[str, bytes]:
+    return {f: (out / f).read_bytes() for f in OUTPUTS}
+
+
+# ------------------------------------------------------------------------------------------------- config
+
+
+def test_config_defaults_and_forms():
+    cfg = SweepConfig.from_params(None)
+    assert cfg.pruner == "median" and cfg.storage == "data/.cache/sweep/journal.log"
+    assert cfg.ranges.lr.log and cfg.ranges.temperature.log and not cfg.ranges.lambda_region.log
+
+    class Model:  # what a pydantic params group looks like to from_params
+        def model_dump(self):
+            return {"n_trials": 3, "ranges": {"lr": {"low": 1e-4, "high": 1e-2, "log": None},
+                                              "lambda_hard": [0.5, 2.0], "temperature": [0.02, 0.5, False]}}
+
+    cfg = SweepConfig.from_params(Model())
+    assert cfg.n_trials == 3 and cfg.ranges.lr == SweepRange(1e-4, 1e-2, True)  # lr: log-uniform by default
+    assert cfg.ranges.lambda_hard == SweepRange(0.5, 2.0, False) and cfg.ranges.temperature.log is False
+    assert cfg.ranges.lambda_region == SweepRange(0.1, 3.0, False)  # not given: default
+    assert SweepConfig.from_params(dataclasses.replace(cfg, seed=4)).seed == 4
+    with pytest.raises(ValueError, match=r"sweep: unknown key\(s\) \['n_trial'\]"):
+        SweepConfig.from_params({"n_trial": 3})
+    with pytest.raises(ValueError, match="sweep.pruner"):
+        SweepConfig.from_params({"pruner": "asha"})
+    with pytest.raises(ValueError, match="sweep.n_trials"):
+        SweepConfig.from_params({"n_trials": 0})
+
+
+@pytest.mark.parametrize("key, value, why", [
+    ("lr", {"low": 1e-3, "high": 1e-5}, "inverted"),
+    ("lambda_region", {"low": 2.0, "high": 1.0}, "inverted"),
+    ("lambda_hard", [1.0, 1.0], "empty"),
+    ("temperature", {"low": 0.05, "high": 0.05}, "empty"),
+    ("temperature", [0.001, 0.1], r"must lie in \[0.01, 1.0\]"),
+    ("temperature", [0.05, 2.0], r"must lie in \[0.01, 1.0\]"),
+    ("lambda_region", [-1.0, 1.0], "must lie in"),
+    ("lambda_hard", {"low": 0.0, "high": 1.0, "log": True}, "log-uniform range needs low > 0"),
+    ("lr", {"low": 1e-5, "high": 1e-3, "log": False}, "log-uniformly"),
+    ("lr", {"low": 1e-5}, "give low, high"),
+    ("lr", [1e-5, "x"], "could not convert"),
+    ("lr", [1e-5, float("nan")], "finite"),
+    ("momentum", [0.1, 0.9], "unknown key"),
+])
+def test_bad_range_names_its_key(key, value, why):
+    with pytest.raises(ValueError, match=rf"sweep\.ranges\.{key}: .*{why}"):
+        SweepConfig.from_params({"ranges": {key: value}})
+
+
+# ------------------------------------------------------------------------------------------------- storage
+
+
+@pytest.mark.parametrize("case", ["sqlite_dir", "journal_under_file", "postgres", "redis", "unknown_scheme",
+                                  "unknown_driver", "malformed"])
+def test_bad_storage_fails_before_training(tmp_path, case):
+    (tmp_path / "a_file").write_text("x")
+    url = {"sqlite_dir": f"sqlite:///{tmp_path}",  # a directory is no database
+           "journal_under_file": str(tmp_path / "a_file" / "journal.log"),
+           "postgres": "postgresql://user:s3cret@127.0.0.1:1/sweep",  # no driver here; unreachable port otherwise
+           "redis": "redis://127.0.0.1:6379/0",
+           "unknown_scheme": "nosuchdb://host/db",
+           "unknown_driver": "postgresql+nosuchdriver://host/db",
+           "malformed": "sqlite+://"}[case]
+    expect = {"sqlite_dir": "cannot reach", "journal_under_file": "cannot create the journal file",
+              "postgres": "driver 'psycopg2' is not installed|cannot reach", "redis": "unsupported scheme 'redis'",
+              "unknown_scheme": "unsupported scheme", "unknown_driver": "unsupported scheme",
+              "malformed": "not a valid database URL|unsupported scheme"}[case]
+    with pytest.raises(SweepStorageError, match=expect) as info:
+        run_sweep(_cfg(url), BASE, _never, out_dir=tmp_path / "out")
+    msg = str(info.value)
+    assert "s3cret" not in msg  # the password is masked
+    shown = url.replace("s3cret", "***")
+    assert shown in msg or url.split("://")[0] in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_base_params_fail_before_storage(tmp_path):
+    with pytest.raises(ValueError, match="tune: "):
+        run_sweep(_cfg(tmp_path / "j.log"), {"epochs": 1, "batch_size": 1}, _never, out_dir=tmp_path / "out")
+    assert not (tmp_path / "j.log").exists()
+
+
+# ------------------------------------------------------------------------------------------------- sampler, outputs
+
+
+def test_seeded_tpe_is_reproducible_and_outputs_byte_identical(tmp_path):
+    a = run_sweep(_cfg(tmp_path / "a" / "journal.log"), BASE, fake_objective, out_dir=tmp_path / "out_a")
+    b = run_sweep(_cfg(f"sqlite:///{tmp_path / 'b' / 'sweep.db'}"), BASE, fake_objective, out_dir=tmp_path / "out_b")
+    sa, sb = _load(tmp_path / "a" / "journal.log"), _load(f"sqlite:///{tmp_path / 'b' / 'sweep.db'}")
+    assert [t.params for t in sa.trials] == [t.params for t in sb.trials]  # two fresh studies, same seed
+    assert [t.value for t in sa.trials] == [t.value for t in sb.trials]
+    assert a == b and _bytes(tmp_path / "out_a") == _bytes(tmp_path / "out_b")
+    # another seed samples elsewhere
+    run_sweep(_cfg(tmp_path / "c.log", seed=1), BASE, fake_objective, out_dir=tmp_path / "out_c")
+    assert [t.params for t in _load(tmp_path / "c.log").trials] != [t.params for t in sa.trials]
+
+    best = json.loads((tmp_path / "out_a" / "best.json").read_text())
+    assert best["n_complete"] + best["n_pruned"] == 6 and best["n_fail"] == 0
+    assert set(best["params"]) == set(SWEPT) and set(best["importances"]) == set(SWEPT)
+    assert not any(k in json.dumps(best) for k in ("datetime", "duration", "wall"))
+    table = pl.read_parquet(tmp_path / "out_a" / "trials.parquet")
+    assert table.height == 6 and table["number"].to_list() == list(range(6))
+    complete = table.filter(pl.col("state") == "COMPLETE")
+    assert best["value"] == complete["value"].min()
+    for row in complete.iter_rows(named=True):  # value = the best epoch's value of the per-epoch curve
+        assert row["value"] == min(row["epoch_values"]) and len(row["epoch_values"]) == EPOCHS
+        params = {k: row[f"params_{k}"] for k in SWEPT}
+        assert row["epoch_values"] == [fake_value(params, e) for e in range(EPOCHS)]
+    for key, r in _cfg("x").ranges.items():
+        assert table[f"params_{key}"].is_between(r.low, r.high).all()
+    assert best_overrides(tmp_path / "out_a" / "best.json") == best["params"]
+
+
+def test_plots_are_byte_identical_across_renders(tmp_path):
+    run_sweep(_cfg(tmp_path / "j.log"), BASE, fake_objective, out_dir=tmp_path / "out")
+    study = _load(tmp_path / "j.log")
+    first = [p.read_bytes() for p in render_plots(study, tmp_path / "r1", seed=0)]
+    second = [p.read_bytes() for p in render_plots(study, tmp_path / "r2", seed=0)]
+    assert first == second and all(b.startswith(b"\x89PNG") for b in first)
+    assert b"Software" not in first[0] and b"matplotlib" not in first[0].lower()
+    # fewer than 2 COMPLETE trials: the importance figure says so instead of failing
+    one = optuna.create_study(study_name="one")
+    one.add_trial(optuna.create_trial(params={"lr": 1e-4}, distributions={
+        "lr": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)}, value=1.0))
+    a = [p.read_bytes() for p in render_plots(one, tmp_path / "o1")]
+    b = [p.read_bytes() for p in render_plots(one, tmp_path / "o2")]
+    assert a == b and a[1] != second[1]
+
+
+def test_median_pruner_prunes_bad_curves(tmp_path):
+    def bad_curves(params, report):
+        bad = params["lambda_region"] > 1.5  # half the space learns nothing
+        values = []
+        for epoch in range(EPOCHS):
+            value = 10.0 - 0.01 * epoch if bad else fake_value(params, epoch)
+            values.append(value)
+            report(epoch, value)
+        return min(values)
+
+    run_sweep(_cfg(tmp_path / "m.log", n_trials=10, prune_warmup_epochs=0), BASE, bad_curves, out_dir=tmp_path / "m")
+    table = pl.read_parquet(tmp_path / "m" / "trials.parquet")
+    pruned = table.filter(pl.col("state") == "PRUNED")
+    assert pruned.height >= 1 and (table["state"].is_in(["COMPLETE", "PRUNED"])).all()
+    assert (pruned["n_epochs"] < EPOCHS).all()  # stopped early
+    assert (pruned["params_lambda_region"] > 1.5).all()  # only bad curves are pruned
+    assert table.filter(pl.col("state") == "COMPLETE").height + pruned.height == 10
+
+    run_sweep(_cfg(tmp_path / "n.log", n_trials=6, pruner="none"), BASE, bad_curves, out_dir=tmp_path / "n")
+    assert (pl.read_parquet(tmp_path / "n" / "trials.parquet")["state"] == "COMPLETE").all()
+    best = run_sweep(_cfg(tmp_path / "h.log", n_trials=6, pruner="hyperband"), BASE, bad_curves, out_dir=tmp_path / "h")
+    assert best["n_complete"] + best["n_pruned"] == 6
+
+
+def test_rerun_extends_or_reuses_and_outputs_depend_on_params_only(tmp_path):
+    store = tmp_path / "j.log"
+    calls = []
+
+    def counting(params, report):
+        calls.append(params)
+        return fake_objective(params, report)
+
+    run_sweep(_cfg(store, n_trials=4), BASE, counting, out_dir=tmp_path / "four")
+    assert len(calls) == 4
+    run_sweep(_cfg(store, n_trials=4), BASE, _never, out_dir=tmp_path / "four_again")  # nothing left to run
+    assert _bytes(tmp_path / "four") == _bytes(tmp_path / "four_again")
+    run_sweep(_cfg(store, n_trials=6), BASE, counting, out_dir=tmp_path / "six")  # raising n_trials extends
+    assert len(calls) == 6
+    run_sweep(_cfg(tmp_path / "fresh.log", n_trials=6), BASE, fake_objective, out_dir=tmp_path / "six_fresh")
+    assert _bytes(tmp_path / "six") == _bytes(tmp_path / "six_fresh")
+    run_sweep(_cfg(store, n_trials=4), BASE, _never, out_dir=tmp_path / "four_from_six")  # first 4 trials only
+    assert _bytes(tmp_path / "four_from_six") == _bytes(tmp_path / "four")
+    # another range is another study in the same storage
+    run_sweep(_cfg(store, n_trials=2, ranges={"lr": [1e-4, 1e-2]}), BASE, counting, out_dir=tmp_path / "other")
+    assert len(calls) == 8 and len(optuna.get_all_study_names(open_storage(SweepConfig(storage=str(store))))) == 2
+
+
+@pytest.mark.parametrize("crash, storage", [("kill", "journal"), ("raise", "sqlite")])
+def test_resume_after_a_dead_worker(tmp_path, crash, storage):
+    url = str(tmp_path / "journal.log") if storage == "journal" else f"sqlite:///{tmp_path / 'sweep.db'}"
+    n = 5
+    spec = {"sweep": {"n_trials": n, "storage": url, "epochs": EPOCHS, "n_startup_trials": 3, "prune_startup_trials": 2},
+            "out": str(tmp_path / "out"), "calls": str(tmp_path / "calls.jsonl"), "crash": crash, "crash_call": 3}
+
+    def worker(spec: dict) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(WORKER), json.dumps(spec)], cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+
+    proc = worker(spec)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    if crash == "kill":
+        assert proc.returncode == -9
+    else:
+        assert "injected failure" in proc.stderr
+    before = _load(url)
+    first = _finished(before)
+    assert len(first) == 2 and len(before.trials) == 3
+    assert before.trials[2].state == (optuna.trial.TrialState.RUNNING if crash == "kill" else optuna.trial.TrialState.FAIL)
+    assert before.trials[2].intermediate_values  # it died in the middle (after its first epoch)
+    assert not (tmp_path / "out").exists()
+
+    proc = worker({**spec, "crash": "none"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    after = _load(url)
+    done = _finished(after)
+    assert len(done) == n
+    assert after.trials[2].state == optuna.trial.TrialState.FAIL  # the stale trial: FAIL, not counted
+    for old, new in zip(first, done[:2]):  # untouched, not re-run
+        assert (old.number, old.params, old.value, old.state) == (new.number, new.params, new.value, new.state)
+        assert (old.datetime_start, old.datetime_complete) == (new.datetime_start, new.datetime_complete)
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert len(calls) == 3 + (n - 2)  # the rerun ran only the missing trials
+    assert calls[3] == calls[2]  # ... starting with the interrupted trial's parameters
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    assert best["n_complete"] + best["n_pruned"] == n and best["n_fail"] == 1
+    assert pl.read_parquet(tmp_path / "out" / "trials.parquet").height == n + 1
+
+    # the resumed sweep ends as an uninterrupted one
+    run_sweep(SweepConfig.from_params({**spec["sweep"], "storage": str(tmp_path / "clean.log")}), BASE, fake_objective,
+              out_dir=tmp_path / "clean")
+    clean = _finished(_load(tmp_path / "clean.log"))
+    assert [(t.params, t.value, t.state) for t in clean] == [(t.params, t.value, t.state) for t in done]
+
+
+def test_several_workers_heartbeat_fails_and_retries_stale_trial(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    cfg = _cfg(url, n_trials=3, single_worker=False, heartbeat_s=1, grace_s=2, max_retry=1)
+    storage = open_storage(cfg)
+    assert storage.get_heartbeat_interval() == 1
+    study = make_study(cfg, study_name(cfg, BASE), EPOCHS, storage)
+    dead = study.ask({k: optuna.distributions.FloatDistribution(r.low, r.high, log=r.log) for k, r in cfg.ranges.items()})
+    storage.record_heartbeat(dead._trial_id)  # a worker that started a trial and died
+    time.sleep(3.1)  # > grace_s at the 1-second resolution of SQLite timestamps
+    run_sweep(cfg, BASE, fake_objective, out_dir=tmp_path / "out")
+    trials = _load(url).trials
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert len(retried) == 1 and retried[0].params == dead.params and retried[0].state.is_finished()
+    assert len(_finished(_load(url))) == 3
+
+
+# ------------------------------------------------------------------------------------------------- the real objective
+
+
+def test_tune_objective_glue(tmp_path, monkeypatch):
+    import alertclip.tune as tune_mod
+    from alertclip.train import NonFiniteLossError, TrainResult
+
+    seen = []
+
+    def fake_tune(cfg, stage, paths, progress=False, on_val=None):
+        seen.append(cfg)
+        if cfg.lr > 5e-4:
+            raise NonFiniteLossError("step 3: loss nan")
+        for epoch in range(cfg.epochs):  # weighted total differs by lambda; the objective must not use it
+            g, h, r = 2.0 - 0.1 * epoch, 1.0, 0.5
+            on_val(epoch, {"total": g + cfg.lambda_region * r + cfg.lambda_hard * h, "global": g, "region": r, "hard": h})
+        return None, TrainResult(cfg.epochs, cfg.epochs, False), {}
+
+    monkeypatch.setattr(tune_mod, "tune", fake_tune)
+    base = {"epochs": 2, "batch_size": 4, "use_sweep": True, "lambda_region": 1.0}  # a stage-2 switch is dropped
+    objective = sweep.tune_objective(sweep._tune_base(base, SweepConfig()))
+    reports = []
+    value = objective({"lambda_region": 2.0, "lambda_hard": 0.5, "temperature": 0.05, "lr": 1e-4},
+                      lambda e, v: reports.append((e, v)))
+    assert reports == [(0, 3.0), (1, pytest.approx(2.9))] and value == pytest.approx(2.9)
+    cfg = seen[-1]
+    assert (cfg.lambda_region, cfg.lambda_hard, cfg.temperature, cfg.lr, cfg.epochs) == (2.0, 0.5, 0.05, 1e-4, 2)
+    with pytest.raises(optuna.TrialPruned, match="diverged"):
+        objective({"lambda_region": 1.0, "lambda_hard": 1.0, "temperature": 0.05, "lr": 1e-3}, lambda e, v: None)
+
+    def prune(epoch, value):
+        raise optuna.TrialPruned("pruned")
+
+    with pytest.raises(optuna.TrialPruned):
+        objective({"lambda_region": 1.0, "lambda_hard": 1.0, "temperature": 0.05, "lr": 1e-4}, prune)
+    monkeypatch.setattr(tune_mod, "tune", lambda cfg, *a, **k: (None, TrainResult(1, 4, True), {}))
+    with pytest.raises(SweepInterrupted):
+        objective({"lambda_region": 1.0, "lambda_hard": 1.0, "temperature": 0.05, "lr": 1e-4}, lambda e, v: None)
+
+
+def test_real_stage2_sweep(tmp_path):
+    """Two one-epoch stage-2 trials on the tiny fake curated set of test_tune (init=base: no stage-1 needed)."""
+    from test_tune import CFG, _world
+
+    paths = _world(tmp_path / "world")
+    base = {**CFG, "epochs": 1, "init": "base", "use_sweep": False}
+    cfg = SweepConfig.from_params({"n_trials": 2, "storage": str(tmp_path / "j.log"), "n_startup_trials": 2})
+    best = run_sweep(cfg, base, out_dir=tmp_path / "out", paths=paths)
+    assert best["n_complete"] == 2 and math.isfinite(best["value"])
+    table = pl.read_parquet(tmp_path / "out" / "trials.parquet")
+    assert table["n_epochs"].to_list() == [1, 1] and table["value"].to_list() == [v[0] for v in table["epoch_values"]]
+
+
+def test_best_overrides_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the sweep stage first"):
+        best_overrides(tmp_path / "best.json")
+    (tmp_path / "best.json").write_text(json.dumps({"params": {"lr": 1e-4}}))
+    with pytest.raises(ValueError, match="lack"):
+        best_overrides(tmp_path / "best.json")
