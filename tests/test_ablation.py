@@ -52,3 +52,40 @@ def test_unknown_loss_names_the_variant(tmp_path, raw):
         _load(tmp_path, bad)
     with pytest.raises(ValueError, match="must be one of"):  # the library check, for variants built in code
         variant_params({"lambda_region": 1.0, "lambda_hard": 1.0}, {"losses": ["global", "spatial"]})
+
+
+def test_sweep_ranges_checked_at_load(tmp_path, raw):
+    bad = copy.deepcopy(raw)
+    bad["sweep"]["ranges"]["lr"] = {"low": 0.01, "high": 0.001, "log": True}
+    with pytest.raises(ParamsError, match=r"sweep\.ranges\.lr: inverted range"):
+        _load(tmp_path, bad)
+    bad = copy.deepcopy(raw)
+    bad["sweep"]["ranges"]["lambda_hard"] = {"low": 1.0, "high": 1.0}
+    with pytest.raises(ParamsError, match=r"sweep\.ranges\.lambda_hard: empty range"):
+        _load(tmp_path, bad)
+    bad = copy.deepcopy(raw)
+    bad["sweep"]["ranges"]["momentum"] = {"low": 0.1, "high": 0.9}
+    with pytest.raises(ParamsError, match=r"sweep\.ranges\.momentum"):
+        _load(tmp_path, bad)
+
+
+def test_stage2_entry_point_applies_variant_and_sweep_switch(repo, monkeypatch, tmp_path):
+    from alertclip import sweep as sweep_mod
+    from alertclip.stages import stage2 as entry
+
+    seen = {}
+    monkeypatch.setattr(entry, "run_stage", lambda stage, params, progress, variant: seen.update(params, variant=variant))
+    monkeypatch.setattr(entry, "pin_threads", lambda n=0: 1)
+    p = load_params(repo / "params.yaml")
+    entry.run(p, progress=False, variant="no_hard")
+    assert seen["variant"] == "no_hard" and seen["lambda_hard"] == 0.0 and "use_sweep" not in seen
+    best = {"lambda_region": 0.5, "lambda_hard": 2.0, "temperature": 0.05, "lr": 3e-4}
+    monkeypatch.setattr(sweep_mod, "best_overrides", lambda *a, **k: dict(best))
+    p = p.model_copy(update={"stage2": p.stage2.model_copy(update={"use_sweep": True})})
+    seen.clear()
+    entry.run(p, progress=False, variant="full")
+    assert {k: seen[k] for k in best} == best
+    entry.run(p, progress=False, variant="no_hard")
+    assert seen["lambda_hard"] == 0.0 and seen["lr"] == best["lr"]  # the variant still drops the hard loss
+    with pytest.raises(ValueError, match="ablations has no 'nope'"):
+        entry.run(p, progress=False, variant="nope")

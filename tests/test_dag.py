@@ -32,11 +32,11 @@ def _per(keys: tuple[str, ...], stages: tuple[str, ...] = ("features", *EVALS)) 
     return {f"{s}@{k}" for s in stages for k in keys}
 
 
-ALL_STAGES = ({"synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "report"} | STAGE2
+ALL_STAGES = ({"synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "report"} | STAGE2
               | _per(BACKBONES))
 # frames feed every features@ variant; eval_retention@base reads only the base backbone and the stills
-AFTER_FRAMES = ({"frames", "curate", "hardneg", "stage1", "report"} | STAGE2 | _per(BACKBONES)) - {"eval_retention@base"}
-AFTER_HARDNEG = {"hardneg", "stage1", "report"} | STAGE2 | _per(BACKBONES[1:])
+AFTER_FRAMES = ({"frames", "curate", "hardneg", "stage1", "sweep", "report"} | STAGE2 | _per(BACKBONES)) - {"eval_retention@base"}
+AFTER_HARDNEG = {"hardneg", "stage1", "sweep", "report"} | STAGE2 | _per(BACKBONES[1:])
 
 
 def _env(root: Path) -> dict:
@@ -132,12 +132,21 @@ def test_run_records_every_stage_and_leaves_dvc_clean(pipeline):
 
 
 @pytest.mark.slow
-def test_param_edit_same_stale_set(pipeline):
+@pytest.mark.parametrize("old,new,expected", [
+    ("clip_frames: 8", "clip_frames: 6", AFTER_FRAMES),
+    # what `dvc exp run -S stage2.lambda_hard=0` changes: every stage-2 variant and what reads it
+    ("  lambda_hard: 1.0", "  lambda_hard: 0.0", STAGE2 | {"sweep", "report"} | _per(VARIANTS)),
+    # one variant's definition: only that variant
+    ("joint: {losses: [global, region, hard], curriculum: joint",
+     "joint: {losses: [global, region], curriculum: joint", {"stage2@joint", "report"} | _per(("joint",))),
+])
+def test_param_edit_same_stale_set(pipeline, old, new, expected):
     params = pipeline / "params.yaml"
     original = params.read_text()
-    params.write_text(original.replace("clip_frames: 8", "clip_frames: 6"))
+    assert old in original
+    params.write_text(original.replace(old, new, 1))
     try:
-        assert_engines_agree(pipeline, AFTER_FRAMES)
+        assert_engines_agree(pipeline, expected)
     finally:
         params.write_text(original)
     assert_clean(pipeline)
@@ -269,12 +278,18 @@ def test_unknown_hint_key_fails(tmp_path):
         dag.load_hints(bad)
 
 
-def test_report_deps_cover_every_backbone(repo):
-    """DVC cannot loop inside a deps list: the report's deps name each eval.backbones key; keep them in step."""
-    spec = yaml.safe_load((repo / "dvc.yaml").read_text())
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    deps = set(spec["stages"]["report"]["deps"])
-    assert tuple(params["eval"]["backbones"]) == BACKBONES
-    for key in params["eval"]["backbones"]:
+def test_new_variant_needs_params_only(tmp_path):
+    """A variant added to params.yaml alone (ablations + eval.backbones) becomes stage2@, features@ and every
+    eval_*@ stage, and the report's inputs (its folder deps, expanded for Snakemake) pick its results up."""
+    root = _copy_repo(tmp_path)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["ablations"]["region_only"] = {"losses": ["global", "region"], "curriculum": "joint", "negatives": "hard"}
+    params["eval"]["backbones"]["region_only"] = "data/models/stage2/region_only"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    specs = {s.name: s for s in dag.load_stages(root)}
+    assert {"stage2@region_only", "features@region_only"} | {f"{e}@region_only" for e in EVALS} <= set(specs)
+    report_inputs = set(specs["report"].deps)
+    for key in (*BACKBONES, "region_only"):
         for kind in EVALS:
-            assert f"results/{kind}/{key}/metrics.json" in deps, (kind, key)
+            assert f"results/{kind}/{key}/metrics.json" in report_inputs, (kind, key)
+    assert "results/stage2/region_only/metrics.json" in report_inputs

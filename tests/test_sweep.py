@@ -192,7 +192,12 @@ def test_plots_are_byte_identical_across_renders(tmp_path):
     one.add_trial(optuna.create_trial(params={"lr": 1e-4}, distributions={
         "lr": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)}, value=1.0))
     a = [p.read_bytes() for p in render_plots(one, tmp_path / "o1")]
-    b = [p.read_bytes() for p in render_plots(one, tmp_path / "o2")]
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context():
+        plt.style.use("dark_background")  # a process whose global style was changed renders the same bytes
+        b = [p.read_bytes() for p in render_plots(one, tmp_path / "o2")]
+        assert [p.read_bytes() for p in render_plots(study, tmp_path / "r3", seed=0)] == first
     assert a == b and a[1] != second[1]
 
 
@@ -247,7 +252,8 @@ def test_rerun_extends_or_reuses_and_outputs_depend_on_params_only(tmp_path):
 def test_resume_after_a_dead_worker(tmp_path, crash, storage):
     url = str(tmp_path / "journal.log") if storage == "journal" else f"sqlite:///{tmp_path / 'sweep.db'}"
     n = 5
-    spec = {"sweep": {"n_trials": n, "storage": url, "epochs": EPOCHS, "n_startup_trials": 3, "prune_startup_trials": 2},
+    spec = {"sweep": {"n_trials": n, "storage": url, "epochs": EPOCHS, "n_startup_trials": 3,
+                      "prune_startup_trials": 2},
             "out": str(tmp_path / "out"), "calls": str(tmp_path / "calls.jsonl"), "crash": crash, "crash_call": 3}
 
     def worker(spec: dict) -> subprocess.CompletedProcess:
@@ -263,7 +269,8 @@ def test_resume_after_a_dead_worker(tmp_path, crash, storage):
     before = _load(url)
     first = _finished(before)
     assert len(first) == 2 and len(before.trials) == 3
-    assert before.trials[2].state == (optuna.trial.TrialState.RUNNING if crash == "kill" else optuna.trial.TrialState.FAIL)
+    S = optuna.trial.TrialState
+    assert before.trials[2].state == (S.RUNNING if crash == "kill" else S.FAIL)
     assert before.trials[2].intermediate_values  # it died in the middle (after its first epoch)
     assert not (tmp_path / "out").exists()
 
@@ -290,13 +297,15 @@ def test_resume_after_a_dead_worker(tmp_path, crash, storage):
     assert [(t.params, t.value, t.state) for t in clean] == [(t.params, t.value, t.state) for t in done]
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the study.ask() standing in for a worker
 def test_several_workers_heartbeat_fails_and_retries_stale_trial(tmp_path):
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     cfg = _cfg(url, n_trials=3, single_worker=False, heartbeat_s=1, grace_s=2, max_retry=1)
     storage = open_storage(cfg)
     assert storage.get_heartbeat_interval() == 1
     study = make_study(cfg, study_name(cfg, BASE), EPOCHS, storage)
-    dead = study.ask({k: optuna.distributions.FloatDistribution(r.low, r.high, log=r.log) for k, r in cfg.ranges.items()})
+    space = {k: optuna.distributions.FloatDistribution(r.low, r.high, log=r.log) for k, r in cfg.ranges.items()}
+    dead = study.ask(space)
     storage.record_heartbeat(dead._trial_id)  # a worker that started a trial and died
     time.sleep(3.1)  # > grace_s at the 1-second resolution of SQLite timestamps
     run_sweep(cfg, BASE, fake_objective, out_dir=tmp_path / "out")
@@ -322,7 +331,8 @@ def test_tune_objective_glue(tmp_path, monkeypatch):
             raise NonFiniteLossError("step 3: loss nan")
         for epoch in range(cfg.epochs):  # weighted total differs by lambda; the objective must not use it
             g, h, r = 2.0 - 0.1 * epoch, 1.0, 0.5
-            on_val(epoch, {"total": g + cfg.lambda_region * r + cfg.lambda_hard * h, "global": g, "region": r, "hard": h})
+            total = g + cfg.lambda_region * r + cfg.lambda_hard * h
+            on_val(epoch, {"total": total, "global": g, "region": r, "hard": h})
         return None, TrainResult(cfg.epochs, cfg.epochs, False), {}
 
     monkeypatch.setattr(tune_mod, "tune", fake_tune)

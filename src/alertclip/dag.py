@@ -70,7 +70,25 @@ def load_stages(root: str | Path = ".") -> list[StageSpec]:
             dir_outs = frozenset(o.def_path for o in stage.outs if _is_dir_out(o.def_path, root, False))
             cmd = stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd)
             specs.append(StageSpec(stage.name, cmd, deps, outs, params, dir_outs))
-    return specs
+    return expand_parent_deps(specs)
+
+
+def expand_parent_deps(specs: list[StageSpec]) -> list[StageSpec]:
+    """Replace a dep that is a parent directory of other stages' outputs by those outputs.
+
+    DVC links such a dep to every stage with an output under it (``dvc.repo.graph.build_graph``); Snakemake matches
+    inputs to outputs only by exact path. This is what lets the report depend on ``results/eval_mss`` and so pick up
+    every ``eval_mss@<backbone>`` variant, including ones added in params.yaml alone.
+    """
+    all_outs = sorted({o for s in specs for o in s.outs})
+    out = []
+    for spec in specs:
+        deps: list[str] = []
+        for dep in spec.deps:
+            under = [o for o in all_outs if o.startswith(dep.rstrip("/") + "/")] if dep not in all_outs else []
+            deps.extend(under or [dep])
+        out.append(StageSpec(spec.name, spec.cmd, tuple(dict.fromkeys(deps)), spec.outs, spec.params, spec.dir_outs))
+    return out
 
 
 def stale_stages(root: str | Path = ".") -> set[str]:

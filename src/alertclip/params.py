@@ -215,6 +215,42 @@ def _default_ablations() -> dict[str, AblationVariant]:
     return {"full": AblationVariant()}
 
 
+class SweepRange(_Strict):
+    low: float
+    high: float
+    log: bool | None = Field(None, description="sample on a log scale; null = the key's default (lr, temperature)")
+
+
+class SweepParams(_Strict):
+    """The Optuna loss-weight sweep (alertclip.sweep.SweepConfig checks the values; errors name sweep.<key>)."""
+
+    n_trials: int = Field(4, ge=1, description="COMPLETE + PRUNED trials the study ends with")
+    seed: int = 0
+    storage: str = Field("data/.cache/sweep/journal.log",
+                         description="a file path (journal), sqlite:///x.db, or an RDB URL (postgresql://...) for workers")
+    study_name: str = "stage2"
+    single_worker: bool | None = None
+    epochs: int | None = Field(2, ge=1, description="epochs per trial; null = stage2.epochs")
+    n_startup_trials: int = Field(2, ge=0)
+    multivariate: bool = True
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    prune_startup_trials: int = Field(2, ge=0)
+    prune_warmup_epochs: int = Field(1, ge=0)
+    min_resource: int = Field(1, ge=1)
+    reduction_factor: int = Field(3, ge=2)
+    heartbeat_s: int = Field(60, ge=1)
+    grace_s: int = Field(180, ge=1)
+    max_retry: int = Field(1, ge=0)
+    ranges: dict[Literal["lambda_region", "lambda_hard", "temperature", "lr"], SweepRange] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _checked_by_sweep(self) -> "SweepParams":
+        from .sweep import SweepConfig
+
+        SweepConfig.from_params(self.model_dump())  # raises ValueError("sweep.ranges.lr: ...") on a bad range
+        return self
+
+
 class FeaturesParams(_Strict):
     batch_size: int = Field(256, ge=1, description="snippet frames encoded per batch")
     precision: Literal["auto", "autocast", "fp32"] = Field(
@@ -299,6 +335,7 @@ class Params(_Strict):
     stage1: Stage1Params = Stage1Params()
     stage2: Stage2Params = Stage2Params()
     ablations: dict[str, AblationVariant] = Field(default_factory=_default_ablations, min_length=1)
+    sweep: SweepParams = SweepParams()
     features: FeaturesParams = FeaturesParams()
     eval: EvalParams = EvalParams()
     eval_weakly: WeaklyParams = WeaklyParams()

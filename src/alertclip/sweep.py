@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "LOG_DEFAULT",
     "SWEPT",
     "Objective",
     "SweepConfig",
@@ -81,13 +82,18 @@ __all__ = [
     "SweepRanges",
     "SweepStorageError",
     "best_overrides",
+    "fail_running_trials",
+    "importances",
     "make_study",
     "open_storage",
     "render_plots",
     "run_sweep",
+    "selected_trials",
+    "storage_kind",
     "study_name",
     "trials_table",
     "tune_objective",
+    "write_outputs",
 ]
 
 SWEPT = ("lambda_region", "lambda_hard", "temperature", "lr")  # suggestion order (fixed: it drives the sampler)
@@ -123,6 +129,8 @@ LOG_DEFAULT = {"lambda_region": False, "lambda_hard": False, "temperature": True
 
 @dataclass(frozen=True)
 class SweepRanges:
+    """The searched interval of each swept stage-2 key."""
+
     lambda_region: SweepRange = SweepRange(0.1, 3.0, log=False)
     lambda_hard: SweepRange = SweepRange(0.1, 3.0, log=False)
     temperature: SweepRange = SweepRange(0.01, 0.2, log=True)  # initial tau; TuneConfig allows [0.01, 1]
@@ -329,7 +337,9 @@ def open_storage(cfg: SweepConfig) -> "optuna.storages.BaseStorage":
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             heartbeat: dict[str, Any] = {}
             if not _single_worker(cfg):  # several workers: stale trials are found by their heartbeat
-                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=cfg.max_retry) if cfg.max_retry else None
+                retry = None
+                if cfg.max_retry:
+                    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=cfg.max_retry)
                 heartbeat = dict(heartbeat_interval=cfg.heartbeat_s, grace_period=cfg.grace_s,
                                  heartbeat_stale_trial_callback=retry)
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
@@ -425,7 +435,8 @@ def _search_settings(cfg: SweepConfig) -> dict:
 def study_name(cfg: SweepConfig, base: Mapping[str, Any], files: list[Path] = ()) -> str:
     """``<cfg.study_name>-<hash>`` of the search settings, the base params (minus the swept keys) and the files."""
     fixed = {k: v for k, v in base.items() if k not in SWEPT}
-    h = hashlib.sha256(json.dumps({"sweep": _search_settings(cfg), "base": fixed}, sort_keys=True, default=str).encode())
+    settings = json.dumps({"sweep": _search_settings(cfg), "base": fixed}, sort_keys=True, default=str)
+    h = hashlib.sha256(settings.encode())
     for f in files:
         h.update(sha256_file(f).encode())
     return f"{cfg.study_name}-{h.hexdigest()[:12]}"
@@ -475,8 +486,8 @@ def _counts(trials: list) -> dict[str, int]:
     import optuna
 
     s = optuna.trial.TrialState
-    return {"n_complete": sum(t.state == s.COMPLETE for t in trials), "n_pruned": sum(t.state == s.PRUNED for t in trials),
-            "n_fail": sum(t.state == s.FAIL for t in trials)}
+    return {"n_complete": sum(t.state == s.COMPLETE for t in trials),
+            "n_pruned": sum(t.state == s.PRUNED for t in trials), "n_fail": sum(t.state == s.FAIL for t in trials)}
 
 
 # --------------------------------------------------------------------------------------------------- objective
@@ -616,7 +627,9 @@ def render_plots(study: "optuna.Study", out_dir: Path, seed: int = 0) -> list[Pa
     out_dir = Path(out_dir)
     paths = [out_dir / "optimization_history.png", out_dir / "param_importances.png"]
     n_complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-    with warnings.catch_warnings(), plt.rc_context({"figure.figsize": (9, 4.5)}):
+    # optuna's plots switch the global style to ggplot: start every render from the same (restored) rc state
+    style = plt.style.context(["default", "ggplot", {"figure.figsize": (9, 4.5)}])
+    with warnings.catch_warnings(), style:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if n_complete:
             fig = ovm.plot_optimization_history(study, target_name="val global + hard").figure
@@ -639,7 +652,8 @@ def _view(study: "optuna.Study", trials: list) -> "optuna.Study":
     """An in-memory study holding ``trials`` only (for the plots and importances of the selected trials)."""
     import optuna
 
-    view = optuna.create_study(study_name=study.study_name, direction="minimize", storage=optuna.storages.InMemoryStorage())
+    view = optuna.create_study(study_name=study.study_name, direction="minimize",
+                               storage=optuna.storages.InMemoryStorage())
     view.add_trials([t for t in trials if t.state in _finished_states()])
     return view
 
@@ -652,7 +666,7 @@ def write_outputs(study: "optuna.Study", cfg: SweepConfig, out_dir: Path = DEFAU
     trials = selected_trials(study, cfg.n_trials)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
-        raise RuntimeError(f"sweep: no COMPLETE trial in study {study.study_name!r} ({_counts(trials)}); nothing to pick")
+        raise RuntimeError(f"sweep: no COMPLETE trial in study {study.study_name!r} ({_counts(trials)}): no best")
     best_t = min(complete, key=lambda t: (t.value, t.number))
     view = _view(study, trials)
     table = trials_table(trials)
@@ -718,6 +732,9 @@ def run_sweep(cfg: SweepConfig, base_params: Mapping[str, Any] | None = None, ob
     single = _single_worker(cfg)
     if single:
         fail_running_trials(study)
+    elif storage_kind(str(cfg.storage)) == "journal":
+        log.warning("sweep: several workers on a journal file: no heartbeat there, a killed worker's trial stays "
+                    "RUNNING (not counted); use an RDB URL for heartbeat-based recovery")
     done = len(study.get_trials(deepcopy=False, states=_finished_states()))
     log.info("sweep: study %s (%s, %s): %d/%d trials finished", name, storage_kind(str(cfg.storage)),
              "single worker" if single else "several workers", done, cfg.n_trials)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Callable
 
-NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "stage2", "features",
+NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "stage2", "features",
          "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention", "report")
 # Stages run once per variant (dvc.yaml foreach over params ablations / eval.backbones): `alertclip <stage> --variant KEY`.
 VARIANT_STAGES = ("stage2", "features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")

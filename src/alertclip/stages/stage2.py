@@ -24,9 +24,11 @@ def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
     if variant not in p.ablations:
         raise ValueError(f"params.yaml: ablations has no {variant!r} (known: {sorted(p.ablations)})")
     pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
-    params = variant_params(p.stage2.model_dump(), p.ablations[variant])
-    if getattr(p.stage2, "use_sweep", False):
+    stage2 = p.stage2.model_dump()
+    use_sweep = stage2.pop("use_sweep", False)  # a switch of this entry point, not a training setting
+    if use_sweep:  # the sweep's best weights first; the variant then switches its left-out losses off
         from ..sweep import best_overrides
 
-        params.update(best_overrides())
+        stage2.update(best_overrides())
+    params = variant_params(stage2, p.ablations[variant])
     run_stage("stage2", params, progress, variant=variant)
