@@ -30,9 +30,6 @@ from alertclip.eval.metrics import (
     zero_shot_scores,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-PUBLISHED_UCF = REPO / "data" / "synth" / "published" / "annotations" / "Temporal_Anomaly_Annotation.txt"
-
 # The original file's style: two spaces between fields and two trailing spaces.
 UCF_TEXT = (
     "Fighting016_x264.mp4  Fighting  400  528  -1  -1  \n"
@@ -114,9 +111,9 @@ def test_read_xd_annotations_bad_line(tmp_path):
         read_xd_annotations(path)
 
 
-@pytest.mark.skipif(not PUBLISHED_UCF.exists(), reason="published synth annotations not generated")
-def test_published_ucf_annotations_parse():
-    truth = read_ucf_temporal(PUBLISHED_UCF)
+def test_published_ucf_annotations_parse(smoke_world):
+    """The synthesizer's real-format file (the conftest smoke world, generated in every test run)."""
+    truth = read_ucf_temporal(smoke_world / "published" / "annotations" / "Temporal_Anomaly_Annotation.txt")
     abnormal = [entry for entry in truth.values() if entry.spans]
     assert len(abnormal) > 0
     assert all(0 <= s <= e for entry in abnormal for s, e in entry.spans)
