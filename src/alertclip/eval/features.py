@@ -93,7 +93,6 @@ def encode_snippets(model: torch.nn.Module, frames_dir: Path, batch_size: int = 
     model, autocast = prepare_for_inference(model.eval(), precision)
     dtype = next(model.parameters()).dtype
     shard_col, row_col = table["shard"].to_numpy(), table["row"].to_numpy()
-    out = np.zeros((table.height, 0), dtype=np.float16)
     chunks = []
     for start in tqdm(range(0, table.height, batch_size), desc="features", unit="batch",
                       disable=not progress):
@@ -106,8 +105,7 @@ def encode_snippets(model: torch.nn.Module, frames_dir: Path, batch_size: int = 
         else:
             emb = model.encode_image(x, normalize=True)
         chunks.append(emb.float().cpu().numpy().astype(np.float16))
-    out = np.concatenate(chunks) if chunks else out
-    return out
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float16)
 
 
 def extract(model_dir: Path, frames_dir: Path, out_dir: Path, arch: str, batch_size: int = 256,

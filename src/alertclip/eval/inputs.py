@@ -17,6 +17,20 @@ def backbone_dir(p: Any, key: str) -> Path:
     return Path(known[key])
 
 
+def open_backbone(p: Any, variant: str | None, stage: str):
+    """``(clip, tokenizer)`` of backbone ``variant`` for an ``<stage>@<variant>`` evaluation, torch pinned to one thread
+    (small models: two evaluations share the cores, and the bytes match under both engines)."""
+    from .. import factory
+    from ..backbone import CHECKPOINT_FILE
+    from ..train import pin_threads
+
+    if variant is None:
+        raise ValueError(f"{stage} needs --variant <backbone> (a key of eval.backbones)")
+    pin_threads(1)
+    clip, _, _, tok = factory.create(p.backbone.arch, pretrained=backbone_dir(p, variant) / CHECKPOINT_FILE)
+    return clip, tok
+
+
 def features_dir(key: str) -> Path:
     return FEATURES_ROOT / key
 

@@ -53,6 +53,7 @@ __all__ = [
     "frame_auc_ap",
     "lookup_truth",
     "mean_sign_score",
+    "prompt_set_embedding",
     "pr_auc_trapezoid",
     "read_ucf_temporal",
     "read_xd_annotations",
@@ -716,7 +717,7 @@ def _unit_rows(x: np.ndarray, what: str) -> np.ndarray:
     return x / norms
 
 
-def _prompt_set_embedding(prompts: np.ndarray, what: str) -> np.ndarray:
+def prompt_set_embedding(prompts: np.ndarray, what: str) -> np.ndarray:
     """One unit text vector for a prompt set: L2-normalise each prompt, average, re-normalise.
 
     Normalising first weights every prompt equally whatever its raw norm (CLIP's prompt-ensembling recipe).
@@ -732,14 +733,14 @@ def zero_shot_scores(v: np.ndarray, t_abnormal: np.ndarray, t_normal: np.ndarray
     """Per-snippet anomaly score, section D's binary form: ``softmax(logit_scale * [cos(v, t_A), cos(v, t_N)])[A]``.
 
     ``v`` is ``T x D`` (or ``D``) visual embeddings; ``t_abnormal`` / ``t_normal`` are one text embedding (``D``) or a
-    prompt set (``P x D``) reduced by :func:`_prompt_set_embedding`. ``logit_scale`` is ``1 / tau`` (100 for CLIP's
+    prompt set (``P x D``) reduced by :func:`prompt_set_embedding`. ``logit_scale`` is ``1 / tau`` (100 for CLIP's
     scale, 1 / 0.07), already exponentiated. Computed as ``sigmoid(logit_scale * (cos_A - cos_N))``, the same
     two-way softmax without overflow.
     """
     visual = np.asarray(v, dtype=np.float64)
     visual = visual[None, :] if visual.ndim == 1 else visual
-    t_a = _prompt_set_embedding(t_abnormal, "t_abnormal")
-    t_n = _prompt_set_embedding(t_normal, "t_normal")
+    t_a = prompt_set_embedding(t_abnormal, "t_abnormal")
+    t_n = prompt_set_embedding(t_normal, "t_normal")
     if visual.ndim != 2 or visual.shape[1] != t_a.size or t_a.size != t_n.size:
         raise ValueError(f"dimension mismatch: v {visual.shape}, t_abnormal D={t_a.size}, t_normal D={t_n.size}")
     if not math.isfinite(logit_scale) or logit_scale <= 0:

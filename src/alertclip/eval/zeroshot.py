@@ -28,6 +28,7 @@ from .metrics import (
     frame_auc_ap,
     lookup_truth,
     mean_sign_score,
+    prompt_set_embedding,
     vadclip_frame_labels,
     zero_shot_scores,
 )
@@ -44,11 +45,10 @@ def encode_prompts(clip: torch.nn.Module, tokenizer, template: str, phrases: Seq
     return clip.encode_text(tokens, normalize=True).float().cpu().numpy()
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    x = x.mean(0) if x.ndim == 2 else x
-    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.linalg.norm(x)
+def prompt_sets(clip: torch.nn.Module, tokenizer, prompts) -> tuple[np.ndarray, np.ndarray]:
+    """``(P_A, P_N)`` embeddings of params ``eval.prompts`` (template + abnormal / normal phrases)."""
+    return (encode_prompts(clip, tokenizer, prompts.template, prompts.abnormal),
+            encode_prompts(clip, tokenizer, prompts.template, prompts.normal))
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def mss(test: dict[str, np.ndarray], truth, t_abnormal: np.ndarray, t_normal: np
     """MSS over the ``test`` videos (``{video: (T, D) features}``) and the per-video rows."""
     if len(t_abnormal) == 0 or len(t_normal) == 0:
         raise ValueError("empty prompt set: MSS needs both P_A and P_N")
-    a, n = _unit(t_abnormal), _unit(t_normal)
+    a, n = prompt_set_embedding(t_abnormal, "t_abnormal"), prompt_set_embedding(t_normal, "t_normal")
     names, s_a, s_n, flags, counts = [], [], [], [], []
     for video, feats in test.items():
         entry = lookup_truth(truth, video)

@@ -10,26 +10,18 @@ import csv
 import logging
 from typing import Any
 
-from .. import factory
 from ..eval.features import load_features
-from ..eval.inputs import backbone_dir, features_dir, read_truth
-from ..eval.zeroshot import encode_prompts, mss
+from ..eval.inputs import features_dir, open_backbone, read_truth
+from ..eval.zeroshot import mss, prompt_sets
 from ..io import atomic_open, write_json
-from ..train import pin_threads
 from .paths import RESULTS
 
 log = logging.getLogger(__name__)
 
 
 def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
-    if variant is None:
-        raise ValueError("eval_mss needs --variant <backbone> (a key of eval.backbones)")
-    pin_threads(1)  # small models: one thread each, so two evaluations share the 2 cores (and bytes match)
-    from ..backbone import CHECKPOINT_FILE
-
-    clip, _, _, tok = factory.create(p.backbone.arch, pretrained=backbone_dir(p, variant) / CHECKPOINT_FILE)
-    pr = p.eval.prompts
-    t_a, t_n = encode_prompts(clip, tok, pr.template, pr.abnormal), encode_prompts(clip, tok, pr.template, pr.normal)
+    clip, tok = open_backbone(p, variant, "eval_mss")
+    t_a, t_n = prompt_sets(clip, tok, p.eval.prompts)
     test = load_features(features_dir(variant)).by_video("test")
     value, rows = mss(test, read_truth(p), t_a, t_n)
     ab = [r.signed for r in rows if r.abnormal]

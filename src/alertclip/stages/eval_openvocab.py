@@ -11,13 +11,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .. import factory
-from ..backbone import CHECKPOINT_FILE
 from ..eval.features import load_features
-from ..eval.inputs import backbone_dir, features_dir, frame_counts, read_truth
+from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
 from ..eval.weakly import open_vocabulary_subsets, weakly_supervised
 from ..io import write_json
-from ..train import pin_threads
 from ..tune import read_novel_classes
 from .eval_weakly import head_config
 from .paths import RESULTS
@@ -28,10 +25,7 @@ NOVEL_CLASSES = Path("data/synth/published/annotations/novel_classes.txt")
 
 
 def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
-    if variant is None:
-        raise ValueError("eval_openvocab needs --variant <backbone> (a key of eval.backbones)")
-    pin_threads(1)  # small models: one thread each, so two evaluations share the 2 cores (and bytes match)
-    clip, _, _, tok = factory.create(p.backbone.arch, pretrained=backbone_dir(p, variant) / CHECKPOINT_FILE)
+    clip, tok = open_backbone(p, variant, "eval_openvocab")
     feats = load_features(features_dir(variant))
     test = feats.by_video("test")
     lowered = read_novel_classes(NOVEL_CLASSES)

@@ -11,16 +11,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import factory
-from ..backbone import CHECKPOINT_FILE
 from ..eval.features import load_features
-from ..eval.inputs import backbone_dir, features_dir, frame_counts, read_truth
+from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
 from ..eval.metrics import build_frame_level
 from ..eval.scores import write_roc, write_snippet_scores
 from ..eval.vadclip import VadClipConfig
 from ..eval.weakly import weakly_supervised
 from ..io import write_json
-from ..train import pin_threads
 from .paths import RESULTS
 
 log = logging.getLogger(__name__)
@@ -34,10 +31,7 @@ def head_config(p: Any) -> VadClipConfig:
 
 
 def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
-    if variant is None:
-        raise ValueError("eval_weakly needs --variant <backbone> (a key of eval.backbones)")
-    pin_threads(1)  # small models: one thread each, so two evaluations share the 2 cores (and bytes match)
-    clip, _, _, tok = factory.create(p.backbone.arch, pretrained=backbone_dir(p, variant) / CHECKPOINT_FILE)
+    clip, tok = open_backbone(p, variant, "eval_weakly")
     feats = load_features(features_dir(variant))
     truth = read_truth(p)
     n_frames = frame_counts() if p.eval.protocol == "exact" else None

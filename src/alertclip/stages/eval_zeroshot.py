@@ -10,27 +10,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import factory
 from ..eval.features import load_features
-from ..eval.inputs import backbone_dir, features_dir, frame_counts, read_truth
+from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
 from ..eval.scores import write_roc, write_snippet_scores
-from ..eval.zeroshot import encode_prompts, zero_shot
+from ..eval.zeroshot import prompt_sets, zero_shot
 from ..io import write_json
-from ..train import pin_threads
 from .paths import RESULTS
 
 log = logging.getLogger(__name__)
 
 
 def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
-    if variant is None:
-        raise ValueError("eval_zeroshot needs --variant <backbone> (a key of eval.backbones)")
-    pin_threads(1)  # small models: one thread each, so two evaluations share the 2 cores (and bytes match)
-    from ..backbone import CHECKPOINT_FILE
-
-    clip, _, _, tok = factory.create(p.backbone.arch, pretrained=backbone_dir(p, variant) / CHECKPOINT_FILE)
-    pr = p.eval.prompts
-    t_a, t_n = encode_prompts(clip, tok, pr.template, pr.abnormal), encode_prompts(clip, tok, pr.template, pr.normal)
+    clip, tok = open_backbone(p, variant, "eval_zeroshot")
+    t_a, t_n = prompt_sets(clip, tok, p.eval.prompts)
     feats = load_features(features_dir(variant))
     scale = float(feats.meta["logit_scale"])
     metrics, scores, frames = zero_shot(feats.by_video("test"), read_truth(p), t_a, t_n, scale, p.eval.protocol,
