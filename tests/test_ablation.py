@@ -74,7 +74,8 @@ def test_stage2_entry_point_applies_variant_and_sweep_switch(repo, monkeypatch, 
     from alertclip.stages import stage2 as entry
 
     seen = {}
-    monkeypatch.setattr(entry, "run_stage", lambda stage, params, progress, variant: seen.update(params, variant=variant))
+    monkeypatch.setattr(entry, "run_stage",
+                        lambda stage, params, progress, variant, prompts=None: seen.update(params, variant=variant))
     monkeypatch.setattr(entry, "pin_threads", lambda n=0: 1)
     p = load_params(repo / "params.yaml")
     entry.run(p, progress=False, variant="no_hard")

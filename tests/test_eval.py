@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import open_clip
 import polars as pl
 import pytest
 import torch
@@ -11,11 +12,11 @@ from alertclip import factory
 from alertclip.backbone import CHECKPOINT_FILE
 from alertclip.eval import features as feat_mod
 from alertclip.eval.features import extract, load_features
-from alertclip.eval.metrics import GroundTruth, GroundTruthError, VideoTruth
+from alertclip.eval.metrics import GroundTruth, GroundTruthError, VideoTruth, bootstrap_video_indices
 from alertclip.eval.retention import retention, scene_of
 from alertclip.eval.vadclip import VadClipConfig
 from alertclip.eval.weakly import category_of, class_phrase, open_vocabulary_subsets, summarise, weakly_supervised
-from alertclip.eval.zeroshot import encode_prompts, mss, zero_shot
+from alertclip.eval.zeroshot import check_prompts, encode_prompts, mss, prompt_sets, zero_shot
 
 D = 8
 
@@ -54,6 +55,74 @@ def test_mss_unknown_abnormal_video_and_empty_prompts_fail():
     clip, _, _, tok = factory.create("alertclip-tiny")
     with pytest.raises(ValueError, match="empty prompt set"):
         encode_prompts(clip, tok, "a cctv video where {}", [])
+
+
+def test_prompts_the_tokenizer_cannot_encode_fail_naming_the_prompt():
+    from alertclip.params import EvalParams, ParamsError, PromptParams
+
+    factory.register_configs()
+    tok = open_clip.get_tokenizer("alertclip-tiny")
+    check_prompts(tok, EvalParams().prompts)  # the shipped prompt sets encode as written
+    abnormal = ["two people fight", "a car crashes", "smoke", " ".join(["a person keeps running away"] * 15), "fire"]
+    bad = PromptParams(normal=["two people talk", "a car\x00parks", "a cat &amp; a dog"], abnormal=abnormal)
+    with pytest.raises(ParamsError) as exc:
+        check_prompts(tok, bad)
+    lines = str(exc.value).splitlines()
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("params.yaml: eval.prompts.normal[1]: ") and "'\\x00'" in lines[0]
+    assert lines[1].startswith("params.yaml: eval.prompts.normal[2]: ") and "would read 'a cctv video where a cat & a dog'" in lines[1]
+    assert lines[2].startswith("params.yaml: eval.prompts.abnormal[3]: ") and "truncated" in lines[2]
+    # exactly at the limit is fine, one token more is not: 75 phrase tokens + start + end = 77
+    template_tokens = len(tok.encode("a cctv video where {}".format("")))
+    fits = ["fight"] * (75 - template_tokens)
+    check_prompts(tok, PromptParams(abnormal=[" ".join(fits)]))
+    with pytest.raises(ParamsError, match=r"abnormal\[0\]: .* 76 tokens long"):
+        check_prompts(tok, PromptParams(abnormal=[" ".join(fits + ["fight"])]))
+    # the stages call it through prompt_sets, before encoding anything
+    clip, _, _, _ = factory.create("alertclip-tiny")
+    with pytest.raises(ParamsError, match=r"eval.prompts.abnormal\[3\]"):
+        prompt_sets(clip, tok, bad)
+
+
+def test_mss_and_zeroshot_stages_write_bootstrap_cis(tmp_path, monkeypatch):
+    """metrics.json of eval_mss / eval_zeroshot hold 95% CIs over test videos next to the point values."""
+    import json
+    from types import SimpleNamespace
+
+    from alertclip.params import EvalParams
+    from alertclip.stages import eval_mss, eval_zeroshot
+
+    rng = np.random.default_rng(0)
+    truth, test = GroundTruth({}, source="fake.txt"), {}
+    for i in range(12):
+        name = f"Fighting{i:03d}_x264" if i % 2 else f"Normal_Videos_{i:03d}_x264"
+        if i % 2:
+            truth[name + ".mp4"] = VideoTruth(name + ".mp4", "Fighting", ((16, 48),))
+        test[f"V/{name}.mp4"] = rng.standard_normal((4, 128)).astype(np.float32)
+    clip, _, _, tok = factory.create("alertclip-tiny")
+    feats = SimpleNamespace(meta={"logit_scale": 100.0}, by_video=lambda split: dict(test))
+    for mod in (eval_mss, eval_zeroshot):
+        monkeypatch.setattr(mod, "open_backbone", lambda p, variant, stage: (clip, tok))
+        monkeypatch.setattr(mod, "load_features", lambda path: feats)
+        monkeypatch.setattr(mod, "read_truth", lambda p: truth)
+        monkeypatch.setattr(mod, "RESULTS", tmp_path)
+    p = SimpleNamespace(eval=EvalParams(bootstrap_samples=200, bootstrap_seed=3))
+    eval_mss.run(p, variant="base")
+    eval_zeroshot.run(p, variant="base")
+    m = json.loads((tmp_path / "eval_mss/base/metrics.json").read_text(encoding="utf-8"))["VAGTA-synth"]
+    assert m["mss_ci95"][0] <= m["mss"] <= m["mss_ci95"][1] and m["mss_ci95"][0] < m["mss_ci95"][1]
+    assert (m["n_bootstrap"], m["bootstrap_seed"]) == (200, 3)
+    z = json.loads((tmp_path / "eval_zeroshot/base/metrics.json").read_text(encoding="utf-8"))["VAGTA-synth"]
+    for key in ("auc", "ap"):
+        low, high = z[f"{key}_ci95"]
+        assert low <= z[key] <= high and low < high
+    # videos in name order (6 Fighting, then 6 normal): a draw of normal videos only has one class and is skipped
+    normal_only = int((bootstrap_video_indices(12, 200, seed=3) >= 6).all(axis=1).sum())
+    assert (z["n_bootstrap"], z["bootstrap_seed"], z["bootstrap_skipped"]) == (200, 3, normal_only)
+    # the same params give the same bytes (DVC hashes the metrics)
+    first = (tmp_path / "eval_zeroshot/base/metrics.json").read_bytes()
+    eval_zeroshot.run(p, variant="base")
+    assert (tmp_path / "eval_zeroshot/base/metrics.json").read_bytes() == first
 
 
 def test_zero_shot_separates_aligned_snippets():

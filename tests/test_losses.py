@@ -339,3 +339,90 @@ def test_alertclip_empty_regions_still_backprop():
     assert out["region"].item() == 0.0
     out["loss"].backward()
     assert torch.isfinite(m.logit_scale.grad)
+
+
+# --- duplicate-aware InfoNCE (groups) -------------------------------------------------------------------------
+
+# Three pairs; pairs 0 and 1 share a caption id. S = V3 @ T3.T (not symmetric, rows differ from columns).
+V3 = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.6, 0.8]], dtype=torch.float64)
+T3 = torch.tensor([[0.8, 0.6, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+G3 = torch.tensor([4, 4, 9])
+
+
+def _hand_grouped(s: float) -> float:
+    """Symmetric InfoNCE of V3, T3 with the pairs (0, 1) and (1, 0) left out of the denominators, by hand."""
+    S = (V3 @ T3.T).tolist()
+    e = math.exp
+    row0 = -math.log(e(s * S[0][0]) / (e(s * S[0][0]) + e(s * S[0][2])))  # t1 is not a negative of v0
+    row1 = -math.log(e(s * S[1][1]) / (e(s * S[1][1]) + e(s * S[1][2])))  # t0 is not a negative of v1
+    row2 = -math.log(e(s * S[2][2]) / (e(s * S[2][0]) + e(s * S[2][1]) + e(s * S[2][2])))
+    col0 = -math.log(e(s * S[0][0]) / (e(s * S[0][0]) + e(s * S[2][0])))  # v1 is not a negative of t0
+    col1 = -math.log(e(s * S[1][1]) / (e(s * S[1][1]) + e(s * S[2][1])))
+    col2 = -math.log(e(s * S[2][2]) / (e(s * S[0][2]) + e(s * S[1][2]) + e(s * S[2][2])))
+    return ((row0 + row1 + row2) / 3 + (col0 + col1 + col2) / 3) / 2
+
+
+@pytest.mark.parametrize("fn", [symmetric_infonce, region_infonce])
+@pytest.mark.parametrize("s", [1.0, 7.0])
+def test_grouped_infonce_matches_hand_computation(fn, s):
+    got = fn(V3, T3, s, groups=G3).item()
+    assert got == pytest.approx(_hand_grouped(s), rel=1e-12)
+    assert abs(got - fn(V3, T3, s).item()) > 1e-3  # the mask changes the value
+
+
+@pytest.mark.parametrize("fn", [symmetric_infonce, region_infonce])
+def test_distinct_groups_equal_the_plain_loss_bit_for_bit(fn):
+    v, t = _unit(7, 5, seed=31).float(), _unit(7, 5, seed=32).float()
+    scale = torch.tensor(1 / 0.07)
+    plain = fn(v, t, scale)
+    grouped = fn(v, t, scale, groups=torch.tensor([3, 1, 4, 0, 5, 9, 2]))
+    assert torch.equal(plain, grouped)
+    assert torch.equal(GlobalInfoNCELoss()(v, t), GlobalInfoNCELoss()(v, t, groups=torch.arange(7)))
+    assert torch.equal(RegionInfoNCELoss()(v, t), RegionInfoNCELoss()(v, t, groups=torch.arange(7)))
+
+
+def test_equal_captions_are_not_pushed_apart():
+    """Clips 0 and 1 have the same caption (equal id, equal embedding): without groups gradient descent moves clip 1's
+    caption away from clip 0's video; with groups that pair gets no gradient at all."""
+    v = torch.eye(3, dtype=torch.float64)  # v0, v1, v2 orthonormal: t1's gradient along e0 comes from pair (v0, t1) only
+    c = F.normalize(torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64), dim=0)
+
+    def grads(groups):
+        t0, t1 = c.clone().requires_grad_(), c.clone().requires_grad_()
+        vv = v.clone().requires_grad_()
+        t = torch.stack([t0, t1, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)])
+        symmetric_infonce(vv, t, 5.0, groups=groups).backward()
+        return vv.grad, t0.grad, t1.grad
+
+    _, _, t1_plain = grads(None)
+    assert t1_plain[0].item() > 1e-3  # descent (-grad) lowers cos(v0, t1): the duplicate is treated as a negative
+    v_grad, t0_grad, t1_grad = grads(torch.tensor([0, 0, 1]))
+    assert t1_grad[0].item() == 0.0 and t0_grad[1].item() == 0.0  # (v0, t1) and (v1, t0) are out of the loss
+    assert t1_grad[1].item() < 0 and t0_grad[0].item() < 0  # each caption is still pulled to its own video
+    assert torch.isfinite(v_grad).all()
+
+
+def test_all_in_one_group_is_finite_zero():
+    v = _unit(4, 6, seed=33).requires_grad_()
+    loss = symmetric_infonce(v, _unit(4, 6, seed=34), 10.0, groups=torch.zeros(4, dtype=torch.long))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(v.grad, torch.zeros_like(v))
+
+
+def test_groups_shape_and_dtype_checked():
+    with pytest.raises(ValueError, match=r"groups must be \(3,\).*\(2,\)"):
+        symmetric_infonce(V3, T3, 1.0, groups=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="integer"):
+        region_infonce(V3, T3, 1.0, groups=torch.tensor([0.0, 1.0, 2.0]))
+
+
+def test_alertclip_loss_passes_groups():
+    b = _batch()
+    m = AlertClipLoss(lambda_region=1.0).double()
+    g, rg = torch.tensor([0, 0, 1, 2]), torch.tensor([5, 6, 5, 7, 8])
+    out = m(b["v"], b["t"], v_region=b["v_region"], t_region=b["t_region"], groups=g, region_groups=rg)
+    s = m.scale()
+    assert out["global"].item() == pytest.approx(symmetric_infonce(b["v"], b["t"], s, g).item(), rel=1e-12)
+    assert out["region"].item() == pytest.approx(region_infonce(b["v_region"], b["t_region"], s, rg).item(), rel=1e-12)
+    assert out["global"].item() != pytest.approx(symmetric_infonce(b["v"], b["t"], s).item(), rel=1e-6)

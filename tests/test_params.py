@@ -72,6 +72,7 @@ def _set(data: dict, dotted: str, value) -> dict:
         ("data.source", "kinetics", "data.source"),  # not a known source
         ("synthesize.size", "huge", "synthesize.size"),  # not a key of sizes
         ("download.retries", -1, "download.retries"),
+        ("eval.bootstrap_samples", 50, "eval.bootstrap_samples"),  # too few resamples for a 95% interval
     ],
 )
 def test_bad_value_names_file_and_key(tmp_path, raw, dotted, value, key):
@@ -174,3 +175,30 @@ def test_impossible_combination_fails_at_load_naming_the_key(repo):
         parse_params(raw)
     raw["stage2"]["lambda_hard"] = 0.0
     parse_params(raw)  # the same K = 0 is fine without the hard-negative loss
+
+
+@pytest.mark.parametrize("n_test, fraction, key", [(6, 0.5, "n_test"), (40, 0.95, "n_test"), (3, 0.5, "n_test")])
+def test_world_too_small_for_the_ci_fails_naming_the_key(tmp_path, raw, n_test, fraction, key):
+    data = _set(raw, "synthesize.sizes.default.n_test", n_test)
+    data = _set(data, "synthesize.abnormal_fraction", fraction)
+    msg = _error(_write(tmp_path, data))
+    assert f"synthesize.sizes.default.{key}" in msg or f"sizes.default.{key}" in msg, msg
+    assert "at least" in msg
+
+
+def test_world_with_one_class_in_train_fails(tmp_path, raw):
+    data = _set(raw, "synthesize.sizes.default.n_train", 2)
+    data = _set(data, "synthesize.abnormal_fraction", 0.9)
+    msg = _error(_write(tmp_path, data))
+    assert "sizes.default.n_train" in msg and "0 normal" in msg, msg
+
+
+def test_videos_too_short_for_two_events_fail(tmp_path, raw):
+    data = _set(raw, "synthesize.sizes.default.min_seconds", 2)
+    msg = _error(_write(tmp_path, data))
+    assert "sizes.default.min_seconds" in msg, msg
+
+
+def test_smallest_valid_test_split_loads(tmp_path, raw):
+    data = _set(raw, "synthesize.sizes.default.n_test", 10)
+    load_params(_write(tmp_path, data))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -12,23 +13,37 @@ import torch
 
 from alertclip import factory
 from alertclip.backbone import CHECKPOINT_FILE, images_to_tensor
+from alertclip.losses import hard_negative_loss, region_infonce, symmetric_infonce
+from alertclip.params import ParamsError, PromptParams, parse_params
+from alertclip.train.distributed import DistContext, shard_slice
 from alertclip.tune import (
     TEMPORAL_FILE,
+    VAL_STATE,
+    BalancedBatches,
+    BatchEncoder,
     TuneConfig,
     TunePaths,
+    ValPrompts,
+    _ValidatedBatches,
     batch_losses,
     build_model,
+    config_digest,
     load_clip_set,
     load_tuned,
+    losses_from_embeddings,
     make_batch,
+    prompt_vectors,
     run_stage,
     tune,
+    val_auc,
     val_videos,
+    zero_shot_clip_scores,
 )
 
 T = 4
 CFG = dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, checkpoint_every=0, val_fraction=0.3, temporal_layers=1,
            temporal_heads=2, k_negatives=3)
+PROMPTS = ("a video where {}", ["the scene is calm", "someone talks"], ["a fight breaks out", "someone falls"])
 
 
 def _world(root: Path) -> TunePaths:
@@ -75,8 +90,9 @@ def world(tmp_path_factory) -> TunePaths:
 def staged(world):
     torch.set_num_threads(2)
     out = world.clips.parent / "out"
-    m1 = run_stage("stage1", CFG, False, world, out / "models", out / "results", out / "cache")
-    m2 = run_stage("stage2", CFG, False, world, out / "models", out / "results", out / "cache")
+    # seed 0: the validation videos v00, v04 are both abnormal, so the selection falls back to the val loss
+    m1 = run_stage("stage1", CFG, False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS)
+    m2 = run_stage("stage2", CFG, False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS)
     return out, m1, m2
 
 
@@ -128,7 +144,7 @@ def test_checkpoint_loads_with_plain_open_clip(staged, world):
 
 def test_stage1_is_deterministic(staged, world, tmp_path):
     out, _, _ = staged
-    run_stage("stage1", CFG, False, world, tmp_path / "models", tmp_path / "results", tmp_path / "cache")
+    run_stage("stage1", CFG, False, world, tmp_path / "models", tmp_path / "results", tmp_path / "cache", prompts=PROMPTS)
     a = torch.load(out / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -165,6 +181,9 @@ def test_batch_without_regions_and_negative_padding(world, caplog):
     assert "batch without regions: region loss skipped" in caplog.text
     assert float(out["region"]) == 0.0 and float(out["n_regions"]) == 0 and torch.isfinite(out["loss"])
     out["loss"].backward()
+    # a region-free shard still puts v_r in the graph (DDP: every process must run each all_gather's backward)
+    e = BatchEncoder(model)(make_batch(data, np.array(no_region), model, tokens), True)
+    assert e["v_r"].requires_grad and not e["has_region"].any()
     i = data.keys.index("c04")  # one hard negative only
     assert (data.neg_index[i] >= 0).tolist() == [True, False, False]
     batch = make_batch(data, np.array([i, 1]), model, tokens)
@@ -231,3 +250,272 @@ def test_precision_switch_validated():
     assert TuneConfig.from_params({**CFG, "precision": "bf16"}).loop_config(None, "x").precision == "bf16"
     with pytest.raises(ValueError, match="precision must be auto\\|bf16\\|fp32"):
         TuneConfig.from_params({**CFG, "precision": "fp16"})
+
+
+# ------------------------------------------------------------------------------------------ duplicate captions
+
+
+def test_clip_set_labels_and_caption_ids_reach_the_losses(world):
+    data = load_clip_set(world)
+    assert data.abnormal.dtype == bool and data.abnormal.tolist() == [not int(k[1:]) % 2 for k in data.keys]
+    assert data.subset(np.array([1, 2])).abnormal.tolist() == [False, True]
+    model, tok = build_model(TuneConfig.from_params(CFG), world.backbone)
+    tokens = tok(data.texts)
+    idx = np.array([1, 2, 4, 2])  # clip 2 twice: the same caption twice in one batch
+    batch = make_batch(data, idx, model, tokens)
+    assert batch["text_id"].tolist() == data.text_index[idx].tolist()
+    assert batch["region_id"].tolist() == data.region_index[idx].tolist()
+    model.eval()
+    with torch.no_grad():
+        e = BatchEncoder(model)(batch, True)
+        out = losses_from_embeddings(e, 1.0, 1.0)
+        has = e["has_region"].nonzero().flatten()
+        groups, rgroups = batch["text_id"], batch["region_id"][has]
+        assert int(groups[1]) == int(groups[3]) and len(has) >= 3
+        assert float(out["global"]) == symmetric_infonce(e["v"], e["t"], e["scale"], groups).item()
+        assert float(out["global"]) != pytest.approx(symmetric_infonce(e["v"], e["t"], e["scale"]).item(), rel=1e-6)
+        assert float(out["region"]) == region_infonce(e["v_r"][has], e["t_reg"][has], e["scale"], rgroups).item()
+        anchor = torch.where(e["has_region"][:, None], e["v_r"], e["v"])
+        assert float(out["hard"]) == hard_negative_loss(anchor, e["t_reg"], e["t_neg"], e["scale"], e["neg_valid"]).item()
+        stage1 = BatchEncoder(model)(batch, False)
+        assert torch.equal(stage1["text_id"], groups)
+        assert float(losses_from_embeddings(stage1, 0.0, 0.0)["global"]) == pytest.approx(float(out["global"]), rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ balanced batches
+
+
+def _labels(n_abnormal: int, n_normal: int, seed: int = 0) -> np.ndarray:
+    labels = np.array([True] * n_abnormal + [False] * n_normal)
+    return labels[np.random.default_rng(seed).permutation(labels.size)]
+
+
+def _epochs(b: BalancedBatches, n: int) -> list[list[list[int]]]:
+    return [[x.tolist() for x in b.epoch(e)] for e in range(n)]
+
+
+@pytest.mark.parametrize("n_abnormal,n_normal,batch_size", [(7, 19, 4), (19, 7, 6), (6, 6, 4), (5, 30, 2)])
+def test_balanced_batches_balanced_and_epoch_is_the_smaller_class(n_abnormal, n_normal, batch_size):
+    labels = _labels(n_abnormal, n_normal)
+    b = BalancedBatches(labels, batch_size, seed=3, fetch=lambda i: i)
+    half, small = batch_size // 2, min(n_abnormal, n_normal)
+    assert b.steps_per_epoch == small // half and b.batch_size == batch_size
+    small_label = n_abnormal < n_normal  # equal sizes: the normal class counts as the smaller one
+    seen_large: list[int] = []
+    for epoch in _epochs(b, 6):
+        assert len(epoch) == b.steps_per_epoch
+        flat = [i for batch in epoch for i in batch]
+        assert len(set(flat)) == len(flat)  # no clip twice in an epoch, of either class
+        for batch in epoch:
+            assert len(batch) == batch_size and int(labels[batch].sum()) == half
+        assert sum(labels[i] == small_label for i in flat) == b.steps_per_epoch * half
+        seen_large += [i for i in flat if labels[i] != small_label]
+    # the larger class is read on across epochs: its clips come round evenly (counts differ by at most one)
+    counts = np.bincount(seen_large, minlength=labels.size)[np.flatnonzero(labels != small_label)]
+    assert counts.max() - counts.min() <= 1
+
+
+def test_balanced_batches_deterministic_and_resumable():
+    labels = _labels(9, 14)
+    a = BalancedBatches(labels, 4, seed=5, fetch=lambda i: i)
+    b = BalancedBatches(labels, 4, seed=5, fetch=lambda i: i)
+    assert _epochs(a, 4) == _epochs(b, 4)
+    assert _epochs(a, 2) != _epochs(BalancedBatches(labels, 4, seed=6, fetch=lambda i: i), 2)
+    assert _epochs(a, 2)[0] != _epochs(a, 2)[1]  # a new order each epoch
+    for epoch in range(4):  # resume mid-epoch (a fresh object, as after a restart): the same remaining batches
+        full = [x.tolist() for x in a.epoch(epoch)]
+        for start in range(a.steps_per_epoch + 1):
+            fresh = BalancedBatches(labels, 4, seed=5, fetch=lambda i: i)
+            assert [x.tolist() for x in fresh.epoch(epoch, start)] == full[start:]
+    first = next(iter(a.epoch(0)))
+    assert first.dtype == torch.int64 and first.ndim == 1
+
+
+def test_balanced_batches_shards_hold_both_classes():
+    labels = _labels(10, 16, seed=1)
+    b = BalancedBatches(labels, 8, seed=0, fetch=lambda i: i)
+    for world in (2, 4):
+        for epoch in _epochs(b, 3):
+            for batch in epoch:
+                shards = [batch[shard_slice(8, DistContext(rank=r, world_size=world))] for r in range(world)]
+                assert [i for s in shards for i in s] == batch  # contiguous parts, in order
+                for s in shards:
+                    assert int(labels[s].sum()) == len(s) // 2  # even shards: exactly balanced
+    orders = {tuple(labels[batch].tolist()) for epoch in _epochs(b, 3) for batch in epoch}
+    assert len(orders) > 1  # the class order inside a batch is shuffled too
+
+
+def test_balanced_batches_errors_and_params():
+    with pytest.raises(ValueError, match="need >= 2 abnormal and >= 2 normal training clips; got 1 abnormal"):
+        BalancedBatches(_labels(1, 10), 4, 0, lambda i: i)
+    with pytest.raises(ValueError, match="even batch_size"):
+        BalancedBatches(_labels(5, 5), 3, 0, lambda i: i)
+    with pytest.raises(ValueError, match="tune: batching=pairs needs an even batch_size"):
+        TuneConfig.from_params({**CFG, "batch_size": 5})
+    assert TuneConfig.from_params({**CFG, "batch_size": 5, "batching": "random"}).batch_size == 5
+    with pytest.raises(ValueError, match="batching must be random\\|balanced\\|pairs"):
+        TuneConfig.from_params({**CFG, "batching": "stratified"})
+    with pytest.raises(ValueError, match="select_on must be val_auc\\|val_loss"):
+        TuneConfig.from_params({**CFG, "select_on": "val_ap"})
+    raw = {"data": {}, "synthesize": {"sizes": {"default": {"n_train": 10, "n_test": 10, "min_seconds": 4,
+                                                           "max_seconds": 8}}},
+           "stage1": {"batch_size": 7}}
+    with pytest.raises(ParamsError, match=r"stage1\.batching: .*even batch_size"):
+        parse_params(raw)
+    raw["stage1"]["batching"] = "random"
+    p = parse_params(raw)
+    assert (p.stage1.batching, p.stage2.batching, p.stage2.select_on) == ("random", "pairs", "val_auc")
+
+
+def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog):
+    from alertclip import tune as tune_mod
+
+    cfg = TuneConfig.from_params({**CFG, "epochs": 1})
+    data = load_clip_set(world)
+    seen = []
+    real = tune_mod.make_batch
+
+    def spy(d, idx, model, tokens):
+        seen.append(d.abnormal[np.asarray(idx)].tolist())
+        return real(d, idx, model, tokens)
+
+    monkeypatch.setattr(tune_mod, "make_batch", spy)
+    with caplog.at_level("WARNING", logger="alertclip.tune"):
+        _, result, metrics = tune(cfg, "stage1", world)  # no prompts: selected on the val loss, with a warning
+    assert "selecting the epoch on the validation loss" in caplog.text
+    assert metrics["selected_on"] == "val_loss" and "no validation prompts" in metrics["select_fallback"]
+    assert metrics["batching"] == "pairs" and result.step == 2  # 4 abnormal / 5 normal train clips: 4 // 2
+    assert all(sum(b) == 2 for b in seen[:result.step])  # the training batches come first, validation chunks after
+    _, result, metrics = tune(dataclasses.replace(cfg, batching="random"), "stage1", world)
+    assert metrics["batching"] == "random" and result.step == 9 // 4
+    assert metrics["n_train_abnormal"] + metrics["n_val_abnormal"] == int(data.abnormal.sum())
+    with pytest.raises(ValueError, match="need >= 3 abnormal and >= 3 normal"):
+        tune(dataclasses.replace(cfg, batch_size=6, val_fraction=0.5), "stage1", world)  # 2 abnormal train clips
+
+
+# ------------------------------------------------------------------------------------------ epoch selection
+
+
+class _FakeBatches:
+    steps_per_epoch, batch_size = 1, 2
+
+    def epoch(self, epoch: int, start: int = 0):
+        yield from ([epoch] if start == 0 else [])
+
+
+def _select(vals: list[dict | None], select_on: str, state_path=None):
+    """Run _ValidatedBatches over len(vals) epochs; the model's weight holds the epoch number when validated."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    it = iter(vals)
+    batches = _ValidatedBatches(_FakeBatches(), lambda: next(it), model, state_path, select_on=select_on)
+    for e in range(len(vals)):
+        with torch.no_grad():
+            model.weight.fill_(float(e))
+        list(batches.epoch(e))
+    return batches
+
+
+V = [{"total": 3.0, "auc": 0.55}, {"total": 2.0, "auc": 0.70}, {"total": 1.5, "auc": 0.70}, {"total": 1.0, "auc": 0.60}]
+
+
+def test_selection_on_val_auc_with_total_tie_break():
+    b = _select(V, "val_auc")
+    assert (b.best.epoch, b.best.auc, b.best.total) == (2, 0.70, 1.5)  # AUC tie between 1 and 2: the lower total
+    assert float(b.best.state["weight"]) == 2.0
+    assert sorted(b.records) == [0, 1, 2, 3] and b.records[3] == V[3]
+    b = _select(V, "val_loss")
+    assert (b.best.epoch, b.best.total) == (3, 1.0)
+    b = _select([{"total": 1.0, "auc": 0.7}, {"total": 1.0, "auc": 0.7}], "val_auc")
+    assert b.best.epoch == 0  # a full tie keeps the earlier epoch
+    b = _select([{"total": 1.0, "auc": float("nan")}, {"total": 2.0, "auc": 0.4}, None], "val_auc")
+    assert b.best.epoch == 1 and b.records[2] == {}  # NaN AUC ranks lowest; no val result (None) never wins
+
+
+def test_selection_state_survives_resume(tmp_path):
+    path = tmp_path / VAL_STATE
+    first = _select(V[:2], "val_auc", path)
+    assert path.exists() and first.best.epoch == 1
+    model = torch.nn.Linear(1, 1, bias=False)
+    later = iter(V[2:])
+    resumed = _ValidatedBatches(_FakeBatches(), lambda: next(later), model, path, select_on="val_auc")
+    assert (resumed.best.epoch, resumed.best.auc, resumed.best.total) == (1, 0.70, 2.0)
+    for e in (2, 3):
+        with torch.no_grad():
+            model.weight.fill_(float(e))
+        list(resumed.epoch(e))
+    assert resumed.best.epoch == 2 and float(resumed.best.state["weight"]) == 2.0
+
+
+def test_val_prompts_from_params():
+    triple = ValPrompts.from_params(PROMPTS)
+    assert triple.texts("abnormal") == ["a video where a fight breaks out", "a video where someone falls"]
+    pyd = ValPrompts.from_params(PromptParams())
+    assert pyd.template == PromptParams().template and pyd.normal == tuple(PromptParams().normal)
+    assert ValPrompts.from_params({"template": "{}", "normal": ["a"], "abnormal": ["b"]}).abnormal == ("b",)
+    assert ValPrompts.from_params(None) is None
+    with pytest.raises(ValueError, match="slot"):
+        ValPrompts("no slot", ("a",), ("b",))
+    cfg = TuneConfig()
+    assert config_digest(cfg, "stage1", []) != config_digest(cfg, "stage1", [], triple)  # prompts pick the epoch
+
+
+def test_zero_shot_scores_mean_over_real_frames_and_auc(world):
+    data = load_clip_set(world)
+    model, tok = build_model(TuneConfig.from_params(CFG), world.backbone)
+    prompts = ValPrompts.from_params(PROMPTS)
+    t_a, t_n = prompt_vectors(model, tok, prompts)
+    assert np.linalg.norm(t_a) == pytest.approx(1.0) and np.linalg.norm(t_n) == pytest.approx(1.0)
+    scores = zero_shot_clip_scores(model, data, t_a, t_n, batch_size=3)
+    i = data.keys.index("c03")  # 2 real frames of 4
+    with torch.no_grad():
+        model.eval()
+        x = images_to_tensor(data.frames[i, :2], model.clip)
+        f = torch.nn.functional.normalize(model.clip.encode_image(x).double(), dim=-1).numpy()
+    want = float(np.mean(f @ t_a - f @ t_n))
+    assert scores[i] == pytest.approx(want, rel=1e-5, abs=1e-7)
+    np.testing.assert_allclose(zero_shot_clip_scores(model, data, t_a, t_n, batch_size=5), scores, rtol=1e-5, atol=1e-7)
+    from sklearn.metrics import roc_auc_score
+
+    assert val_auc(model, data, tok, prompts, 3) == roc_auc_score(data.abnormal.astype(int), scores)
+    with pytest.raises(ValueError, match="needs abnormal and normal clips"):
+        val_auc(model, data.subset(np.flatnonzero(data.abnormal)), tok, prompts, 4)
+
+
+def test_stage_metrics_record_selection(staged, world, tmp_path, caplog):
+    _, m1, m2 = staged
+    for m in (m1, m2):  # seed 0: both validation clips are abnormal -> the val loss decides, recorded
+        assert m["selected_on"] == "val_loss" and "2 abnormal and 0 normal" in m["select_fallback"]
+        assert m["best_val_auc"] is None and m["best_val_total"] == min(r["total"] for r in m["val"])
+        assert all("auc" not in r for r in m["val"])
+    cfg = {**CFG, "seed": 1}  # validation v04 (abnormal), v07, v09 (normal)
+    with caplog.at_level("WARNING", logger="alertclip.tune"):
+        m = run_stage("stage1", cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS)
+    assert "select_on=val_auc" not in caplog.text
+    assert m["selected_on"] == "val_auc" and "select_fallback" not in m
+    assert [r["epoch"] for r in m["val"]] == [0, 1] and all(0.0 <= r["auc"] <= 1.0 for r in m["val"])
+    best = max(m["val"], key=lambda r: (r["auc"], -r["total"]))
+    assert m["best_epoch"] == best["epoch"] and m["best_val_auc"] == best["auc"] and m["best_val_total"] == best["total"]
+
+
+def test_pairs_batching_puts_each_abnormal_clip_beside_its_own_videos_lookalike():
+    from alertclip.tune import lookalike_partners
+
+    # 6 abnormal videos, each with one abnormal clip and one normal look-alike clip; 10 normal videos with 2 clips
+    videos = [f"A{i}" for i in range(6)] * 2 + [f"N{i}" for i in range(10)] * 2
+    abnormal = np.array([True] * 6 + [False] * 6 + [False] * 20)
+    data = SimpleNamespace(videos=videos, abnormal=abnormal)
+    partner = lookalike_partners(data)
+    assert [videos[j] for j in partner[:6]] == videos[:6] and (partner[6:] == -1).all()
+    b = BalancedBatches(abnormal, 4, seed=1, fetch=lambda i: i, partner=partner)
+    plain = BalancedBatches(abnormal, 4, seed=1, fetch=lambda i: i)
+    for e in range(3):
+        for batch, batch_plain in zip(b.epoch(e), plain.epoch(e)):
+            idx = batch.tolist()
+            assert sum(abnormal[idx]) == 2
+            for i in idx:
+                if abnormal[i]:  # its look-alike is in the same batch
+                    assert partner[i] in idx
+            assert sorted(i for i in idx if abnormal[i]) == sorted(i for i in batch_plain.tolist() if abnormal[i])
+    # without partners the normal half comes from the stream: some batch lacks the look-alike
+    assert any(partner[i] not in batch.tolist() for e in range(3) for batch in plain.epoch(e)
+               for i in batch.tolist() if abnormal[i])

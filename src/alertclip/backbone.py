@@ -2,7 +2,8 @@
 
 :func:`pretrain` trains ``factory.create(arch)`` from random init with CLIP's symmetric InfoNCE on the synthetic
 pre-training set (``data/synth/pretrain``: ``images.npy`` (N, H, W, 3) uint8 and ``captions.parquet`` with columns
-``row, video, split, caption``; captions name scene, objects and colours only, never events) through
+``row, video, split, caption``; captions name scene, objects and colours, and event words that are not grounded in the
+pixels: see :mod:`alertclip.synth.captions`) through
 :func:`alertclip.train.train`. Images go through the model's val preprocessing done on arrays
 (:func:`images_to_tensor`: bicubic resize to the model's size when needed, scale to [0, 1], normalise with the model's
 mean/std; no augmentation), so training is deterministic on CPU. The held-out split gives image->text R@k.

@@ -23,6 +23,9 @@ Conventions
 * Non-finite inputs are **not** checked here (that would cost a device sync per step); the training loop checks the
   loss for finiteness.
 * All losses are means over rows, so they are independent of the batch size's scale.
+* Duplicate captions: the InfoNCE losses take optional ``groups`` (N,) caption ids; off-diagonal pairs with the same
+  id are dropped from both softmax denominators (logit -inf), so a clip is never pushed away from a caption equal to
+  its own. Without ``groups`` the computation is the plain CLIP one, bit for bit.
 """
 
 from __future__ import annotations
@@ -71,13 +74,27 @@ def _check_scale(scale: Tensor | float) -> None:
         raise ValueError(f"scale must be a scalar; got shape {tuple(scale.shape)}")
 
 
-def _infonce(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
+def _check_groups(groups: Tensor | None, n: int, what: str) -> None:
+    if groups is None:
+        return
+    if groups.shape != (n,):
+        raise ValueError(f"{what} groups must be ({n},), one id per pair; got {tuple(groups.shape)}")
+    if groups.dtype.is_floating_point or groups.dtype == torch.bool or groups.is_complex():
+        raise ValueError(f"{what} groups must be an integer tensor of caption ids; got {groups.dtype}")
+
+
+def _infonce(a: Tensor, b: Tensor, scale: Tensor | float, groups: Tensor | None = None) -> Tensor:
     logits = scale * (a @ b.T)
     target = torch.arange(a.shape[0], device=a.device)
+    if groups is not None:
+        # Same caption, other pair: not a negative. The diagonal stays finite, so every row keeps a finite logsumexp.
+        groups = groups.to(logits.device)
+        same = (groups[:, None] == groups[None, :]) & (target[:, None] != target[None, :])
+        logits = logits.masked_fill(same, float("-inf"))
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
-def symmetric_infonce(v: Tensor, t: Tensor, scale: Tensor | float) -> Tensor:
+def symmetric_infonce(v: Tensor, t: Tensor, scale: Tensor | float, groups: Tensor | None = None) -> Tensor:
     """CLIP's symmetric InfoNCE over a batch of matched pairs ``(v[i], t[i])``, other rows as negatives.
 
     ``logits = scale * v @ t.T``; loss ``= (CE(logits, arange(B)) + CE(logits.T, arange(B))) / 2``.
@@ -86,32 +103,38 @@ def symmetric_infonce(v: Tensor, t: Tensor, scale: Tensor | float) -> Tensor:
         v: video embeddings, (B, D), L2-normalised.
         t: caption embeddings, (B, D), L2-normalised; ``t[i]`` describes ``v[i]``.
         scale: the exponentiated, clamped scale ``1 / tau`` (see :func:`scale_from_log`).
+        groups: optional integer (B,) caption ids. Pairs ``(i, j)``, ``i != j``, with ``groups[i] == groups[j]`` are
+            left out of both softmax denominators: equal captions are never negatives of each other (their logits
+            get no gradient). ``None``: the standard form, duplicates count as negatives.
 
-    Standard form: duplicate captions within a batch are treated as negatives (no label mask). With B = 1 there are no
-    negatives: the loss is exactly 0 (finite, zero gradient). B = 0 raises -- an empty clip batch is a data bug.
+    With B = 1 (or all B in one group) there are no negatives: the loss is exactly 0 (finite, zero gradient). B = 0
+    raises -- an empty clip batch is a data bug.
     """
     _check_pair(v, t, "v", "t")
     _check_scale(scale)
     if v.shape[0] == 0:
         raise ValueError(f"symmetric_infonce needs at least one pair; got v {tuple(v.shape)}, t {tuple(t.shape)}")
-    return _infonce(v, t, scale)
+    _check_groups(groups, v.shape[0], "symmetric_infonce")
+    return _infonce(v, t, scale, groups)
 
 
-def region_infonce(v_r: Tensor, t_r: Tensor, scale: Tensor | float) -> Tensor:
+def region_infonce(v_r: Tensor, t_r: Tensor, scale: Tensor | float, groups: Tensor | None = None) -> Tensor:
     """Symmetric InfoNCE over all R regions of the batch: ``v_r[i]`` (region embedding) vs ``t_r[i]`` (its caption).
 
-    Same form as :func:`symmetric_infonce`, the other regions of the whole batch (any clip) being negatives. R = 0 (no
-    regions in this batch) returns a zero that is still connected to the graph (``v_r``, ``t_r`` and ``scale`` when
-    they require grad), so ``backward()`` works and gives zero gradients. R = 1 gives exactly 0.
+    Same form as :func:`symmetric_infonce`, the other regions of the whole batch (any clip) being negatives, except
+    those whose region caption id in ``groups`` (R,) equals this one's. R = 0 (no regions in this batch) returns a
+    zero that is still connected to the graph (``v_r``, ``t_r`` and ``scale`` when they require grad), so
+    ``backward()`` works and gives zero gradients. R = 1 gives exactly 0.
     """
     _check_pair(v_r, t_r, "v_r", "t_r")
     _check_scale(scale)
+    _check_groups(groups, v_r.shape[0], "region_infonce")
     if v_r.shape[0] == 0:
         zero = v_r.sum() * 0.0 + t_r.sum() * 0.0
         if isinstance(scale, Tensor):
             zero = zero + scale.reshape(()) * 0.0
         return zero
-    return _infonce(v_r, t_r, scale)
+    return _infonce(v_r, t_r, scale, groups)
 
 
 def hard_negative_loss(v: Tensor, t_pos: Tensor, t_neg: Tensor, scale: Tensor | float,
@@ -168,19 +191,20 @@ class _ScaledLoss(nn.Module):
 class GlobalInfoNCELoss(_ScaledLoss):
     """Module form of :func:`symmetric_infonce` with a learnable temperature.
 
-    ``forward(v, t, logit_scale=None)``: ``logit_scale`` (log space, like OpenCLIP's ``model.logit_scale``) replaces
-    this module's own parameter when given.
+    ``forward(v, t, logit_scale=None, groups=None)``: ``logit_scale`` (log space, like OpenCLIP's
+    ``model.logit_scale``) replaces this module's own parameter when given; ``groups``: caption ids (B,).
     """
 
-    def forward(self, v: Tensor, t: Tensor, logit_scale: Tensor | None = None) -> Tensor:
-        return symmetric_infonce(v, t, self.scale(logit_scale))
+    def forward(self, v: Tensor, t: Tensor, logit_scale: Tensor | None = None, groups: Tensor | None = None) -> Tensor:
+        return symmetric_infonce(v, t, self.scale(logit_scale), groups)
 
 
 class RegionInfoNCELoss(_ScaledLoss):
-    """Module form of :func:`region_infonce` (R = 0 gives a graph-connected zero)."""
+    """Module form of :func:`region_infonce` (R = 0 gives a graph-connected zero; ``groups``: caption ids (R,))."""
 
-    def forward(self, v_r: Tensor, t_r: Tensor, logit_scale: Tensor | None = None) -> Tensor:
-        return region_infonce(v_r, t_r, self.scale(logit_scale))
+    def forward(self, v_r: Tensor, t_r: Tensor, logit_scale: Tensor | None = None,
+                groups: Tensor | None = None) -> Tensor:
+        return region_infonce(v_r, t_r, self.scale(logit_scale), groups)
 
 
 class HardNegativeLoss(_ScaledLoss):
@@ -216,11 +240,13 @@ class AlertClipLoss(_ScaledLoss):
 
     def forward(self, v: Tensor, t: Tensor, *, v_region: Tensor | None = None, t_region: Tensor | None = None,
                 t_neg: Tensor | None = None, neg_valid: Tensor | None = None,
-                logit_scale: Tensor | None = None) -> dict[str, Tensor]:
+                logit_scale: Tensor | None = None, groups: Tensor | None = None,
+                region_groups: Tensor | None = None) -> dict[str, Tensor]:
         """``v``, ``t``: clip / caption embeddings (B, D); ``v_region``, ``t_region``: (R, D); ``t_neg``: (B, K, D)
-        hard negatives of ``t`` (``neg_valid`` (B, K) bool, True = present). ``logit_scale`` overrides the module's."""
+        hard negatives of ``t`` (``neg_valid`` (B, K) bool, True = present). ``logit_scale`` overrides the module's.
+        ``groups`` (B,) / ``region_groups`` (R,): caption ids, equal captions are not each other's negatives."""
         scale = self.scale(logit_scale)
-        l_global = symmetric_infonce(v, t, scale)
+        l_global = symmetric_infonce(v, t, scale, groups)
         total = l_global
         zero = l_global.detach().new_zeros(())
 
@@ -231,11 +257,11 @@ class AlertClipLoss(_ScaledLoss):
                 raise ValueError(f"lambda_region={self.lambda_region} > 0 needs v_region and t_region")
             l_region = zero
         elif self.lambda_region > 0:
-            l_region = region_infonce(v_region, t_region, scale)
+            l_region = region_infonce(v_region, t_region, scale, region_groups)
             total = total + self.lambda_region * l_region
         else:
             with torch.no_grad():
-                l_region = region_infonce(v_region, t_region, scale)
+                l_region = region_infonce(v_region, t_region, scale, region_groups)
 
         if t_neg is None:
             if self.lambda_hard > 0:

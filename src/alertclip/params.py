@@ -57,6 +57,10 @@ class DataParams(_Strict):
         return source
 
 
+MIN_TEST_VIDEOS_PER_CLASS = 5  # fewer test videos of a class and a bootstrap over videos is mostly empty resamples
+MIN_VIDEO_SECONDS = 4.0  # every video holds two events at least (an abnormal one and its look-alike)
+
+
 class WorldSize(_Strict):
     n_train: int = Field(ge=2)
     n_test: int = Field(ge=2)
@@ -94,6 +98,22 @@ class SynthesizeParams(_Strict):
     @property
     def world(self) -> WorldSize:
         return self.sizes[self.size]
+
+    @model_validator(mode="after")
+    def _both_classes(self) -> "SynthesizeParams":
+        """Every split needs both labels; the test split enough of each for a bootstrap CI over its videos."""
+        world = self.world
+        for split, count, least in (("n_train", world.n_train, 1), ("n_test", world.n_test, MIN_TEST_VIDEOS_PER_CLASS)):
+            n_abnormal = max(1, int(round(count * self.abnormal_fraction)))
+            if min(n_abnormal, count - n_abnormal) < least:
+                raise ValueError(
+                    f"sizes.{self.size}.{split}: {count} videos at abnormal_fraction {self.abnormal_fraction} give "
+                    f"{n_abnormal} abnormal and {count - n_abnormal} normal; each class needs at least {least}"
+                    + (" for a bootstrap CI over test videos" if split == "n_test" else ""))
+        if world.min_seconds < MIN_VIDEO_SECONDS:
+            raise ValueError(f"sizes.{self.size}.min_seconds: {world.min_seconds} s is too short for two events "
+                             f"(at least {MIN_VIDEO_SECONDS} s)")
+        return self
 
 
 class DownloadParams(_Strict):
@@ -171,6 +191,20 @@ class _TuneParams(_Strict):
     grad_checkpointing: bool = Field(False, description="recompute tower activations in backward (less memory)")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto = bf16 autocast on CUDA, fp32 on CPU")
     temperature: float | None = Field(None, ge=0.01, le=1.0, description="initial tau; null = the checkpoint's")
+    batching: Literal["random", "balanced", "pairs"] = Field(
+        "pairs", validate_default=True,  # the even-batch check runs when the key is left out too
+        description="balanced: half abnormal + half normal clips per batch, an epoch = the smaller class once; "
+                    "pairs: balanced, each abnormal clip next to a normal clip of its own video (its look-alike)")
+    select_on: Literal["val_auc", "val_loss"] = Field(
+        "val_auc", description="kept epoch: highest zero-shot val AUC (eval.prompts; ties: lower val total) or lowest val total")
+
+    @field_validator("batching")
+    @classmethod
+    def _balanced_needs_even_batch(cls, batching: str, info: ValidationInfo) -> str:
+        size = info.data.get("batch_size")
+        if batching in ("balanced", "pairs") and isinstance(size, int) and size % 2:
+            raise ValueError(f"balanced batches need an even batch_size (half abnormal, half normal); got {size}")
+        return batching
 
 
 class Stage1Params(_TuneParams):
@@ -258,7 +292,7 @@ class FeaturesParams(_Strict):
 
 
 _SYNTH_NORMAL = ["two people talk", "a person sits down", "a car parks", "a lamp glows", "a bag is handed over",
-                 "someone cleans property", "fireworks burst"]
+                 "someone cleans property", "fireworks burst", "nothing unusual happens"]
 _SYNTH_ABNORMAL = ["two people fight", "a person collapses", "two cars crash", "something is set on fire",
                    "a bag is snatched", "someone damages property", "an explosion"]
 
@@ -295,6 +329,9 @@ class EvalParams(_Strict):
     test_annotations: str = "data/synth/published/annotations/Temporal_Anomaly_Annotation.txt"
     protocol: Literal["vadclip", "exact"] = Field("vadclip", description="frame ground truth: VadCLIP's or exact")
     prompts: PromptParams = PromptParams()
+    bootstrap_samples: int = Field(1000, ge=100, description="test-video resamples behind each 95% CI (MSS, zero-shot "
+                                   "AUC/AP, the report's paired gaps)")
+    bootstrap_seed: int = Field(0, description="seed of the bootstrap draws: the CIs, and the report, are reproducible")
 
     @model_validator(mode="after")
     def _reference_known(self) -> "EvalParams":

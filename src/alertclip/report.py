@@ -15,7 +15,14 @@ and writes ``results/report.md`` (markdown tables, "What this run shows", figure
 and figure with its sources and a caption). Every output is written atomically.
 
 Number formats follow the paper: fractions (AUC, AP, R@k, shares) as percentages with 2 decimals, MSS with 4
-decimals, seed statistics as ``mean ± std`` (sample std over ``eval_weakly.seeds``).
+decimals, seed statistics as ``mean ± std`` (sample std over ``eval_weakly.seeds``), 95% CIs as ``value [low, high]``.
+
+When a gap is real: the MSS and zero-shot AUC/AP gaps between two backbones (each tuned one vs the reference, ``full``
+vs ``stage1``, each ablation variant vs ``full``) count only when the 95% CI of a paired bootstrap over the test
+videos (:func:`alertclip.eval.metrics.paired_bootstrap_mss`, :func:`~alertclip.eval.metrics.paired_bootstrap_auc_ap`;
+params ``eval.bootstrap_samples`` resamples, seed ``eval.bootstrap_seed``) excludes 0, and read "no difference"
+otherwise; the seeded heads' gaps count only when they exceed the larger seed std; retention, without per-image
+results, is reported and not tested. Every draw is seeded, so the outputs stay byte-identical (DVC hashes them).
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ FIGURES_DIR = REPORT_DIR / "figures"
 INDEX_JSON = REPORT_DIR / "index.json"
 
 CLIP_LEN = 16  # frames per snippet (VadCLIP)
+# Backbone keys with a fixed role in the comparisons (dvc.yaml stage1 and stage2@full; other keys are ablations).
+STAGE1_KEY, FULL_KEY = "stage1", "full"
+ATOL_MSS = 1e-5  # signed.csv keeps 6 decimals: its mean may differ from metrics.json's mss by rounding only
+ATOL_AUC = 1e-9  # scores.parquet keeps the float64 scores: the rebuilt AUC/AP equal metrics.json's
 # Per-backbone evaluation stages and the files of each the report reads (all required).
 EVAL_FILES: dict[str, tuple[str, ...]] = {
     "eval_mss": ("metrics.json", "signed.csv"),
@@ -110,6 +121,13 @@ def signed_pp(delta: float | None) -> str:
     return NA if delta is None else f"{_clean(delta, 2):+.2f}"
 
 
+def with_ci(text: str, ci: Sequence[Any] | None, fmt: Callable[[Any], str]) -> str:
+    """``value [low, high]`` (``0.0128 [-0.0060, 0.0310]``); the value alone without a CI."""
+    if text == NA or ci is None or len(ci) != 2 or any(_num(x) is None for x in ci):
+        return text
+    return f"{text} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
 def _pp(x: Any) -> float | None:
     """A fraction as percentage points rounded like the tables (so text and tables agree)."""
     v = _num(x)
@@ -143,6 +161,10 @@ class Results:
     annotations_src: str
     metrics: dict[tuple[str, str], dict] = field(default_factory=dict)
     training: dict[str, dict] = field(default_factory=dict)
+    n_bootstrap: int = 1000
+    bootstrap_seed: int = 0
+    protocol: str = "vadclip"
+    cache: dict = field(default_factory=dict, repr=False)
 
     def src(self, stage: str, key: str, name: str = "metrics.json") -> str:
         return _rel(result_path(stage, key, name))
@@ -195,7 +217,10 @@ def load_results(root: str | Path, p: Any) -> Results:
     root = Path(root)
     dataset, backbones, ref, seeds, ann = _params(p)
     ann_path = Path(ann) if Path(ann).is_absolute() else root / ann
-    res = Results(root, dataset, backbones, ref, seeds, ann_path, Path(ann).as_posix())
+    res = Results(root, dataset, backbones, ref, seeds, ann_path, Path(ann).as_posix(),
+                  n_bootstrap=int(getattr(p.eval, "bootstrap_samples", 1000)),
+                  bootstrap_seed=int(getattr(p.eval, "bootstrap_seed", 0)),
+                  protocol=str(getattr(p.eval, "protocol", "vadclip")))
     missing = [(result_path(stage, key, name), f"{stage}@{key}")
                for stage, names in EVAL_FILES.items() for key in backbones for name in names
                if not (root / result_path(stage, key, name)).is_file()]
@@ -243,6 +268,154 @@ def read_scores(path: Path) -> dict[str, np.ndarray]:
 
     t = pl.read_parquet(path, columns=["video", "snippet", "score"]).sort(["video", "snippet"])
     return {str(v): g["score"].to_numpy().astype(np.float64) for (v,), g in t.group_by("video", maintain_order=True)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bootstrap over test videos (per backbone and paired between backbones)
+# ---------------------------------------------------------------------------------------------------------------
+
+# metric -> (stage, metrics.json key, key of its CI in metrics.json, label)
+BOOT_METRICS: dict[str, tuple[str, str, str, str]] = {
+    "mss": ("eval_mss", "mss", "mss_ci95", "MSS"),
+    "zs_auc": ("eval_zeroshot", "auc", "auc_ci95", "Zero-shot AUC"),
+    "zs_ap": ("eval_zeroshot", "ap", "ap_ci95", "Zero-shot AP"),
+}
+
+
+def comparison_pairs(r: Results) -> list[tuple[str, str]]:
+    """``(key, against)`` pairs the report tests: each tuned backbone vs the reference, then ``full`` vs ``stage1``
+    and each other (ablation) backbone vs ``full``, when those keys are evaluated."""
+    pairs = [(k, r.reference) for k in r.tuned]
+    if FULL_KEY in r.tuned:
+        if STAGE1_KEY in r.tuned:
+            pairs.append((FULL_KEY, STAGE1_KEY))
+        pairs += [(k, FULL_KEY) for k in r.tuned if k not in (STAGE1_KEY, FULL_KEY)]
+    return list(dict.fromkeys(pairs))
+
+
+def _truth(r: Results):
+    if "truth" not in r.cache:
+        from .eval.metrics import read_ucf_temporal
+
+        r.cache["truth"] = read_ucf_temporal(r.annotations)
+    return r.cache["truth"]
+
+
+def video_signed(r: Results, key: str) -> dict[str, float]:
+    """``{video: signed margin}`` of ``eval_mss@key`` (signed.csv), checked against its metrics.json ``mss``."""
+    if ("signed", key) not in r.cache:
+        src = r.src("eval_mss", key, "signed.csv")
+        rows = read_signed(r.file("eval_mss", key, "signed.csv"))
+        values = {row["video"]: row["signed"] for row in rows}
+        if not values or len(values) != len(rows):
+            raise ReportInputError(f"{src}: {'no rows' if not values else 'a video appears twice'}; "
+                                   f"rerun dvc.yaml stage `eval_mss@{key}`")
+        mean, mss = float(np.mean(list(values.values()))), _num(r.need("eval_mss", key, "mss"))
+        if mss is None or abs(mean - mss) > ATOL_MSS:
+            raise ReportInputError(f"{src}: mean signed margin {mean:.6f} differs from mss {mss} in "
+                                   f"{r.src('eval_mss', key)}: the files are from different runs; rerun "
+                                   f"dvc.yaml stage `eval_mss@{key}`")
+        r.cache[("signed", key)] = values
+    return r.cache[("signed", key)]
+
+
+def zeroshot_frames(r: Results, key: str):
+    """The pooled frames of ``eval_zeroshot@key`` rebuilt from scores.parquet and the ground truth, videos by name.
+
+    The protocol is the one its metrics.json records (``n_frames`` per video comes from scores.parquet under the exact
+    protocol); the rebuilt AUC/AP must equal the recorded ones, or the files are from different runs.
+    """
+    if ("frames", key) not in r.cache:
+        from .eval.metrics import build_frame_level, frame_auc_ap
+
+        path, src = r.file("eval_zeroshot", key, "scores.parquet"), r.src("eval_zeroshot", key, "scores.parquet")
+        scores = read_scores(path)
+        protocol = str(r.block("eval_zeroshot", key).get("protocol", r.protocol))
+        counts: dict[str, int] = {}
+        if protocol == "exact":
+            import polars as pl
+
+            t = pl.read_parquet(path)
+            if "n_frames" not in t.columns:
+                raise ReportInputError(f"{src}: the exact protocol needs its n_frames column; rerun dvc.yaml stage "
+                                       f"`eval_zeroshot@{key}`")
+            counts = {str(v): int(n) for v, n in zip(t["video"].to_list(), t["n_frames"].to_list())}
+        try:
+            frames = build_frame_level([(v, scores[v], counts.get(v)) for v in sorted(scores)], _truth(r), protocol)
+            point = frame_auc_ap(frames.labels, frames.scores, n_videos=len(scores))
+        except ValueError as exc:
+            raise ReportInputError(f"{src} with {r.annotations_src}: {exc}") from exc
+        for m in ("auc", "ap"):
+            recorded = _num(r.need("eval_zeroshot", key, m))
+            if recorded is None or abs(point[m] - recorded) > ATOL_AUC:
+                raise ReportInputError(f"{src}: its frame {m.upper()} {point[m]:.6f} differs from {m} {recorded} in "
+                                       f"{r.src('eval_zeroshot', key)}: the files are from different runs; rerun "
+                                       f"dvc.yaml stage `eval_zeroshot@{key}`")
+        r.cache[("frames", key)] = frames
+    return r.cache[("frames", key)]
+
+
+def _aligned_signed(r: Results, key: str, against: str) -> tuple[np.ndarray, np.ndarray]:
+    a, b = video_signed(r, key), video_signed(r, against)
+    if set(a) != set(b):
+        odd = sorted(set(a) ^ set(b))
+        raise ReportInputError(f"{r.src('eval_mss', key, 'signed.csv')} and {r.src('eval_mss', against, 'signed.csv')}"
+                               f" hold different test videos ({len(odd)} in one only, e.g. {odd[0]!r}); rerun "
+                               f"dvc.yaml stages `eval_mss@{key}` and `eval_mss@{against}`")
+    names = sorted(a)
+    return np.array([a[v] for v in names]), np.array([b[v] for v in names])
+
+
+def paired_ci(r: Results, metric: str, key: str, against: str):
+    """:class:`~alertclip.eval.metrics.BootstrapCI` of ``metric(key) - metric(against)`` (``metric``: a key of
+    :data:`BOOT_METRICS`), the same resampled test videos for both; memoised."""
+    from .eval.metrics import paired_bootstrap_auc_ap, paired_bootstrap_mss
+
+    if ("paired", metric, key, against) not in r.cache:
+        opts = dict(n_resamples=r.n_bootstrap, seed=r.bootstrap_seed)
+        if metric == "mss":
+            r.cache[("paired", "mss", key, against)] = paired_bootstrap_mss(*_aligned_signed(r, key, against), **opts)
+        else:
+            fa, fb = zeroshot_frames(r, key), zeroshot_frames(r, against)
+            try:
+                both = paired_bootstrap_auc_ap(fa, fb, **opts)
+            except ValueError as exc:
+                raise ReportInputError(f"{r.src('eval_zeroshot', key, 'scores.parquet')} vs "
+                                       f"{r.src('eval_zeroshot', against, 'scores.parquet')}: {exc}") from exc
+            r.cache[("paired", "zs_auc", key, against)] = both["auc"]
+            r.cache[("paired", "zs_ap", key, against)] = both["ap"]
+    return r.cache[("paired", metric, key, against)]
+
+
+def backbone_ci(r: Results, metric: str, key: str) -> tuple[float, float]:
+    """The 95% CI of ``metric`` for backbone ``key``: the one its metrics.json records, else bootstrapped here from
+    its per-video file (same resamples and seed as the stage)."""
+    from .eval.metrics import bootstrap_auc_ap, bootstrap_mss
+
+    stage, _, ci_key, _ = BOOT_METRICS[metric]
+    recorded = r.block(stage, key).get(ci_key)
+    if isinstance(recorded, list) and len(recorded) == 2 and all(_num(x) is not None for x in recorded):
+        return float(recorded[0]), float(recorded[1])
+    if ("ci", metric, key) not in r.cache:
+        opts = dict(n_resamples=r.n_bootstrap, seed=r.bootstrap_seed)
+        if metric == "mss":
+            values = video_signed(r, key)
+            r.cache[("ci", "mss", key)] = bootstrap_mss(np.array([values[v] for v in sorted(values)]), **opts)
+        else:
+            both = bootstrap_auc_ap(zeroshot_frames(r, key), **opts)
+            r.cache[("ci", "zs_auc", key)], r.cache[("ci", "zs_ap", key)] = both["auc"], both["ap"]
+    ci = r.cache[("ci", metric, key)]
+    return ci.low, ci.high
+
+
+def n_test_videos(r: Results, metric: str = "mss") -> int:
+    """Test videos the bootstrap of ``metric`` resamples (those of the reference backbone)."""
+    return len(video_signed(r, r.reference)) if metric == "mss" else len(zeroshot_frames(r, r.reference).names)
+
+
+def _videos_text(r: Results) -> str:
+    n_mss, n_zs = n_test_videos(r, "mss"), n_test_videos(r, "zs_auc")
+    return f"the {n_mss} test videos" if n_mss == n_zs else f"the test videos ({n_mss} for MSS, {n_zs} for zero-shot)"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -310,13 +483,15 @@ def _n_seeds(stat: Any) -> int | None:
 
 def mss_table(r: Results) -> Table:
     t = Table("mss", "Table 1 — MeanSignScore on the test set (`mss`)",
-              ["Backbone", "MSS", "MSS abnormal videos", "MSS normal videos", "Positive margin (%)", "Videos"],
+              ["Backbone", "MSS [95% CI]", "MSS abnormal videos", "MSS normal videos", "Positive margin (%)",
+               "Videos"],
               notes=["MSS: mean over test videos of the signed margin (abnormal videos count +, normal videos −); "
                      "higher separates normal from abnormal better. Positive margin: share of videos whose signed "
-                     "margin is > 0."])
+                     "margin is > 0. " + _ci_note(r, "mss")])
     for k in r.backbones:
         b = r.block("eval_mss", k)
-        t.add([k, mss_fmt(r.need("eval_mss", k, "mss")), mss_fmt(b.get("mss_abnormal_videos")),
+        t.add([k, with_ci(mss_fmt(r.need("eval_mss", k, "mss")), backbone_ci(r, "mss", k), mss_fmt),
+               mss_fmt(b.get("mss_abnormal_videos")),
                mss_fmt(b.get("mss_normal_videos")), pct(b.get("positive_share")), _fmt_int(b.get("n_videos"))],
               [r.src("eval_mss", k)])
     return t
@@ -338,20 +513,25 @@ def weakly_table(r: Results) -> Table:
 def zeroshot_table(r: Results) -> Table:
     d = r.dataset
     t = Table("zeroshot", "Table 3 — Zero-shot VAD from prompt margins (`zeroshot`)",
-              ["Backbone", f"{d} AUC (%)", f"{d} AP (%)", "Videos", "Frames"])
+              ["Backbone", f"{d} AUC (%) [95% CI]", f"{d} AP (%) [95% CI]", "Videos", "Frames"],
+              notes=[_ci_note(r, "zs_auc")])
     for k in r.backbones:
         b = r.block("eval_zeroshot", k)
-        t.add([k, pct(r.need("eval_zeroshot", k, "auc")), pct(r.need("eval_zeroshot", k, "ap")),
+        t.add([k, with_ci(pct(r.need("eval_zeroshot", k, "auc")), backbone_ci(r, "zs_auc", k), pct),
+               with_ci(pct(r.need("eval_zeroshot", k, "ap")), backbone_ci(r, "zs_ap", k), pct),
                _fmt_int(b.get("n_videos")), _fmt_int(b.get("n_frames"))], [r.src("eval_zeroshot", k)])
     return t
 
 
 def ablation_table(r: Results) -> Table:
     t = Table("ablation", "Table 4 — Ablation: the main metric of every evaluation per backbone (`ablation`)",
-              ["Backbone", "MSS", "Zero-shot AUC (%)", "Weakly AUC (%)", "Novel AUC (%)", "Retention i2t R@1 (%)"],
-              notes=["Each backbone key of params eval.backbones is one row; ablation variants are further keys."])
+              ["Backbone", "MSS [95% CI]", "Zero-shot AUC (%) [95% CI]", "Weakly AUC (%)", "Novel AUC (%)",
+               "Retention i2t R@1 (%)"],
+              notes=["Each backbone key of params eval.backbones is one row; ablation variants are further keys. "
+                     "Whether a gap between two rows is real: Table 7 (`paired`) and the seed stds."])
     for k in r.backbones:
-        t.add([k, mss_fmt(r.need("eval_mss", k, "mss")), pct(r.need("eval_zeroshot", k, "auc")),
+        t.add([k, with_ci(mss_fmt(r.need("eval_mss", k, "mss")), backbone_ci(r, "mss", k), mss_fmt),
+               with_ci(pct(r.need("eval_zeroshot", k, "auc")), backbone_ci(r, "zs_auc", k), pct),
                pct_pm(r.need("eval_weakly", k, "auc")), pct_pm(r.need("eval_openvocab", k, "novel", "auc")),
                pct(r.need("eval_retention", k, "i2t_r1"))],
               [r.src(s, k) for s in ("eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")])
@@ -417,9 +597,52 @@ def training_table(r: Results) -> Table | None:
     return t
 
 
+def _ci_note(r: Results, metric: str) -> str:
+    return (f"[95% CI]: percentile bootstrap over the {n_test_videos(r, metric)} test videos, resampled with replacement "
+            f"({r.n_bootstrap} resamples, seed {r.bootstrap_seed}; params eval.bootstrap_samples, "
+            "eval.bootstrap_seed).")
+
+
+def _gap_cells(r: Results, metric: str, key: str, against: str) -> tuple[list[str], str]:
+    """(Δ, Δ CI, gap counts) cells of one paired comparison, judged as in "What this run shows"."""
+    stage, name, _, label = BOOT_METRICS[metric]
+    if metric == "mss":
+        rnd, raw, unit, nd = _mss4, (lambda x: x), "", 4
+    else:
+        rnd, raw, unit, nd = _pp, (lambda x: 100 * x), " pp", 2
+    ci = paired_ci(r, metric, key, against)
+    v, v0 = rnd(r.need(stage, key, name)), rnd(r.need(stage, against, name))
+    verdict, _ = compare_sentence(label, key, against, v, v0, unit, nd, ci=(raw(ci.low), raw(ci.high)))
+    gap = NA if v is None or v0 is None else f"{_clean(v - v0, nd):+.{nd}f}"
+    counts = "yes" if verdict in ("beats", "worse") else "no (CI includes 0)" if verdict == "nodiff" else verdict
+    return [gap, f"[{_clean(raw(ci.low), nd):+.{nd}f}, {_clean(raw(ci.high), nd):+.{nd}f}]", counts], label
+
+
+def paired_table(r: Results) -> Table | None:
+    pairs = comparison_pairs(r)
+    if not pairs:
+        return None
+    t = Table("paired", "Table 7 — Paired differences between backbones, bootstrap over test videos (`paired`)",
+              ["Comparison", "Metric", "Δ", "Δ 95% CI", "Gap counts"],
+              notes=[f"Δ = first − second backbone (MSS in MSS units, AUC/AP in percentage points). Each of the "
+                     f"{r.n_bootstrap} resamples (seed {r.bootstrap_seed}) draws {_videos_text(r)} with "
+                     "replacement, the same videos for both backbones; a gap counts only when its 95% CI excludes 0."])
+    for key, against in pairs:
+        for metric in BOOT_METRICS:
+            cells, label = _gap_cells(r, metric, key, against)
+            stage = BOOT_METRICS[metric][0]
+            per_video = "signed.csv" if stage == "eval_mss" else "scores.parquet"
+            srcs = [r.src(stage, k, n) for k in (key, against) for n in ("metrics.json", per_video)]
+            t.add([f"{key} − {against}", label + ("" if metric == "mss" else " (pp)"), *cells],
+                  srcs + ([] if stage == "eval_mss" else [r.annotations_src]))
+    return t
+
+
 def build_tables(r: Results) -> list[Table]:
     tables = [mss_table(r), weakly_table(r), zeroshot_table(r), ablation_table(r), openvocab_table(r),
               retention_table(r)]
+    pt = paired_table(r)
+    tables += [pt] if pt is not None else []
     tr = training_table(r)
     return tables + ([tr] if tr is not None else [])
 
@@ -429,11 +652,26 @@ def build_tables(r: Results) -> list[Table]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _mss4(x: Any) -> float | None:
+    """An MSS rounded like the tables (so text and tables agree)."""
+    v = _num(x)
+    return None if v is None else _clean(v, 4)
+
+
 def compare_sentence(what: str, key: str, ref: str, v: float | None, v0: float | None, unit: str, nd: int,
-                     noise: float | None = None, n_seeds: int | None = None) -> tuple[str, str]:
+                     noise: float | None = None, n_seeds: int | None = None, ci: tuple[float, float] | None = None,
+                     untested: str | None = None) -> tuple[str, str]:
     """One comparison of ``key`` against ``ref`` on already rounded values; returns (verdict, sentence).
 
-    verdict: ``beats`` / ``worse`` / ``ties`` / ``noise`` (|gap| <= ``noise``, the larger seed std) / ``n/a``.
+    What decides whether the gap counts, by what the metric has:
+
+    * ``ci``: the paired-bootstrap 95% CI of ``key - ref`` (same units as the values, unrounded): the gap counts only
+      when the CI excludes 0 on the side of the gap; otherwise ``nodiff`` ("no difference (CI [..])");
+    * ``n_seeds``: seed statistics; the gap counts only when it exceeds ``noise`` (the larger seed std), else
+      ``noise``; with fewer than 2 seeds the noise is unknown and the gap is ``untested``;
+    * ``untested``: why the metric cannot be tested (no per-item results); the gap is described, not counted.
+
+    verdict: ``beats`` / ``worse`` (the gap counts) / ``nodiff`` / ``noise`` / ``untested`` / ``ties`` / ``n/a``.
     """
     if v is None or v0 is None:
         return NA, f"{what}: `{key}` vs `{ref}` not computed (a value is missing or NaN)."
@@ -441,14 +679,26 @@ def compare_sentence(what: str, key: str, ref: str, v: float | None, v0: float |
     gap = _clean(v - v0, nd)
     vals = f"({fmt.format(v)} vs {fmt.format(v0)})"
     mag = f"{fmt.format(abs(gap))}{unit}"
-    if noise is not None and abs(gap) <= noise:
+    spread = ""
+    if ci is not None:
+        interval = f"[{_clean(ci[0], nd):+.{nd}f}, {_clean(ci[1], nd):+.{nd}f}]{unit}"
+        if (gap > 0 and ci[0] > 0) or (gap < 0 and ci[1] < 0):
+            spread = f"; the paired 95% CI of the gap, {interval}, excludes 0"
+        else:
+            return "nodiff", (f"{what}: `{key}` vs `{ref}`: no difference (CI {interval}); the gap of "
+                              f"{gap:+.{nd}f}{unit} {vals} does not survive resampling the test videos.")
+    elif noise is not None and abs(gap) <= noise:
         return "noise", (f"{what}: `{key}` vs `{ref}` differ by {gap:+.{nd}f}{unit} {vals} — within seed noise "
                          f"(the larger seed std is {fmt.format(noise)}{unit} over {n_seeds} seeds).")
-    spread = ""
-    if noise is not None:
+    elif noise is not None:
         spread = f"; the gap exceeds the larger seed std ({fmt.format(noise)}{unit} over {n_seeds} seeds)"
     elif n_seeds is not None and n_seeds < 2:
-        spread = "; a single seed, so the seed noise is unknown"
+        untested = "a single seed, so the seed noise is unknown"
+    if untested is not None:
+        if gap == 0:
+            return "ties", f"{what}: `{key}` ties with `{ref}` {vals}."
+        side = f"beats `{ref}` by" if gap > 0 else f"is worse than `{ref}` by"
+        return "untested", f"{what}: `{key}` {side} {mag} {vals}; not tested ({untested}), so the gap is not counted."
     if gap > 0:
         return "beats", f"{what}: `{key}` beats `{ref}` by {mag} {vals}{spread}."
     if gap < 0:
@@ -466,17 +716,20 @@ def _seed_noise(stat: Mapping, stat0: Mapping) -> tuple[float | None, int | None
     return (max(s) if s else None), n
 
 
-def _tally(what: str, verdicts: list[str], ref: str) -> str:
+def _tally(what: str, verdicts: list[str], ref: str, others: Sequence[str] = ()) -> str:
+    """The section's headline: verdicts against the reference, then how many of the other pairs' gaps count."""
     n = len(verdicts)
-    counts = {v: verdicts.count(v) for v in ("beats", "worse", "noise", "ties")}
+    counts = {v: verdicts.count(v) for v in ("beats", "worse", "nodiff", "noise", "untested", "ties")}
     parts = [f"{counts['beats']} of {n} tuned backbone(s) beat `{ref}`"]
-    if counts["worse"]:
-        parts.append(f"{counts['worse']} worse")
-    if counts["noise"]:
-        parts.append(f"{counts['noise']} within seed noise")
-    if counts["ties"]:
-        parts.append(f"{counts['ties']} tie")
-    return f"**{what}** — " + ", ".join(parts) + "."
+    for verdict, text in (("worse", "worse"), ("nodiff", "no difference (CI includes 0)"),
+                          ("noise", "within seed noise"), ("untested", "not tested"), ("ties", "tie")):
+        if counts[verdict]:
+            parts.append(f"{counts[verdict]} {text}")
+    line = f"**{what}** — " + ", ".join(parts) + "."
+    if others:
+        real = sum(v in ("beats", "worse") for v in others)
+        line += f" Other pairs: the gap counts in {real} of {len(others)}."
+    return line
 
 
 def findings(r: Results) -> list[str]:
@@ -485,14 +738,20 @@ def findings(r: Results) -> list[str]:
     lines: list[str] = []
     if not tuned:
         return [f"Only the reference backbone `{ref}` was evaluated: there is nothing to compare it against."]
+    pairs = comparison_pairs(r)
+    others = [f"`{k}` vs `{b}`" for k, b in pairs if b != ref]
     seed_counts = sorted({n for k in r.backbones for n in [_n_seeds(r.need("eval_weakly", k, "auc"))] if n is not None})
     seeds_txt = "/".join(str(n) for n in seed_counts) or "an unknown number of"
     lines.append(f"Tuned backbones {', '.join(f'`{k}`' for k in tuned)} against the reference `{ref}` "
-                 f"(params eval.reference) on {r.dataset}. The weakly supervised and open-vocabulary heads were "
-                 "trained "
+                 f"(params eval.reference) on {r.dataset}"
+                 + (f"; also {', '.join(others)}" if others else "") + ". "
+                 f"MSS and zero-shot AUC/AP are single deterministic runs: a gap counts only when the 95% CI of a "
+                 f"paired bootstrap over {_videos_text(r)} excludes 0 ({r.n_bootstrap} resamples with replacement, "
+                 f"seed {r.bootstrap_seed}, the same videos for both backbones), and reads \"no difference\" "
+                 "otherwise. The weakly supervised and open-vocabulary heads were trained "
                  f"with {seeds_txt} seed(s) per backbone (params eval_weakly.seeds: {r.seeds}); a gap counts only when "
-                 "it exceeds the larger of the two seed stds. MSS, zero-shot and retention are single deterministic "
-                 "runs with no seed spread.")
+                 "it exceeds the larger of the two seed stds. Retention keeps no per-image results, so its gaps are "
+                 "reported but not tested.")
     if any(n != len(r.seeds) for n in seed_counts) and r.seeds:
         lines.append(f"Warning: the metrics files hold {seeds_txt} seeds but params eval_weakly.seeds lists "
                      f"{len(r.seeds)}: some results are stale.")
@@ -501,33 +760,40 @@ def findings(r: Results) -> list[str]:
 
     def section(title: str, items: list[tuple[str, str]]) -> None:
         lines.append("")
-        lines.append(_tally(title, [v for v, _ in items], ref))
+        lines.append(_tally(title, [v for (v, _), (_, b) in zip(items, pairs) if b == ref], ref,
+                            [v for (v, _), (_, b) in zip(items, pairs) if b != ref]))
         lines.extend(f"- {s}" for _, s in items)
 
-    def det(stage: str, metric: tuple[str, ...], label: str, scale: Callable, unit: str, nd: int):
-        v0 = scale(r.need(stage, ref, *metric))
-        return [compare_sentence(label, k, ref, scale(r.need(stage, k, *metric)), v0, unit, nd) for k in tuned]
-
-    def mss_val(x: Any) -> float | None:
-        v = _num(x)
-        return None if v is None else _clean(v, 4)
-
-    section("MSS", det("eval_mss", ("mss",), "MSS", mss_val, "", 4))
-    section("Zero-shot AUC", det("eval_zeroshot", ("auc",), "Zero-shot AUC", _pp, " pp", 2))
-
-    def seeded(stage: str, metric: tuple[str, ...], label: str):
-        s0 = r.need(stage, ref, *metric)
+    def booted(metric: str):
+        stage, name, _, label = BOOT_METRICS[metric]
+        rnd, raw, unit, nd = (_mss4, (lambda x: x), "", 4) if metric == "mss" else (_pp, (lambda x: 100 * x), " pp", 2)
         out = []
-        for k in tuned:
-            s = r.need(stage, k, *metric)
-            noise, n = _seed_noise(s, s0)
-            out.append(compare_sentence(label, k, ref, _pp(s.get("mean")), _pp(s0.get("mean")), " pp", 2, noise, n))
+        for k, b in pairs:
+            ci = paired_ci(r, metric, k, b)
+            out.append(compare_sentence(label, k, b, rnd(r.need(stage, k, name)), rnd(r.need(stage, b, name)), unit,
+                                        nd, ci=(raw(ci.low), raw(ci.high))))
         return out
 
+    def seeded(stage: str, metric: tuple[str, ...], label: str):
+        out = []
+        for k, b in pairs:
+            s, s0 = r.need(stage, k, *metric), r.need(stage, b, *metric)
+            noise, n = _seed_noise(s, s0)
+            out.append(compare_sentence(label, k, b, _pp(s.get("mean")), _pp(s0.get("mean")), " pp", 2, noise, n))
+        return out
+
+    def untested(stage: str, metric: tuple[str, ...], label: str, why: str):
+        return [compare_sentence(label, k, b, _pp(r.need(stage, k, *metric)), _pp(r.need(stage, b, *metric)), " pp", 2,
+                                 untested=why) for k, b in pairs]
+
+    section("MSS", booted("mss"))
+    section("Zero-shot AUC", booted("zs_auc"))
+    section("Zero-shot AP", booted("zs_ap"))
     section("Weakly supervised AUC", seeded("eval_weakly", ("auc",), "Weakly AUC"))
     section("Open vocabulary, novel-category AUC", seeded("eval_openvocab", ("novel", "auc"), "Novel AUC"))
     section("Open vocabulary, base-category AUC", seeded("eval_openvocab", ("base", "auc"), "Base AUC"))
-    section("Retention i2t R@1", det("eval_retention", ("i2t_r1",), "i2t R@1", _pp, " pp", 2))
+    section("Retention i2t R@1", untested("eval_retention", ("i2t_r1",), "i2t R@1",
+                                          "no per-image results, so no CI"))
 
     selections = sorted({str(r.info(s, k).get("selection")) for s in ("eval_weakly", "eval_openvocab")
                          for k in r.backbones if r.info(s, k).get("selection")})
@@ -687,8 +953,6 @@ def render_figures(r: Results) -> list[FigureSpec]:
     import matplotlib
     import matplotlib.style
 
-    from .eval.metrics import read_ucf_temporal
-
     specs: list[FigureSpec] = []
 
     def emit(spec: FigureSpec, draw: Callable[[], Any]) -> None:
@@ -713,7 +977,7 @@ def render_figures(r: Results) -> list[FigureSpec]:
                         "(blue) test videos; MSS is their mean.",
                         [r.src("eval_mss", k, n) for k in r.backbones for n in ("signed.csv", "metrics.json")]),
              lambda: _mss_figure(r))
-        truth = read_ucf_temporal(r.annotations)
+        truth = _truth(r)
         weak = {k: read_scores(r.file("eval_weakly", k, "scores.parquet")) for k in r.backbones}
         zs = {k: read_scores(r.file("eval_zeroshot", k, "scores.parquet")) for k in r.backbones}
         videos = select_trace_videos(weak[r.reference], truth)
@@ -743,7 +1007,7 @@ def render_markdown(r: Results, tables: list[Table], figures: list[FigureSpec], 
            "Backbones (params `eval.backbones`, in order): "
            + ", ".join(f"`{k}` (`{bb[k]}`)" for k in r.backbones) + f". Reference: `{r.reference}`.", "",
            "Formats: AUC, AP, mAP, R@k and shares in % with 2 decimals; MSS with 4 decimals; `mean ± std` over "
-           "seeds (sample std); Δ in percentage points.", "",
+           "seeds (sample std); `value [low, high]` a 95% bootstrap CI over test videos; Δ in percentage points.", "",
            "## What this run shows", ""]
     out += findings(r)
     out += ["", "## Tables", ""]

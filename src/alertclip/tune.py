@@ -12,7 +12,15 @@ open-vocabulary evaluation). Per clip:
   region caption or no shown box on a real frame contributes no region (its boxes are all NaN);
 * negatives: K negatives of the REGION caption, from ``hardneg.parquet`` (``negatives="hard"``) or
   ``standard_negatives.parquet`` (``"standard"``), ordered by ``rank``; fewer than K are padded and ``neg_valid``
-  marks the real ones (a row with none contributes 0 to the hard-negative loss).
+  marks the real ones (a row with none contributes 0 to the hard-negative loss);
+* label: ``abnormal`` (balanced batches, validation AUC).
+
+Equal captions are not negatives of each other: the batch carries the caption ids (``text_id``, ``region_id``), the
+InfoNCE terms mask same-id pairs (``groups``). Batches (``batching``): ``balanced`` (:class:`BalancedBatches`, half
+abnormal + half normal clips, an epoch = the smaller class once), ``pairs`` (the same, and each abnormal clip's
+normal partner is a normal clip of its own video when there is one -- on VAGTA-synth its look-alike event, same
+scene and place: the two captions then differ only in the event, the one thing the batch must be solved by) or
+``random`` (:class:`PermutationBatches`).
 
 Hard-negative anchor (a choice): the negatives invert the region caption, so the positive is the region caption and
 the anchor is the clip's REGION embedding ``v_r`` when the clip has a region, else its video embedding ``v`` (the
@@ -23,7 +31,11 @@ own ``logit_scale`` (trained, clamped to 100 like OpenCLIP), so the saved checkp
 
 Validation: a fraction of the TRAINING videos, chosen by a seeded hash of the video name (:func:`val_videos`), never
 test videos. After every epoch the validation losses are computed (fixed chunks of ``batch_size`` clips, in order,
-eval mode, no grad); the weights with the lowest validation total are kept (with ``val_fraction = 0`` the last).
+eval mode, no grad) and, given the prompts (params ``eval.prompts``), the zero-shot clip AUC (:func:`val_auc`). The
+kept weights (``select_on``): the epoch with the highest val AUC, ties to the lower val total (``val_auc``: the task
+is telling abnormal from normal, which the losses only stand in for), or the lowest val total (``val_loss``; also the
+fallback, logged and recorded, when the prompts are missing or the validation split holds one class only). With
+fewer than 2 validation clips the last epoch is kept.
 
 Stage 1 = ``lambda_region = lambda_hard = 0`` from the base backbone (region / hard terms are still measured on the
 validation split for reporting); stage 2 = the joint loss from the stage-1 weights (``init="stage1"``: towers and
@@ -37,9 +49,10 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Iterator, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -49,7 +62,7 @@ from .backbone import CHECKPOINT_FILE, CONFIG_FILE, images_to_tensor
 from .io import atomic_path, sha256_file, write_json
 from .losses import hard_negative_loss, region_infonce, scale_from_log, symmetric_infonce
 from .model import AlertClipModel, TemporalTransformer
-from .train import LoopConfig, PermutationBatches, TrainResult, train
+from .train import BatchSource, LoopConfig, PermutationBatches, TrainResult, train
 from .train.config import dataclass_from
 from .train.distributed import DistContext, all_gather_cat, context, shard_slice
 
@@ -58,9 +71,11 @@ log = logging.getLogger(__name__)
 __all__ = [
     "TEMPORAL_CONFIG_FILE",
     "TEMPORAL_FILE",
+    "BalancedBatches",
     "ClipSet",
     "TuneConfig",
     "TunePaths",
+    "ValPrompts",
     "build_model",
     "config_digest",
     "load_clip_set",
@@ -70,7 +85,9 @@ __all__ = [
     "run_stage",
     "save_tuned",
     "tune",
+    "val_auc",
     "val_videos",
+    "zero_shot_clip_scores",
 ]
 
 TEMPORAL_FILE = "temporal.pt"
@@ -106,9 +123,15 @@ class TuneConfig:
     grad_checkpointing: bool = False  # recompute tower activations in backward (memory for time; same gradients)
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     temperature: float | None = None  # initial tau (logit_scale = log(1/tau)); None = keep the checkpoint's
+    batching: str = "pairs"  # "pairs" (balanced + same-video look-alikes) | "balanced" (half abnormal, half normal) | "random"
+    select_on: str = "val_auc"  # kept epoch: "val_auc" (zero-shot val AUC, ties: lower val total) | "val_loss"
 
     def __post_init__(self) -> None:
         checks = [
+            (self.batching in ("random", "balanced", "pairs"), f"batching must be random|balanced|pairs, got {self.batching!r}"),
+            (self.batching == "random" or self.batch_size % 2 == 0,
+             f"batching={self.batching} needs an even batch_size (half abnormal, half normal), got {self.batch_size}"),
+            (self.select_on in ("val_auc", "val_loss"), f"select_on must be val_auc|val_loss, got {self.select_on!r}"),
             (self.negatives in ("hard", "standard"), f"negatives must be hard|standard, got {self.negatives!r}"),
             (self.init in ("stage1", "base"), f"init must be stage1|base, got {self.init!r}"),
             (self.train_visual in ("all", "frozen", "last_n"), f"train_visual must be all|frozen|last_n, got {self.train_visual!r}"),
@@ -169,6 +192,37 @@ class TunePaths:
         return self.hardneg if cfg.negatives == "hard" else self.standard_negatives
 
 
+@dataclass(frozen=True)
+class ValPrompts:
+    """The prompt sets of the validation AUC (params ``eval.prompts``): ``template.format(phrase)`` per phrase."""
+
+    template: str
+    normal: tuple[str, ...]
+    abnormal: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if "{}" not in self.template:
+            raise ValueError(f"prompts: template needs a '{{}}' slot for the phrase, got {self.template!r}")
+        if not self.normal or not self.abnormal:
+            raise ValueError("prompts: both the normal and the abnormal prompt set need at least one phrase")
+
+    @classmethod
+    def from_params(cls, obj: Any) -> "ValPrompts | None":
+        """From ``None`` (no prompts), the ``eval.prompts`` pydantic model, a mapping or a (template, normal, abnormal)
+        triple."""
+        if obj is None or isinstance(obj, cls):
+            return obj
+        if isinstance(obj, (tuple, list)):
+            template, normal, abnormal = obj
+        else:
+            d = obj.model_dump() if hasattr(obj, "model_dump") else dict(obj)
+            template, normal, abnormal = d["template"], d["normal"], d["abnormal"]
+        return cls(str(template), tuple(map(str, normal)), tuple(map(str, abnormal)))
+
+    def texts(self, kind: Literal["normal", "abnormal"]) -> list[str]:
+        return [self.template.format(p) for p in getattr(self, kind)]
+
+
 def read_novel_classes(path: str | Path) -> set[str]:
     """Category names held out of training (one per line, ``#`` comments); compared case-insensitively."""
     path = Path(path)
@@ -203,6 +257,7 @@ class ClipSet:
     text_index: np.ndarray  # (N,) global caption (or the region caption when missing)
     region_index: np.ndarray  # (N,) region caption (or the clip's text when missing; then the clip has no region)
     neg_index: np.ndarray  # (N, K) negatives of the region caption; -1 = padding
+    abnormal: np.ndarray  # (N,) bool, the clip's label
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -210,7 +265,8 @@ class ClipSet:
     def subset(self, idx: np.ndarray) -> "ClipSet":
         idx = np.asarray(idx, dtype=np.int64)
         return ClipSet([self.keys[i] for i in idx], [self.videos[i] for i in idx], self.frames[idx], self.mask[idx],
-                       self.boxes[idx], self.texts, self.text_index[idx], self.region_index[idx], self.neg_index[idx])
+                       self.boxes[idx], self.texts, self.text_index[idx], self.region_index[idx], self.neg_index[idx],
+                       self.abnormal[idx])
 
 
 def _str(value: Any) -> str | None:
@@ -229,6 +285,8 @@ def load_clip_set(paths: TunePaths, negatives: str = "hard", k: int = 3) -> Clip
         table = table.filter(~pl.col("category").fill_null("").str.to_lowercase().is_in(sorted(novel)))
     if table.height == 0:
         raise ValueError(f"{paths.clips}: no training clips (after removing novel classes {sorted(novel)})")
+    if "abnormal" not in table.columns or table["abnormal"].null_count():
+        raise ValueError(f"{paths.clips}: every training clip needs its boolean label in column 'abnormal'")
     shards = open_frames(Path(paths.frames_dir), "clips")
     if not shards:
         raise FileNotFoundError(f"no clips-*.npy frame shards in {paths.frames_dir}")
@@ -266,12 +324,14 @@ def load_clip_set(paths: TunePaths, negatives: str = "hard", k: int = 3) -> Clip
         region_index[i] = code(rcap or gcap)
         for j, neg in enumerate(neg_of.get(key, [])[:k]):
             neg_index[i, j] = code(neg)
+    abnormal = np.asarray(table["abnormal"].cast(pl.Boolean).to_list(), dtype=bool)
     return ClipSet(table["clip_key"].to_list(), table["video"].to_list(), frames, mask, boxes, list(texts),
-                   text_index, region_index, neg_index)
+                   text_index, region_index, neg_index, abnormal)
 
 
 def make_batch(data: ClipSet, idx: np.ndarray, model: AlertClipModel, tokens: Tensor) -> dict[str, Tensor]:
-    """Clips ``idx`` -> tensors: frames (B, T, 3, H, W), mask, boxes, text / region / negative tokens, neg_valid."""
+    """Clips ``idx`` -> tensors: frames (B, T, 3, H, W), mask, boxes, text / region / negative tokens, neg_valid and
+    the caption ids ``text_id`` / ``region_id`` (B,) (equal ids = equal captions: not each other's negatives)."""
     idx = np.asarray(idx, dtype=np.int64)
     B, T = len(idx), data.frames.shape[1]
     x = images_to_tensor(data.frames[idx].reshape(B * T, *data.frames.shape[2:]), model.clip)
@@ -281,7 +341,8 @@ def make_batch(data: ClipSet, idx: np.ndarray, model: AlertClipModel, tokens: Te
     neg = torch.where(valid, neg, region[:, None])  # padding: any real text, masked out by neg_valid
     return {"frames": x.view(B, T, *x.shape[1:]), "mask": torch.as_tensor(data.mask[idx]),
             "boxes": torch.as_tensor(data.boxes[idx]), "text": tokens[torch.as_tensor(data.text_index[idx])],
-            "region_text": tokens[region], "neg_text": tokens[neg.reshape(-1)], "neg_valid": valid}
+            "region_text": tokens[region], "neg_text": tokens[neg.reshape(-1)], "neg_valid": valid,
+            "text_id": torch.as_tensor(data.text_index[idx]), "region_id": region}
 
 
 class BatchEncoder(torch.nn.Module):
@@ -289,7 +350,8 @@ class BatchEncoder(torch.nn.Module):
     it touches are synchronised). ``full=False`` (stage-1 training): video + clip text only.
 
     Regions come back at fixed shape so they can be gathered across processes: ``v_r`` (B, D) with zeros where
-    ``has_region`` (B,) is False.
+    ``has_region`` (B,) is False. The caption ids ``text_id`` / ``region_id`` (B,) pass through, so they are gathered
+    with the embeddings they label.
     """
 
     def __init__(self, model: AlertClipModel):
@@ -301,29 +363,37 @@ class BatchEncoder(torch.nn.Module):
         scale = scale_from_log(model.clip.logit_scale)
         if not full:
             return {"v": model.encode_video(b["frames"], b["mask"]).float(),
-                    "t": model.encode_text(b["text"]).float(), "scale": scale}
+                    "t": model.encode_text(b["text"]).float(), "scale": scale, "text_id": b["text_id"]}
         B, K = b["neg_valid"].shape
-        v, v_r, index = model.encode_video_and_regions(b["frames"], b["boxes"], b["mask"])
+        boxes, mask = b["boxes"], b["mask"].bool()
+        has = (mask & ~torch.isnan(boxes).any(-1)).any(1)  # clips with a shown box on a real frame (the model's rule)
+        if not bool(has.any()):
+            # No region in this shard: pool a whole-frame box on its first real frame anyway (discarded: has_region stays
+            # False), so v_r is in the graph on every process. Under DDP each all_gather's backward is a collective all
+            # processes must enter; one whose v_r needs no grad would skip it and hang the others.
+            boxes = boxes.clone()
+            boxes.view(-1, 4)[int(mask.reshape(-1).float().argmax())] = torch.tensor([0.0, 0.0, 1.0, 1.0], device=boxes.device)
+        v, v_r, index = model.encode_video_and_regions(b["frames"], boxes, mask)
         v = v.float()
         txt = model.encode_text(torch.cat([b["text"], b["region_text"], b["neg_text"]])).float()
-        has = torch.zeros(B, dtype=torch.bool, device=v.device)
-        has[index] = True
         return {"v": v, "v_r": v.new_zeros(B, v.shape[1]).index_copy(0, index, v_r.float()), "has_region": has,
                 "t": txt[:B], "t_reg": txt[B:2 * B], "t_neg": txt[2 * B:].view(B, K, -1),
-                "neg_valid": b["neg_valid"], "scale": scale}
+                "neg_valid": b["neg_valid"], "scale": scale, "text_id": b["text_id"], "region_id": b["region_id"]}
 
 
 def losses_from_embeddings(e: dict[str, Tensor], lambda_region: float, lambda_hard: float) -> dict[str, Tensor]:
-    """The loss dict from :class:`BatchEncoder` outputs (local, or gathered from every process)."""
+    """The loss dict from :class:`BatchEncoder` outputs (local, or gathered from every process). Caption ids
+    (``text_id``, ``region_id``), when present, keep equal captions out of each other's InfoNCE negatives."""
     scale = e["scale"]
-    l_global = symmetric_infonce(e["v"], e["t"], scale)
+    l_global = symmetric_infonce(e["v"], e["t"], scale, e.get("text_id"))
     if "v_r" not in e:
         zero = l_global.detach().new_zeros(())
         return {"loss": l_global, "global": l_global.detach(), "region": zero, "hard": zero, "scale": scale.detach()}
     index = e["has_region"].nonzero().flatten()
     if index.numel() == 0:
         log.info("batch without regions: region loss skipped (0 this step)")
-    l_region = region_infonce(e["v_r"][index], e["t_reg"][index], scale)
+    region_id = e.get("region_id")
+    l_region = region_infonce(e["v_r"][index], e["t_reg"][index], scale, None if region_id is None else region_id[index])
     anchor = torch.where(e["has_region"][:, None], e["v_r"], e["v"])  # region embedding where the clip has one
     K = e["t_neg"].shape[1]
     l_hard = hard_negative_loss(anchor, e["t_reg"], e["t_neg"], scale, e["neg_valid"]) if K else l_global.new_zeros(())
@@ -369,6 +439,61 @@ def evaluate(model: AlertClipModel, data: ClipSet, tokens: Tensor, batch_size: i
             sums[key] = sums.get(key, 0.0) + float(out[key]) * len(idx)
     model.train(was)
     return {("total" if k == "loss" else k): v / len(data) for k, v in sums.items()}
+
+
+@torch.no_grad()
+def zero_shot_clip_scores(model: AlertClipModel, data: ClipSet, t_abnormal: np.ndarray, t_normal: np.ndarray,
+                          batch_size: int) -> np.ndarray:
+    """Per clip (float64): the mean over its real frames of ``cos(frame, t_A) - cos(frame, t_N)``.
+
+    ``t_abnormal`` / ``t_normal``: unit (D,) prompt-set vectors. Frames go through the image tower alone (no temporal
+    module): the zero-shot evaluations score frame/snippet features the same way."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    direction = torch.as_tensor(np.asarray(t_abnormal, np.float64) - np.asarray(t_normal, np.float64), device=device)
+    out = np.zeros(len(data), dtype=np.float64)
+    T = data.frames.shape[1]
+    for start in range(0, len(data), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(data)))
+        mask = torch.as_tensor(data.mask[idx]).reshape(-1)
+        x = images_to_tensor(data.frames[idx].reshape(len(idx) * T, *data.frames.shape[2:]), model.clip)[mask]
+        sims = model.clip.encode_image(x.to(device), normalize=True).double() @ direction  # cos_A - cos_N per frame
+        per_frame = torch.zeros(len(idx) * T, dtype=torch.float64)
+        per_frame[mask] = sims.cpu()
+        out[idx] = (per_frame.view(len(idx), T).sum(1) / mask.view(len(idx), T).sum(1)).numpy()
+    model.train(was)
+    return out
+
+
+@torch.no_grad()
+def prompt_vectors(model: AlertClipModel, tokenizer: Any, prompts: ValPrompts) -> tuple[np.ndarray, np.ndarray]:
+    """``(t_A, t_N)``: the prompt sets through the model's current text tower, each reduced to one unit vector by
+    :func:`alertclip.eval.metrics.prompt_set_embedding` (normalise each prompt, average, re-normalise)."""
+    from .eval.metrics import prompt_set_embedding
+
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    emb = {kind: model.encode_text(tokenizer(prompts.texts(kind)).to(device)).float().cpu().numpy()
+           for kind in ("abnormal", "normal")}
+    model.train(was)
+    return prompt_set_embedding(emb["abnormal"], "abnormal prompts"), prompt_set_embedding(emb["normal"], "normal prompts")
+
+
+def val_auc(model: AlertClipModel, data: ClipSet, tokenizer: Any, prompts: ValPrompts, batch_size: int) -> float:
+    """ROC AUC (sklearn) of the clip labels ``data.abnormal`` against :func:`zero_shot_clip_scores` with the prompt
+    sets of the current weights; NaN when a score is not finite. Needs both classes in ``data``."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(data.abnormal, dtype=bool)
+    if labels.all() or not labels.any():
+        raise ValueError(f"val_auc needs abnormal and normal clips; got {int(labels.sum())} of {labels.size} abnormal")
+    t_a, t_n = prompt_vectors(model, tokenizer, prompts)
+    scores = zero_shot_clip_scores(model, data, t_a, t_n, batch_size)
+    if not np.isfinite(scores).all():
+        return float("nan")
+    return float(roc_auc_score(labels.astype(np.int64), scores))
 
 
 def build_model(cfg: TuneConfig, checkpoint: str | Path | None, temporal_state: str | Path | None = None):
@@ -417,25 +542,125 @@ def load_tuned(model_dir: str | Path, arch: str = "alertclip-tiny") -> tuple[Ale
     return AlertClipModel(clip, temporal).eval(), tokenizer
 
 
-def config_digest(cfg: TuneConfig, stage: Stage, files: list[Path]) -> str:
-    """Short hash of the stage, the config and the input files: names the resume-checkpoint directory of one run."""
-    h = hashlib.sha256(json.dumps({"stage": stage, **dataclasses.asdict(cfg)}, sort_keys=True).encode())
+def config_digest(cfg: TuneConfig, stage: Stage, files: list[Path], prompts: ValPrompts | None = None) -> str:
+    """Short hash of the stage, the config, the validation prompts (they choose the kept epoch) and the input files:
+    names the resume-checkpoint directory of one run."""
+    key = {"stage": stage, **dataclasses.asdict(cfg)}
+    if prompts is not None:
+        key["val_prompts"] = dataclasses.asdict(prompts)
+    h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     for f in files:
         h.update(sha256_file(f).encode())
     return h.hexdigest()[:16]
 
 
-class _ValidatedBatches:
-    """Wraps :class:`PermutationBatches`: after an epoch's last update it computes the validation losses and keeps the
-    best weights (the loop asks the generator for the next batch only after applying the previous update).
-    State goes to ``state_path`` (if set) after each epoch so a resumed run keeps its best-val weights."""
+def _generator(seed: int, stream: str, k: int) -> torch.Generator:
+    """A torch generator of its own per ``(seed, stream, k)`` (e.g. one per epoch), independent of the global RNG."""
+    h = int.from_bytes(hashlib.sha256(f"{int(seed)}:{stream}:{int(k)}".encode()).digest()[:8], "little") >> 1
+    return torch.Generator().manual_seed(h)
 
-    def __init__(self, inner: PermutationBatches, validate, model, state_path: Path | None, on_val=None):
+
+class BalancedBatches:
+    """Batches of ``batch_size / 2`` abnormal + ``batch_size / 2`` normal clips (``batching: balanced``).
+
+    An epoch is the smaller class once: ``steps_per_epoch = n_small // (batch_size / 2)`` (a remainder is dropped, like
+    ``drop_last``), in a permutation seeded by ``(seed, epoch)``. The larger class is read on across epochs from a
+    stream of seeded permutations (cycle ``c`` seeded by ``(seed, c)``), so its clips come round evenly rather than
+    the same first ones every epoch; where an epoch spans two cycles, the later cycle puts the clips the epoch already
+    had from the earlier one last (still a permutation), so no clip appears twice in an epoch.
+
+    Inside a batch the classes alternate, pair by pair in a seeded order: every contiguous DDP shard
+    (:func:`~alertclip.train.distributed.shard_slice`) of >= 2 clips holds both classes. Everything is a function of
+    ``(seed, epoch)``: ``epoch(e, start)`` resumes mid-epoch with exactly the batches an uninterrupted run gets.
+    ``fetch(indices)`` turns a 1-D LongTensor of dataset indices into a batch (as for :class:`PermutationBatches`).
+    """
+
+    def __init__(self, abnormal: np.ndarray, batch_size: int, seed: int, fetch: Callable[[Tensor], Any],
+                 partner: np.ndarray | None = None) -> None:
+        labels = np.asarray(abnormal, dtype=bool)
+        if batch_size < 2 or batch_size % 2:
+            raise ValueError(f"balanced batches need an even batch_size >= 2; got {batch_size}")
+        half = batch_size // 2
+        pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+        if min(len(pos), len(neg)) < half:
+            raise ValueError(f"balanced batches of {batch_size} need >= {half} abnormal and >= {half} normal training "
+                             f"clips; got {len(pos)} abnormal and {len(neg)} normal (set batching: random, or a smaller "
+                             f"batch_size)")
+        self.small, self.large = (neg, pos) if len(neg) <= len(pos) else (pos, neg)
+        self.half, self.batch_size, self.seed, self.fetch = half, batch_size, int(seed), fetch
+        self.steps_per_epoch = len(self.small) // half
+        self._cycles: list[np.ndarray] = []  # the larger class's permutations (positions into self.large)
+        # partner[i] (dataset index or -1): the larger-class clip that goes next to small-class clip i instead of the
+        # stream's next one (``batching: pairs``). The stream still advances, so other batches are unchanged.
+        self.partner = None if partner is None else np.asarray(partner, dtype=np.int64)
+
+    def _cycle(self, c: int) -> np.ndarray:
+        L, m = len(self.large), self.steps_per_epoch * self.half  # m <= n_small <= L: an epoch spans <= 2 cycles
+        while len(self._cycles) <= c:
+            k = len(self._cycles)
+            perm = torch.randperm(L, generator=_generator(self.seed, "large", k)).numpy()
+            if k:
+                epoch_start = (k * L // m) * m  # stream position where the epoch holding cycle k's first item starts
+                taken = self._cycles[k - 1][epoch_start - (k - 1) * L:] if epoch_start < k * L else perm[:0]
+                late = np.isin(perm, taken)
+                perm = np.concatenate([perm[~late], perm[late]])
+            self._cycles.append(perm)
+        return self._cycles[c]
+
+    def indices(self, epoch: int) -> np.ndarray:
+        """Epoch ``epoch``'s dataset indices, (steps_per_epoch, batch_size), every row one batch in order."""
+        steps, half, L = self.steps_per_epoch, self.half, len(self.large)
+        gen = _generator(self.seed, "epoch", epoch)
+        small = self.small[torch.randperm(len(self.small), generator=gen).numpy()[:steps * half]]
+        pos = np.arange(epoch * steps * half, (epoch + 1) * steps * half)
+        cycles = {c: self._cycle(c) for c in np.unique(pos // L).tolist()}
+        large = self.large[np.array([cycles[p // L][p % L] for p in pos.tolist()], dtype=np.int64)]
+        if self.partner is not None:
+            mate = self.partner[small]
+            large = np.where(mate >= 0, mate, large)
+        pairs = np.stack([small, large], axis=1).reshape(steps, half, 2)
+        flip = torch.randint(0, 2, (steps, half), generator=gen).numpy().astype(bool)
+        pairs[flip] = pairs[flip][:, ::-1]
+        return pairs.reshape(steps, 2 * half)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Any]:
+        batches = self.indices(epoch)
+        for i in range(start, self.steps_per_epoch):
+            yield self.fetch(torch.as_tensor(batches[i]))
+
+
+def lookalike_partners(data: ClipSet) -> np.ndarray:
+    """For every abnormal clip, a normal clip of the same video (the first by key), else -1; -1 for normal clips."""
+    normal_of: dict[str, int] = {}
+    for i in np.flatnonzero(~data.abnormal).tolist():
+        normal_of.setdefault(data.videos[i], i)
+    return np.array([normal_of.get(v, -1) if a else -1 for v, a in zip(data.videos, data.abnormal)], dtype=np.int64)
+
+
+class _Best(NamedTuple):
+    epoch: int
+    total: float
+    auc: float | None
+    state: dict  # state_dict copy (CPU)
+
+
+def _auc_key(auc: float | None) -> float:
+    return auc if auc is not None and math.isfinite(auc) else -math.inf
+
+
+class _ValidatedBatches:
+    """Wraps the training batches: after an epoch's last update it validates and keeps the best weights (the loop
+    asks the generator for the next batch only after applying the previous update). Best = highest ``auc``, ties
+    to the lower ``total`` (``select_on="val_auc"``), or lowest ``total`` (``"val_loss"``); equal keys keep the
+    earlier epoch. State goes to ``state_path`` (if set) after each epoch so a resumed run keeps its best-val weights."""
+
+    def __init__(self, inner: BatchSource, validate, model, state_path: Path | None, on_val=None,
+                 select_on: Literal["val_auc", "val_loss"] = "val_loss"):
         self.inner, self.validate, self.model, self.state_path = inner, validate, model, state_path
-        self.on_val = on_val
+        self.on_val, self.select_on = on_val, select_on
         self.steps_per_epoch, self.batch_size = inner.steps_per_epoch, inner.batch_size
         self.records: dict[int, dict] = {}
-        self.best: tuple[int, float, dict] | None = None  # (epoch, val total, state_dict copy)
+        self.best: _Best | None = None
         if state_path is not None and state_path.exists():
             self.load(state_path)
 
@@ -443,21 +668,36 @@ class _ValidatedBatches:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         self.records = {int(k): v for k, v in state["records"].items()}
         if state.get("best_state") is not None:
-            self.best = (int(state["best_epoch"]), float(state["best_total"]), state["best_state"])
+            auc = float(state.get("best_auc", float("nan")))
+            self.best = _Best(int(state["best_epoch"]), float(state["best_total"]), auc if math.isfinite(auc) else None,
+                              state["best_state"])
+
+    def better(self, val: dict) -> bool:
+        """Whether the validation result ``val`` beats the best so far."""
+        if self.best is None:
+            return True
+        if self.select_on == "val_auc":
+            new, old = _auc_key(val.get("auc")), _auc_key(self.best.auc)
+            if new != old:
+                return new > old
+        return val["total"] < self.best.total
 
     def run_val(self, epoch: int) -> None:
         if epoch in self.records:
             return
         val = self.validate()
         self.records[epoch] = val or {}
-        if val is not None and (self.best is None or val["total"] < self.best[1]):
-            self.best = (epoch, val["total"], copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()}))
+        if val is not None and self.better(val):
+            state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+            self.best = _Best(epoch, val["total"], val.get("auc"), state)
         log.info("epoch %d validation: %s", epoch, val)
         if self.state_path is not None:
             best = self.best
             with atomic_path(self.state_path) as tmp:
-                torch.save({"records": self.records, "best_epoch": best[0] if best else -1,
-                            "best_total": best[1] if best else float("nan"), "best_state": best[2] if best else None}, tmp)
+                torch.save({"records": self.records, "best_epoch": best.epoch if best else -1,
+                            "best_total": best.total if best else float("nan"),
+                            "best_auc": best.auc if best and best.auc is not None else float("nan"),
+                            "best_state": best.state if best else None}, tmp)
         if self.on_val is not None and val is not None:
             self.on_val(epoch, val)  # e.g. an Optuna trial reporting (and maybe raising TrialPruned)
 
@@ -468,13 +708,27 @@ class _ValidatedBatches:
         self.run_val(epoch)
 
 
+def _auc_unavailable(prompts: ValPrompts | None, val_set: ClipSet) -> str | None:
+    """Why the validation AUC cannot be computed (None: it can)."""
+    if prompts is None:
+        return "no validation prompts were given (eval.prompts)"
+    n_abnormal = int(np.asarray(val_set.abnormal).sum())
+    if len(val_set) < 2 or n_abnormal in (0, len(val_set)):
+        return f"the validation split has {n_abnormal} abnormal and {len(val_set) - n_abnormal} normal clips (needs both)"
+    return None
+
+
 def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoint_dir: Path | None = None,
-         progress: bool = False, on_val=None) -> tuple[AlertClipModel, TrainResult, dict]:
+         progress: bool = False, on_val=None, prompts: Any = None) -> tuple[AlertClipModel, TrainResult, dict]:
     """Train one stage; returns ``(model with the best-val weights, loop result, metrics)`` (metrics carry timings
     ``wall_s`` / ``samples_per_s`` / ``resumed_from_step`` from the loop: callers log them, not store them).
 
-    ``on_val(epoch, val_losses)`` is called after each epoch's validation (a sweep reports to Optuna there; an
-    exception it raises, such as ``optuna.TrialPruned``, ends the run).
+    ``on_val(epoch, val)`` is called after each epoch's validation with the val losses (and ``auc`` when computed;
+    a sweep reports to Optuna there; an exception it raises, such as ``optuna.TrialPruned``, ends the run).
+
+    ``prompts`` (:meth:`ValPrompts.from_params`: params ``eval.prompts`` or a (template, normal, abnormal) triple):
+    the prompt sets of the validation AUC. Without them, or with one class only in the validation split, the kept
+    epoch is chosen on the validation loss (a warning; ``metrics["select_fallback"]`` says why).
 
     ``result.interrupted``: SIGTERM arrived; the loop checkpoint (and ``val.pt``) are in ``checkpoint_dir``.
     """
@@ -501,9 +755,17 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
         raise ValueError(f"{len(train_set)} training clips (after the validation split) < batch_size {cfg.batch_size}")
     local = shard_slice(cfg.batch_size, ctx)  # checks divisibility before any work
     tokens = tokenizer(data.texts)
-    log.info("%s: %d train clips, %d val clips (%d videos), %d regions, %d texts, %d process(es)", stage, len(train_set),
-             len(val_set), len(held), int((~np.isnan(train_set.boxes).any(-1) & train_set.mask).any(1).sum()),
-             len(data.texts), ctx.world_size)
+    val_prompts = ValPrompts.from_params(prompts)
+    no_auc = _auc_unavailable(val_prompts, val_set)
+    select_on, fallback = cfg.select_on, None
+    if select_on == "val_auc" and no_auc is not None and len(val_set) >= 2:
+        fallback = no_auc
+        log.warning("%s: select_on=val_auc, but %s: selecting the epoch on the validation loss instead", stage, no_auc)
+        select_on = "val_loss"
+    log.info("%s: %d train clips (%d abnormal), %d val clips (%d abnormal, %d videos), %d regions, %d texts, "
+             "%d process(es), %s batches", stage, len(train_set), int(train_set.abnormal.sum()), len(val_set),
+             int(val_set.abnormal.sum()), len(held), int((~np.isnan(train_set.boxes).any(-1) & train_set.mask).any(1).sum()),
+             len(data.texts), ctx.world_size, cfg.batching)
     encoder: torch.nn.Module = BatchEncoder(model)
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -518,11 +780,19 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
 
     def validate() -> dict | None:
         # Every process scores the whole (small) validation split: same weights, same numbers, same best epoch.
-        return evaluate(model, val_set, tokens, cfg.batch_size, cfg.lambda_region, cfg.lambda_hard)
+        val = evaluate(model, val_set, tokens, cfg.batch_size, cfg.lambda_region, cfg.lambda_hard)
+        if val is not None and no_auc is None:  # also measured (not selected on) with select_on=val_loss
+            val["auc"] = val_auc(model, val_set, tokenizer, val_prompts, cfg.batch_size)
+        return val
 
-    inner = PermutationBatches(len(train_set), cfg.batch_size, cfg.seed, fetch)
+    inner: BatchSource
+    if cfg.batching in ("balanced", "pairs"):
+        partner = lookalike_partners(train_set) if cfg.batching == "pairs" else None
+        inner = BalancedBatches(train_set.abnormal, cfg.batch_size, cfg.seed, fetch, partner=partner)
+    else:
+        inner = PermutationBatches(len(train_set), cfg.batch_size, cfg.seed, fetch)
     state_path = Path(checkpoint_dir) / VAL_STATE if checkpoint_dir and ctx.is_main else None
-    batches = _ValidatedBatches(inner, validate, model, state_path, on_val)
+    batches = _ValidatedBatches(inner, validate, model, state_path, on_val, select_on)
     if checkpoint_dir and not ctx.is_main and (Path(checkpoint_dir) / VAL_STATE).exists():
         batches.load(Path(checkpoint_dir) / VAL_STATE)  # resume: read-only on the other processes
     params = [p for p in model.parameters() if p.requires_grad]
@@ -536,21 +806,26 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
         if cfg.lambda_region > 0:
             metrics["batches_without_regions"] = sum(1 for r in result.history if r.get("n_regions") == 0)
         if batches.best is not None:
-            model.load_state_dict(batches.best[2])
-            metrics.update(best_epoch=batches.best[0], best_val_total=batches.best[1])
-        else:
-            metrics.update(best_epoch=cfg.epochs - 1, best_val_total=None)
+            model.load_state_dict(batches.best.state)
+            metrics.update(best_epoch=batches.best.epoch, best_val_total=batches.best.total, best_val_auc=batches.best.auc,
+                           selected_on=select_on)
+        else:  # fewer than 2 validation clips: nothing to select on
+            metrics.update(best_epoch=cfg.epochs - 1, best_val_total=None, best_val_auc=None, selected_on="last_epoch")
+        if fallback is not None:
+            metrics["select_fallback"] = fallback
         metrics.update(stage=stage, n_train_clips=len(train_set), n_val_clips=len(val_set), n_val_videos=len(held),
-                       lambda_region=cfg.lambda_region, lambda_hard=cfg.lambda_hard, negatives=cfg.negatives,
-                       init=cfg.init if stage == "stage2" else "base")
+                       n_train_abnormal=int(train_set.abnormal.sum()), n_val_abnormal=int(val_set.abnormal.sum()),
+                       batching=cfg.batching, lambda_region=cfg.lambda_region, lambda_hard=cfg.lambda_hard,
+                       negatives=cfg.negatives, init=cfg.init if stage == "stage2" else "base")
     model.eval()
     return model, result, metrics
 
 
 def run_stage(stage: Stage, params: Any, progress: bool = True, paths: TunePaths = TunePaths(),
               models_dir: Path = Path("data/models"), results_dir: Path = Path("results"),
-              cache_dir: Path = Path("data/.cache"), variant: str | None = None) -> dict:
-    """The ``stage1`` / ``stage2`` pipeline stage (``params``: ``p.stage1`` / ``p.stage2`` or None for defaults).
+              cache_dir: Path = Path("data/.cache"), variant: str | None = None, prompts: Any = None) -> dict:
+    """The ``stage1`` / ``stage2`` pipeline stage (``params``: ``p.stage1`` / ``p.stage2`` or None for defaults;
+    ``prompts``: ``p.eval.prompts``, the prompt sets of the validation AUC, see :func:`tune`).
 
     Writes ``<models_dir>/<stage>/`` (:func:`save_tuned`), ``<results_dir>/<stage>/metrics.json`` (no timings) and
     ``curve.csv``; resume checkpoints in ``<cache_dir>/<stage>/<config hash>/`` (removed on success). Interrupted:
@@ -563,9 +838,10 @@ def run_stage(stage: Stage, params: Any, progress: bool = True, paths: TunePaths
     from .train.distributed import init_from_env
 
     cfg = TuneConfig.from_params(params)
+    val_prompts = ValPrompts.from_params(prompts)
     ctx = init_from_env()  # several processes under torchrun; one otherwise
-    ckpt_dir = Path(cache_dir) / stage / config_digest(cfg.for_stage(stage), stage, paths.inputs(cfg, stage))
-    model, result, metrics = tune(cfg, stage, paths, checkpoint_dir=ckpt_dir, progress=progress)
+    ckpt_dir = Path(cache_dir) / stage / config_digest(cfg.for_stage(stage), stage, paths.inputs(cfg, stage), val_prompts)
+    model, result, metrics = tune(cfg, stage, paths, checkpoint_dir=ckpt_dir, progress=progress, prompts=val_prompts)
     if not ctx.is_main:  # same weights everywhere: process 0 writes the outputs
         if result.interrupted:
             raise SystemExit(143)
@@ -586,6 +862,7 @@ def run_stage(stage: Stage, params: Any, progress: bool = True, paths: TunePaths
     metrics["sha256"] = sha256_file(ckpt)
     write_json(out / "metrics.json", metrics)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
-    log.info("%s: %d steps, loss %.4f -> %.4f, best val total %s (epoch %s)", stage, result.step, metrics["first_loss"],
-             metrics["final_loss"], metrics.get("best_val_total"), metrics.get("best_epoch"))
+    log.info("%s: %d steps, loss %.4f -> %.4f, kept epoch %s (on %s): val AUC %s, val total %s", stage, result.step,
+             metrics["first_loss"], metrics["final_loss"], metrics.get("best_epoch"), metrics.get("selected_on"),
+             metrics.get("best_val_auc"), metrics.get("best_val_total"))
     return metrics

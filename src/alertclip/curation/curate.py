@@ -41,8 +41,8 @@ REPORT_SCHEMA = {
 
 
 def _tracks(entries: list[vagta.Entry]) -> tuple[dict[tuple[str, int], list], dict[Any, str]]:
-    """(video, region) -> keyframes; video and (video, timestamps) -> global caption."""
-    tracks: dict[tuple[str, int], list] = {}
+    """track key (video, region, timestamps) -> keyframes; video and (video, timestamps) -> global caption."""
+    tracks: dict[tuple, list] = {}
     global_caption: dict[Any, str] = {}
     for e in entries:
         global_caption.setdefault(e.video, e.global_caption)
@@ -50,7 +50,7 @@ def _tracks(entries: list[vagta.Entry]) -> tuple[dict[tuple[str, int], list], di
             global_caption.setdefault((e.video, tuple(e.timestamps)), e.global_caption)
         for r, track in enumerate(e.box_infos):
             if track:
-                tracks.setdefault((e.video, r), track)
+                tracks.setdefault(e.track_key(r), track)
     return tracks, global_caption
 
 
@@ -76,7 +76,8 @@ def curate(layout: Layout, frames_dir: Path, params: CurateParams, truth_path: P
     frames_dir = Path(frames_dir)
     items = vagta.load(layout.path(layout.train_items)).items or []
     train_box = layout.path(layout.train_annotations)
-    tracks, global_caption = _tracks(vagta.load(train_box).entries or []) if train_box.exists() else ({}, {})
+    train_entries = (vagta.load(train_box).entries or []) if train_box.exists() else []
+    tracks, global_caption = _tracks(train_entries)
     test_entries = vagta.load(layout.path(layout.test_annotations)).entries or []
 
     media = pl.read_parquet(frames_dir / "media.parquet") if (frames_dir / "media.parquet").exists() else None
@@ -101,7 +102,7 @@ def curate(layout: Layout, frames_dir: Path, params: CurateParams, truth_path: P
             caption=it.region_caption, category=it.category, abnormal=it.is_abnormal,
             frames_25=tuple(it.frames_25) if it.frames_25 else None,
             timestamps=tuple(it.timestamps) if it.timestamps else None,
-            media_status=st, media_reason=reason, track=tracks.get((it.video, it.region_index)),
+            media_status=st, media_reason=reason, track=tracks.get(it.track_key),
             sampled_boxes=None if row is None else np.array(row["boxes"], np.float32),
         ))
     for c in cases:
@@ -148,7 +149,8 @@ def curate(layout: Layout, frames_dir: Path, params: CurateParams, truth_path: P
     quality = None
     if truth_path is not None and Path(truth_path).exists():
         truth = json.loads(Path(truth_path).read_text(encoding="utf-8"))
-        quality = measure_quality(truth, items, cases, Path(layout.train_items).name, Path(layout.train_annotations).name)
+        quality = measure_quality(truth, items, cases, Path(layout.train_items).name, Path(layout.train_annotations).name,
+                                  train_entries)
     return curated, report, summary, quality
 
 
@@ -196,7 +198,7 @@ _REGION = re.compile(r"box_infos\[(\d+)\]")
 
 
 def measure_quality(truth: list[dict], items: list[vagta.TrainItem], cases: list[R.ClipCase],
-                    items_file: str, train_box_file: str) -> dict[str, Any]:
+                    items_file: str, train_box_file: str, entries: list[vagta.Entry] | None = None) -> dict[str, Any]:
     """Per injected kind: recall of its rule on the clips the kind hit, and the rule's precision (share of the
     clips it fired on that carry one of the kinds it owns). Truth rows of the test box file touch no training clip
     and are counted as ``out_of_scope``."""
@@ -216,7 +218,13 @@ def measure_quality(truth: list[dict], items: list[vagta.TrainItem], cases: list
         elif rec["file"] == train_box_file:
             m = _REGION.search(rec["field"])
             idx = by_video.get(rec["video"], [])
-            hit[kind] |= {i for i in idx if m is None or items[i].region_index == int(m.group(1))}
+            if entries is not None and rec["index"] < len(entries):  # the entry's own segment (region 0 is not unique)
+                entry = entries[rec["index"]]
+                regions = range(len(entry.box_infos)) if m is None else [int(m.group(1))]
+                keys = {entry.track_key(r) for r in regions}
+                hit[kind] |= {i for i in idx if items[i].track_key in keys}
+            else:
+                hit[kind] |= {i for i in idx if m is None or items[i].region_index == int(m.group(1))}
         else:
             out_of_scope[kind] += 1
     # A re-encoded copy carries its original's annotation defects too (the items were copied verbatim).

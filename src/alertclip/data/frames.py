@@ -109,12 +109,12 @@ def plan_jobs(layout: Layout, settings: FrameSettings) -> list[VideoJob]:
         with open(labels, newline="") as fh:
             for row in csv.DictReader(fh):
                 job(row["video"], row["split"])
-    tracks: dict[tuple[str, int], list] = {}
+    tracks: dict[tuple, list] = {}
     if layout.path(layout.train_annotations).exists():
         for entry in vagta.load(layout.path(layout.train_annotations)).entries:
             for r, track in enumerate(entry.box_infos):
                 if track:
-                    tracks.setdefault((entry.video, r), track)
+                    tracks.setdefault(entry.track_key(r), track)
     for entry in vagta.load(layout.path(layout.test_annotations)).entries:
         job(entry.video, "test")
     items = vagta.load(layout.path(layout.train_items)).items
@@ -123,7 +123,7 @@ def plan_jobs(layout: Layout, settings: FrameSettings) -> list[VideoJob]:
         start, end = span if span is not None else (1, -1)
         key = item.clip_key
         job(item.video, "train").clips.append(
-            ClipRequest(key, item.video, item.region_index, i, start, end, tracks.get((item.video, item.region_index))))
+            ClipRequest(key, item.video, item.region_index, i, start, end, tracks.get(item.track_key)))
     return sorted(jobs.values(), key=lambda j: j.video)
 
 

@@ -107,11 +107,14 @@ class Entry(_Record):
 
     @property
     def category(self) -> str:
-        return category_of(self.video)
+        return segment_category(self.video, self.timestamps)
 
     @property
     def is_abnormal(self) -> bool:
-        return is_abnormal_video(self.video)
+        return self.category != NORMAL
+
+    def track_key(self, region_index: int) -> tuple:
+        return track_key(self.video, region_index, self.timestamps)
 
     @property
     def n_keyframes(self) -> int:
@@ -131,11 +134,15 @@ class TrainItem(_Record):
 
     @property
     def category(self) -> str:
-        return category_of(self.video)
+        return segment_category(self.video, self.timestamps)
 
     @property
     def is_abnormal(self) -> bool:
-        return is_abnormal_video(self.video)
+        return self.category != NORMAL
+
+    @property
+    def track_key(self) -> tuple:
+        return track_key(self.video, self.region_index, self.timestamps)
 
     @property
     def clip_key(self) -> str:
@@ -215,6 +222,18 @@ def category_of(video: str) -> str:
 
 def is_abnormal_video(video: str) -> bool:
     return category_of(video) != NORMAL
+
+
+def segment_category(video: str, timestamps: Sequence[float] | None) -> str:
+    """The category of one entry or item: ``timestamps`` mark a normal segment (VAGTA gives them to normal segments
+    only, abnormal regions have ``frames_25``), so a timestamped segment of an abnormal video (a normal look-alike
+    event in it) is Normal; otherwise the video's category."""
+    return NORMAL if timestamps is not None else category_of(video)
+
+
+def track_key(video: str, region_index: int, timestamps: Sequence[float] | None) -> tuple:
+    """Matches an item to its box track: normal segments of one video all have region 0, their span tells them apart."""
+    return (video, int(region_index), None if timestamps is None else tuple(float(t) for t in timestamps))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ Prompt sets P_N / P_A (params ``eval.prompts``) go through the backbone's own te
 
 from __future__ import annotations
 
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -45,8 +47,57 @@ def encode_prompts(clip: torch.nn.Module, tokenizer, template: str, phrases: Seq
     return clip.encode_text(tokens, normalize=True).float().cpu().numpy()
 
 
+def _visible(text: str) -> str:
+    """What of ``text`` the tokenizer should keep: its characters, NFC-composed and lowercased, without whitespace."""
+    return "".join(unicodedata.normalize("NFC", text.lower()).split())
+
+
+def prompt_problems(tokenizer, template: str, phrases: Sequence[str]) -> list[tuple[int, str]]:
+    """``(index, problem)`` of each phrase whose prompt ``template.format(phrase)`` the text tower would not see whole.
+
+    open_clip's tokenizer never fails: it cuts a prompt longer than the context (77 tokens with start and end) and
+    its text cleaning (ftfy, HTML unescaping) silently drops or rewrites some characters (control characters,
+    ``&amp;``, full-width letters). Either way the prompt would be scored as text nobody wrote, so both are errors.
+    A tokenizer without ``encode``/``decode`` (not open_clip's BPE) is not checked.
+    """
+    if not (hasattr(tokenizer, "encode") and hasattr(tokenizer, "decode")):
+        return []
+    context = int(getattr(tokenizer, "context_length", None) or 77)
+    problems = []
+    for i, phrase in enumerate(phrases):
+        prompt = template.format(phrase)
+        ids = list(tokenizer.encode(prompt))
+        kept = tokenizer.decode(ids).strip()
+        if len(ids) + 2 > context:
+            problems.append((i, f"{prompt!r} is {len(ids)} tokens long; with the start and end tokens the text tower "
+                                f"reads {context - 2} at most, so the prompt would be truncated"))
+        elif not tokenizer.encode(phrase):
+            problems.append((i, f"{phrase!r} encodes to no tokens at all"))
+        elif _visible(kept) != _visible(prompt):
+            lost = Counter(_visible(prompt)) - Counter(_visible(kept))
+            what = ", ".join(repr(c) for c in sorted(lost)) if lost else "characters"
+            problems.append((i, f"{prompt!r}: the tokenizer drops or rewrites {what}; the text tower would read "
+                                f"{kept!r}"))
+    return problems
+
+
+def check_prompts(tokenizer, prompts, origin: str = "params.yaml") -> None:
+    """Fail before any scoring when a prompt of params ``eval.prompts`` cannot be encoded as written, naming every
+    such prompt (``params.yaml: eval.prompts.abnormal[3]: ...``). Done here rather than when params.yaml loads, as the
+    tokenizer needs torch."""
+    from ..params import ParamsError
+
+    lines = [f"{origin}: eval.prompts.{kind}[{i}]: {problem}"
+             for kind in ("normal", "abnormal")
+             for i, problem in prompt_problems(tokenizer, prompts.template, getattr(prompts, kind))]
+    if lines:
+        raise ParamsError("\n".join(lines))
+
+
 def prompt_sets(clip: torch.nn.Module, tokenizer, prompts) -> tuple[np.ndarray, np.ndarray]:
-    """``(P_A, P_N)`` embeddings of params ``eval.prompts`` (template + abnormal / normal phrases)."""
+    """``(P_A, P_N)`` embeddings of params ``eval.prompts`` (template + abnormal / normal phrases), after
+    :func:`check_prompts`."""
+    check_prompts(tokenizer, prompts)
     return (encode_prompts(clip, tokenizer, prompts.template, prompts.abnormal),
             encode_prompts(clip, tokenizer, prompts.template, prompts.normal))
 

@@ -1,7 +1,8 @@
 """Stage entry point `eval_mss@<backbone>`: MeanSignScore on the test set (see :mod:`alertclip.eval.zeroshot`).
 
-Outputs: ``results/eval_mss/<backbone>/metrics.json`` ({dataset: mss, per-kind means, video counts}) and
-``signed.csv`` (one row per test video: its signed margin, a DVC plot of the distribution).
+Outputs: ``results/eval_mss/<backbone>/metrics.json`` ({dataset: mss, its 95% CI over test videos ``mss_ci95``,
+per-kind means, video counts}) and ``signed.csv`` (one row per test video: its signed margin, a DVC plot of the
+distribution; the report's paired bootstrap between backbones reads it).
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import csv
 import logging
 from typing import Any
 
+import numpy as np
+
 from ..eval.features import load_features
 from ..eval.inputs import features_dir, open_backbone, read_truth
+from ..eval.metrics import bootstrap_mss
 from ..eval.zeroshot import mss, prompt_sets
 from ..io import atomic_open, write_json
 from .paths import RESULTS
@@ -26,9 +30,13 @@ def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
     value, rows = mss(test, read_truth(p), t_a, t_n)
     ab = [r.signed for r in rows if r.abnormal]
     no = [r.signed for r in rows if not r.abnormal]
+    # videos in name order: the report resamples signed.csv the same way, so its paired draws are these draws
+    ci = bootstrap_mss(np.array([r.signed for r in sorted(rows, key=lambda r: r.video)]), p.eval.bootstrap_samples,
+                       p.eval.bootstrap_seed)
     out = RESULTS / "eval_mss" / variant
     write_json(out / "metrics.json", {p.eval.dataset: {
-        "mss": value, "mss_abnormal_videos": sum(ab) / len(ab) if ab else None,
+        "mss": value, "mss_ci95": ci.ci, "n_bootstrap": ci.n_resamples, "bootstrap_seed": p.eval.bootstrap_seed,
+        "mss_abnormal_videos": sum(ab) / len(ab) if ab else None,
         "mss_normal_videos": sum(no) / len(no) if no else None, "n_videos": len(rows), "n_abnormal": len(ab),
         "positive_share": sum(r.signed > 0 for r in rows) / len(rows)}})
     with atomic_open(out / "signed.csv", "w", newline="", encoding="utf-8") as fh:
@@ -37,4 +45,5 @@ def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
         for r in rows:
             w.writerow([r.video, "abnormal" if r.abnormal else "normal", f"{r.signed:.6f}", f"{r.s_abnormal:.6f}",
                         f"{r.s_normal:.6f}", r.snippets])
-    log.info("eval_mss@%s: MSS %.4f over %d videos (%d abnormal)", variant, value, len(rows), len(ab))
+    log.info("eval_mss@%s: MSS %.4f [%.4f, %.4f] over %d videos (%d abnormal)", variant, value, ci.low, ci.high,
+             len(rows), len(ab))

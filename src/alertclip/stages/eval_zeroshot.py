@@ -1,8 +1,10 @@
 """Stage entry point `eval_zeroshot@<backbone>`: zero-shot VAD from prompt-similarity margins
 (see :mod:`alertclip.eval.zeroshot`).
 
-Outputs: ``results/eval_zeroshot/<backbone>/metrics.json`` ({dataset: {auc, ap, ...}}) and ``scores.parquet``
-(per test snippet: video, snippet, score), read by the report's ROC curves.
+Outputs: ``results/eval_zeroshot/<backbone>/metrics.json`` ({dataset: {auc, auc_ci95, ap, ap_ci95, ...}}: frame
+AUC/AP with 95% CIs over test videos) and ``scores.parquet`` (per test snippet: video, snippet, score, plus the
+video's ``n_frames`` under the exact protocol), from which the report rebuilds the frames for its score traces and
+its paired bootstrap between backbones.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+
 from ..eval.features import load_features
 from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
+from ..eval.metrics import bootstrap_auc_ap, build_frame_level
 from ..eval.scores import write_roc, write_snippet_scores
 from ..eval.zeroshot import prompt_sets, zero_shot
 from ..io import write_json
@@ -25,10 +30,20 @@ def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
     t_a, t_n = prompt_sets(clip, tok, p.eval.prompts)
     feats = load_features(features_dir(variant))
     scale = float(feats.meta["logit_scale"])
-    metrics, scores, frames = zero_shot(feats.by_video("test"), read_truth(p), t_a, t_n, scale, p.eval.protocol,
-                                frame_counts() if p.eval.protocol == "exact" else None)
+    truth = read_truth(p)
+    counts = frame_counts() if p.eval.protocol == "exact" else None
+    metrics, scores, frames = zero_shot(feats.by_video("test"), truth, t_a, t_n, scale, p.eval.protocol, counts)
+    # videos in name order: the report rebuilds the frames from scores.parquet that way, so its paired draws are these
+    by_name = build_frame_level([(v, scores[v], (counts or {}).get(v)) for v in sorted(scores)], truth, p.eval.protocol)
+    boot = bootstrap_auc_ap(by_name, p.eval.bootstrap_samples, p.eval.bootstrap_seed)
+    metrics.update(auc_ci95=boot["auc"].ci, ap_ci95=boot["ap"].ci, n_bootstrap=p.eval.bootstrap_samples,
+                   bootstrap_seed=p.eval.bootstrap_seed, bootstrap_skipped=boot["auc"].n_skipped)
     out = RESULTS / "eval_zeroshot" / variant
     write_json(out / "metrics.json", {p.eval.dataset: {**metrics, "logit_scale": scale, "protocol": p.eval.protocol}})
-    write_snippet_scores(out / "scores.parquet", scores)
+    extra = None
+    if counts is not None:  # the exact protocol's frame count of each video, for the report's rebuilt frames
+        extra = {"n_frames": {v: np.full(len(s), counts[v]) for v, s in scores.items()}}
+    write_snippet_scores(out / "scores.parquet", scores, extra)
     write_roc(out / "roc.csv", frames.labels, frames.scores)
-    log.info("eval_zeroshot@%s: AUC %.4f AP %.4f", variant, metrics["auc"], metrics["ap"])
+    log.info("eval_zeroshot@%s: AUC %.4f [%.4f, %.4f] AP %.4f [%.4f, %.4f]", variant, metrics["auc"], *boot["auc"].ci,
+             metrics["ap"], *boot["ap"].ci)

@@ -2,9 +2,10 @@
 from the base backbone (see :mod:`alertclip.tune`).
 
 Outputs: ``data/models/stage1/{open_clip_model.pt, config.json, temporal.pt, temporal.json}``,
-``results/stage1/metrics.json`` (losses per part, validation losses; no timings, so reruns are byte-identical) and
-``results/stage1/curve.csv``. The resumable loop checkpoint lives in ``data/.cache/stage1/<config+inputs hash>/`` and
-is removed on success; SIGTERM saves it and exits with status 143, rerunning the stage resumes.
+``results/stage1/metrics.json`` (losses per part, validation losses and AUC (prompts: params ``eval.prompts``), the
+kept epoch; no timings, so reruns are byte-identical) and ``results/stage1/curve.csv``. The resumable loop
+checkpoint lives in ``data/.cache/stage1/<config+inputs hash>/`` and is removed on success; SIGTERM saves it and
+exits with status 143, rerunning the stage resumes.
 """
 
 from __future__ import annotations
@@ -17,4 +18,5 @@ from ..tune import run_stage
 
 def run(p: Any, progress: bool = True) -> None:
     pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
-    run_stage("stage1", getattr(p, "stage1", None), progress)
+    # eval.prompts: the validation AUC that picks the kept epoch (select_on: val_auc)
+    run_stage("stage1", getattr(p, "stage1", None), progress, prompts=getattr(getattr(p, "eval", None), "prompts", None))

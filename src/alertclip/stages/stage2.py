@@ -3,10 +3,10 @@
 the variant's losses / curriculum / negatives (see :mod:`alertclip.ablation` and :mod:`alertclip.tune`).
 
 Outputs: ``data/models/stage2/<variant>/{open_clip_model.pt, config.json, temporal.pt, temporal.json}``,
-``results/stage2/<variant>/metrics.json`` (losses per part, validation losses; no timings, so reruns are
-byte-identical) and ``results/stage2/<variant>/curve.csv``. The resumable loop checkpoint lives in
-``data/.cache/stage2/<config+inputs hash>/`` and is removed on success; SIGTERM saves it and exits with status 143,
-rerunning the stage resumes.
+``results/stage2/<variant>/metrics.json`` (losses per part, validation losses and AUC (prompts: params
+``eval.prompts``), the kept epoch; no timings, so reruns are byte-identical) and
+``results/stage2/<variant>/curve.csv``. The resumable loop checkpoint lives in ``data/.cache/stage2/<config+inputs
+hash>/`` and is removed on success; SIGTERM saves it and exits with status 143, rerunning the stage resumes.
 """
 
 from __future__ import annotations
@@ -31,4 +31,4 @@ def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
 
         stage2.update(best_overrides())
     params = variant_params(stage2, p.ablations[variant])
-    run_stage("stage2", params, progress, variant=variant)
+    run_stage("stage2", params, progress, variant=variant, prompts=p.eval.prompts)  # val AUC picks the kept epoch

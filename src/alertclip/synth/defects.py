@@ -100,7 +100,8 @@ def inject_annotation_defects(annotations: dict, rng: np.random.Generator, rate:
             bbox = entries[i]["box_infos"][r][k]["bbox"]
             bbox[0], bbox[2] = bbox[2], bbox[0]
             out.append(_record("bbox_inverted", file, i, f"box_infos[{r}][{k}].bbox", entries[i]["video"]))
-        for i in pick(file, boxed):
+        abnormal_boxed = [i for i in boxed if entries[i]["timestamps"] is None]  # segments are normal
+        for i in pick(file, abnormal_boxed):
             entries[i]["box_infos"] = [[] for _ in entries[i]["box_infos"]]
             out.append(_record("abnormal_without_boxes", file, i, "box_infos", entries[i]["video"]))
     return out
@@ -120,7 +121,7 @@ def _repeat_segment_captions(items: list[dict], rng: np.random.Generator, used: 
     """Upstream sometimes gives every segment of a normal video the same caption."""
     by_video: dict[str, list[int]] = {}
     for i, it in enumerate(items):
-        if it["timestamps"] is not None:
+        if it["timestamps"] is not None and "/Normal/" in it["video"]:
             by_video.setdefault(it["video"], []).append(i)
     multi = sorted(v for v, idx in by_video.items() if len(idx) >= 2 and not any((ITEMS, i) in used for i in idx))
     if not multi:

@@ -256,6 +256,7 @@ class EventInstance:
     b: object | None
     facing: int = 1
     extra: dict = field(default_factory=dict)
+    approach: float = 0.0  # seconds drawn before ``start`` (walking in, driving in): not annotated, no cue yet
 
 
 def _ramp(p: float, a: float, b: float) -> float:
@@ -263,10 +264,14 @@ def _ramp(p: float, a: float, b: float) -> float:
 
 
 def draw_event(c: Canvas, ev: EventInstance, t: float, noise: np.random.Generator) -> Box | None:
-    """Draw ``ev`` at time t (seconds); return the region box, or None outside the event."""
-    if not ev.start <= t < ev.end:
+    """Draw ``ev`` at time t (seconds); return the region box, or None outside the event.
+
+    ``p`` runs over the whole drawing window [start - approach, end): the approach ends exactly when the cue state
+    (lying, sitting, crashed, bag taken, blast) begins, so the annotated span [start, end) shows the cue throughout.
+    """
+    if not ev.start - ev.approach <= t < ev.end:
         return None
-    p = (t - ev.start) / (ev.end - ev.start)
+    p = (t - ev.start + ev.approach) / (ev.end - ev.start + ev.approach)
     x, y, f = ev.x, ev.y, ev.facing
     n = ev.name
     if n in ("fighting", "talking"):

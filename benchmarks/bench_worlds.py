@@ -1,0 +1,175 @@
+"""Is the default world's result robust, or tuned to one seed? Run the whole default pipeline at other world seeds.
+
+For each ``--seeds`` value: a fresh copy of the repository's tracked files in ``--workdir/seed-<N>`` with
+``synthesize.seed`` set to N (every other param as committed), ``snakemake --cores all --resources gpu=1`` there, then
+one row per seed with every figure issue 10 targets, side by side with the target:
+
+    scene-prior AUC (train scene prior scored on test videos; matched nuisances: 0.5 exactly)
+    box geometry -> label AUC (benchmarks/probe_geometry.py: chance, so no loss can be lowered from the box)
+    base MSS [CI]            < 0, CI upper < 0
+    stage1 MSS [CI]          > 0, CI lower > 0
+    full MSS                 >= stage1
+    zero-shot AUC full-base  >= +10 pp, paired CI > 0
+    weakly AUC base / full   base >= 60; full > base by more than the larger seed std
+    retention i2t R@1 ratio  full / base >= 0.5
+
+Usage (about 20-25 minutes per seed on 2 cores):
+
+    python benchmarks/bench_worlds.py --seeds 11 12 13 [--workdir /tmp/alertclip-worlds] [--collect-only]
+
+``--collect-only`` reads finished runs in the work directories (e.g. after an interrupted benchmark: a rerun of a
+seed resumes through Snakemake). Results go to stdout and ``<workdir>/worlds.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = "VAGTA-synth"
+
+
+def prepare(seed: int, workdir: Path) -> Path:
+    """A copy of the tracked files (no outputs) with ``synthesize.seed`` replaced."""
+    dest = workdir / f"seed-{seed}"
+    if not (dest / "params.yaml").exists():
+        files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True).stdout.split(b"\0")
+        for name in filter(None, files):
+            src = REPO / name.decode()
+            if src.is_file():
+                (dest / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / name.decode())
+        subprocess.run(["git", "init", "-q"], cwd=dest, check=True)  # DVC wants a repository
+        subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+        subprocess.run(["git", "-c", "user.email=bench@localhost", "-c", "user.name=bench", "commit", "-qm", "bench"],
+                       cwd=dest, check=True)
+    params = dest / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    new, n = re.subn(r"(?m)^(synthesize:\n  seed: )\d+", rf"\g<1>{seed}", text)
+    if n != 1:
+        raise SystemExit(f"{params}: could not find synthesize.seed")
+    params.write_text(new, encoding="utf-8")
+    return dest
+
+
+def run(dest: Path) -> None:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    subprocess.run(["snakemake", "--cores", "all", "--resources", "gpu=1"], cwd=dest, env=env, check=True)
+
+
+def _metrics(dest: Path, stage: str, backbone: str) -> dict:
+    data = json.loads((dest / "results" / stage / backbone / "metrics.json").read_text(encoding="utf-8"))
+    return data.get(DATASET, data)
+
+
+def scene_prior_auc(dest: Path) -> float:
+    """AUC over test videos of a score that knows only the train split's share of abnormal videos per scene."""
+    import polars as pl
+    from sklearn.metrics import roc_auc_score
+
+    events = pl.read_parquet(dest / "data" / "synth" / "truth" / "events.parquet")
+    videos = events.group_by("video").agg(pl.col("split").first(), pl.col("scene").first(),
+                                          (pl.col("video").first().str.contains("/Normal/").not_()).alias("abnormal"))
+    train = videos.filter(pl.col("split") == "train").group_by("scene").agg(pl.col("abnormal").mean().alias("prior"))
+    test = videos.filter(pl.col("split") == "test").join(train, on="scene", how="left").fill_null(0.5)
+    return float(roc_auc_score(test["abnormal"].to_numpy(), test["prior"].to_numpy()))
+
+
+def collect(dest: Path) -> dict:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from probe_geometry import probe
+
+    row: dict = {"scene_prior_auc": scene_prior_auc(dest),
+                 "geometry_auc": probe(str(dest / "data" / "curated" / "clips.parquet"))["clips with hard negatives"]["geometry_auc"]}
+    for b in ("base", "stage1", "full"):
+        m = _metrics(dest, "eval_mss", b)
+        row[f"{b}_mss"], row[f"{b}_mss_ci95"] = m["mss"], m.get("mss_ci95")
+        z = _metrics(dest, "eval_zeroshot", b)
+        row[f"{b}_zs_auc"], row[f"{b}_zs_auc_ci95"] = z["auc"], z.get("auc_ci95")
+        w = _metrics(dest, "eval_weakly", b)
+        row[f"{b}_weakly_auc"], row[f"{b}_weakly_std"] = w["auc"]["mean"], w["auc"]["std"]
+        r = json.loads((dest / "results" / "eval_retention" / b / "metrics.json").read_text(encoding="utf-8"))
+        row[f"{b}_i2t_r1"] = r.get(DATASET, r)["i2t_r1"]
+    row["zs_delta"], row["zs_delta_ci95"] = paired_zero_shot_delta(dest, "full", "base")
+    return row
+
+
+def paired_zero_shot_delta(dest: Path, key: str, against: str) -> tuple[float, list[float]]:
+    """Zero-shot AUC of ``key`` minus ``against`` and its paired-bootstrap 95% CI, as the report computes it."""
+    from alertclip import report
+    from alertclip.params import load_params
+
+    cwd = Path.cwd()
+    os.chdir(dest)  # the report reads results/ relative to the working directory
+    try:
+        r = report.load_results(dest, load_params(dest / "params.yaml"))
+        ci = report.paired_ci(r, "zs_auc", key, against)
+    finally:
+        os.chdir(cwd)
+    return float(ci.estimate), [float(ci.low), float(ci.high)]
+
+
+def _ci(ci) -> str:
+    return "[n/a]" if not ci else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
+
+
+def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
+    w_gap = r["full_weakly_auc"] - r["base_weakly_auc"]
+    return [
+        ("scene-prior AUC", f"{r['scene_prior_auc']:.3f}", "0.5 +- 0.03", abs(r["scene_prior_auc"] - 0.5) <= 0.03),
+        ("box geometry -> label AUC", f"{r['geometry_auc']:.3f}", "0.5 +- 0.05", abs(r["geometry_auc"] - 0.5) <= 0.05),
+        ("base MSS", f"{r['base_mss']:+.4f} {_ci(r['base_mss_ci95'])}", "CI upper < 0",
+         bool(r["base_mss_ci95"]) and r["base_mss_ci95"][1] < 0),
+        ("stage1 MSS", f"{r['stage1_mss']:+.4f} {_ci(r['stage1_mss_ci95'])}", "CI lower > 0",
+         bool(r["stage1_mss_ci95"]) and r["stage1_mss_ci95"][0] > 0),
+        ("full MSS", f"{r['full_mss']:+.4f} {_ci(r['full_mss_ci95'])}", ">= stage1", r["full_mss"] >= r["stage1_mss"]),
+        ("zero-shot AUC full-base", f"{100 * r['zs_delta']:+.1f} pp {_ci(r['zs_delta_ci95'])}", ">= +10 pp, CI > 0",
+         r["zs_delta"] >= 0.10 and bool(r["zs_delta_ci95"]) and r["zs_delta_ci95"][0] > 0),
+        ("weakly AUC base", f"{100 * r['base_weakly_auc']:.1f} +- {100 * r['base_weakly_std']:.1f}", ">= 60",
+         r["base_weakly_auc"] >= 0.60),
+        ("weakly AUC full - base", f"{100 * w_gap:+.1f} pp", "> larger seed std",
+         w_gap > max(r["base_weakly_std"], r["full_weakly_std"])),
+        ("retention i2t R@1 full/base", f"{r['full_i2t_r1'] / max(r['base_i2t_r1'], 1e-9):.2f}", ">= 0.5",
+         r["full_i2t_r1"] >= 0.5 * r["base_i2t_r1"]),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/alertclip-worlds"))
+    ap.add_argument("--collect-only", action="store_true")
+    args = ap.parse_args(argv)
+    rows = {}
+    for seed in args.seeds:
+        dest = args.workdir / f"seed-{seed}"
+        if not args.collect_only:
+            dest = prepare(seed, args.workdir)
+            run(dest)
+        rows[seed] = collect(dest)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    (args.workdir / "worlds.json").write_text(json.dumps(rows, indent=2, sort_keys=True), encoding="utf-8")
+    names = [v[0] for v in verdicts(next(iter(rows.values())))]
+    width = max(map(len, names)) + 2
+    print(f"{'figure':<{width}}{'target':<20}" + "".join(f"seed {s:<32}" for s in rows))
+    table = {s: verdicts(r) for s, r in rows.items()}
+    for i, name in enumerate(names):
+        target = table[next(iter(rows))][i][2]
+        cells = "".join(f"{v[i][1] + (' ok' if v[i][3] else ' MISS'):<37}" for v in table.values())
+        print(f"{name:<{width}}{target:<20}{cells}")
+    met = np.mean([v[3] for vs in table.values() for v in vs])
+    print(f"targets met: {100 * met:.0f}% of {sum(len(v) for v in table.values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
