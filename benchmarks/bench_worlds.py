@@ -1,8 +1,10 @@
 """Is the default world's result robust, or tuned to one seed? Run the whole default pipeline at other world seeds.
 
 For each ``--seeds`` value: a fresh copy of the repository's tracked files in ``--workdir/seed-<N>`` with
-``synthesize.seed`` set to N (every other param as committed), ``snakemake --cores all --resources gpu=1`` there, then
-one row per seed with every figure issue 10 targets, side by side with the target:
+``synthesize.seed`` set to N (every other param as committed), Snakemake there for the stages the targets read (the
+base, stage1 and full backbones' MSS, zero-shot, weakly and retention evaluations and everything upstream of them;
+``--whole-dag`` runs every stage, the other ablations and the report included), then one row per seed with every
+figure issue 10 targets, side by side with the target:
 
     scene-prior AUC (train scene prior scored on test videos; matched nuisances: 0.5 exactly)
     box geometry -> label AUC (benchmarks/probe_geometry.py: chance, so no loss can be lowered from the box)
@@ -13,9 +15,9 @@ one row per seed with every figure issue 10 targets, side by side with the targe
     weakly AUC base / full   base >= 60; full > base by more than the larger seed std
     retention i2t R@1 ratio  full / base >= 0.5
 
-Usage (about 20-25 minutes per seed on 2 cores):
+Usage (about 10 minutes per seed on 2 cores; 20-25 with ``--whole-dag``):
 
-    python benchmarks/bench_worlds.py --seeds 11 12 13 [--workdir /tmp/alertclip-worlds] [--collect-only]
+    python benchmarks/bench_worlds.py --seeds 11 12 13 [--workdir /tmp/alertclip-worlds] [--collect-only] [--whole-dag]
 
 ``--collect-only`` reads finished runs in the work directories (e.g. after an interrupted benchmark: a rerun of a
 seed resumes through Snakemake). Results go to stdout and ``<workdir>/worlds.json``.
@@ -61,9 +63,15 @@ def prepare(seed: int, workdir: Path) -> Path:
     return dest
 
 
-def run(dest: Path) -> None:
+BACKBONES = ("base", "stage1", "full")
+EVALUATIONS = ("eval_mss", "eval_zeroshot", "eval_weakly", "eval_retention")
+
+
+def run(dest: Path, whole_dag: bool = False) -> None:
+    """Snakemake in ``dest``: the rules the targets read (``<evaluation>__<backbone>``) or, with ``whole_dag``, all."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    subprocess.run(["snakemake", "--cores", "all", "--resources", "gpu=1"], cwd=dest, env=env, check=True)
+    targets = [] if whole_dag else [f"{e}__{b}" for e in EVALUATIONS for b in BACKBONES]
+    subprocess.run(["snakemake", *targets, "--cores", "all", "--resources", "gpu=1"], cwd=dest, env=env, check=True)
 
 
 def _metrics(dest: Path, stage: str, backbone: str) -> dict:
@@ -90,7 +98,7 @@ def collect(dest: Path) -> dict:
 
     row: dict = {"scene_prior_auc": scene_prior_auc(dest),
                  "geometry_auc": probe(str(dest / "data" / "curated" / "clips.parquet"))["clips with hard negatives"]["geometry_auc"]}
-    for b in ("base", "stage1", "full"):
+    for b in BACKBONES:
         m = _metrics(dest, "eval_mss", b)
         row[f"{b}_mss"], row[f"{b}_mss_ci95"] = m["mss"], m.get("mss_ci95")
         z = _metrics(dest, "eval_zeroshot", b)
@@ -104,17 +112,19 @@ def collect(dest: Path) -> dict:
 
 
 def paired_zero_shot_delta(dest: Path, key: str, against: str) -> tuple[float, list[float]]:
-    """Zero-shot AUC of ``key`` minus ``against`` and its paired-bootstrap 95% CI, as the report computes it."""
+    """Zero-shot AUC of ``key`` minus ``against`` and its paired-bootstrap 95% CI, as the report computes it (from the
+    two backbones' eval_zeroshot outputs only: the other stages need not have run)."""
     from alertclip import report
     from alertclip.params import load_params
 
-    cwd = Path.cwd()
-    os.chdir(dest)  # the report reads results/ relative to the working directory
-    try:
-        r = report.load_results(dest, load_params(dest / "params.yaml"))
-        ci = report.paired_ci(r, "zs_auc", key, against)
-    finally:
-        os.chdir(cwd)
+    p = load_params(dest / "params.yaml")
+    ann = Path(p.eval.test_annotations)
+    r = report.Results(dest, p.eval.dataset, [key, against], against, list(p.eval_weakly.seeds), dest / ann,
+                       ann.as_posix(), n_bootstrap=int(p.eval.bootstrap_samples),
+                       bootstrap_seed=int(p.eval.bootstrap_seed), protocol=str(p.eval.protocol))
+    for b in (key, against):
+        r.metrics[("eval_zeroshot", b)] = json.loads(r.file("eval_zeroshot", b, "metrics.json").read_text("utf-8"))
+    ci = report.paired_ci(r, "zs_auc", key, against)
     return float(ci.estimate), [float(ci.low), float(ci.high)]
 
 
@@ -148,13 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/alertclip-worlds"))
     ap.add_argument("--collect-only", action="store_true")
+    ap.add_argument("--whole-dag", action="store_true", help="run every stage, not only those the targets read")
     args = ap.parse_args(argv)
     rows = {}
     for seed in args.seeds:
         dest = args.workdir / f"seed-{seed}"
         if not args.collect_only:
             dest = prepare(seed, args.workdir)
-            run(dest)
+            run(dest, args.whole_dag)
         rows[seed] = collect(dest)
     args.workdir.mkdir(parents=True, exist_ok=True)
     (args.workdir / "worlds.json").write_text(json.dumps(rows, indent=2, sort_keys=True), encoding="utf-8")

@@ -1,20 +1,35 @@
 """Pick a tuning stage's learning rate on VALIDATION data only (clips of held-out training videos; never the test set).
 
-For each ``--lr``, trains the stage exactly as the pipeline does (params.yaml, with only ``lr`` replaced), keeps the
-epoch with the best validation zero-shot AUC (``select_on``), and prints that AUC and the validation losses side by
-side. Nothing under data/ or results/ is written; the pipeline's own outputs stay as they are.
+For each ``--lr`` (and each ``--set`` variant of other stage settings), trains the stage exactly as the pipeline does
+(params.yaml, with only those settings replaced), keeps the epoch with the best validation zero-shot AUC
+(``select_on``), and prints that AUC and the validation losses side by side. Nothing under data/ or results/ is
+written; ``--save DIR`` keeps each run's model in ``DIR/<run>`` (for ``benchmarks/probe_signal.py``).
 
     python benchmarks/select_lr.py --stage stage1 --lr 1e-3 3e-4 1e-4
+    python benchmarks/select_lr.py --stage stage1 --lr 1e-3 --set train_text=all train_text=frozen
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from alertclip.params import load_params
 from alertclip.train import pin_threads
-from alertclip.tune import TuneConfig, tune
+from alertclip.tune import TuneConfig, save_tuned, tune
+
+
+def overrides(text: str, base: TuneConfig) -> dict:
+    """``"a=1,b=frozen"`` -> ``{"a": 1, "b": "frozen"}``, each value cast to the type of the config's own field."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, value = item.split("=", 1)
+        if not hasattr(base, key):
+            raise SystemExit(f"--set {item}: the stage config has no field {key!r}")
+        current = getattr(base, key)
+        out[key] = value if isinstance(current, str) or current is None else type(current)(value)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,21 +37,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stage", choices=["stage1", "stage2"], default="stage1")
     ap.add_argument("--lr", type=float, nargs="+", required=True)
     ap.add_argument("--epochs", type=int, default=None, help="default: the stage's params")
+    ap.add_argument("--set", nargs="+", default=[""], metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="variants of other stage settings, each tried at every lr")
+    ap.add_argument("--save", type=Path, default=None, help="keep each run's model under this directory")
     args = ap.parse_args(argv)
     pin_threads()
     p = load_params("params.yaml")
     base = TuneConfig.from_params(getattr(p, args.stage))
     rows = []
-    for lr in args.lr:
-        cfg = dataclasses.replace(base, lr=lr, epochs=args.epochs or base.epochs)
-        _, _, m = tune(cfg, args.stage, prompts=p.eval.prompts)
-        curve = " ".join(f"{r.get('auc', float('nan')):.3f}" for r in m["val"])
-        rows.append((lr, m.get("best_epoch"), m.get("best_val_auc"), m.get("best_val_total"), curve))
-        print(f"lr {lr:g}: kept epoch {rows[-1][1]}, val AUC {rows[-1][2]:.4f}, val total {rows[-1][3]:.4f}; "
-              f"val AUC per epoch {curve}", flush=True)
-    print(f"\n{'lr':>8}  {'kept':>4}  {'val AUC':>8}  {'val total':>9}  val AUC per epoch")
-    for lr, ep, auc, total, curve in rows:
-        print(f"{lr:>8g}  {ep:>4}  {auc:>8.4f}  {total:>9.4f}  {curve}")
+    for variant in args.set:
+        for lr in args.lr:
+            cfg = dataclasses.replace(base, lr=lr, epochs=args.epochs or base.epochs, **overrides(variant, base))
+            model, _, m = tune(cfg, args.stage, prompts=p.eval.prompts)
+            name = f"lr{lr:g}" + ("-" + variant.replace(",", "-").replace("=", "_") if variant else "")
+            if args.save:
+                save_tuned(model, cfg.arch, args.save / name)
+            curve = " ".join(f"{r.get('auc', float('nan')):.3f}" for r in m["val"])
+            rows.append((name, m.get("best_epoch"), m.get("best_val_auc"), m.get("best_val_total"), curve))
+            print(f"{name}: kept epoch {rows[-1][1]}, val AUC {rows[-1][2]:.4f}, val total {rows[-1][3]:.4f}; "
+                  f"val AUC per epoch {curve}", flush=True)
+    width = max(len(r[0]) for r in rows) + 2
+    print(f"\n{'run':<{width}}{'kept':>4}  {'val AUC':>8}  {'val total':>9}  val AUC per epoch")
+    for name, ep, auc, total, curve in rows:
+        print(f"{name:<{width}}{ep:>4}  {auc:>8.4f}  {total:>9.4f}  {curve}")
     return 0
 
 

@@ -63,8 +63,14 @@ def _world(root: Path) -> TunePaths:
         rows.append(dict(clip_key=f"c{i:02d}", video=f"v{i:02d}.mp4", split=split, abnormal=category != "Normal",
                          category=category, global_caption=f"a scene with colour {i} and event {category}",
                          region_caption=None if i == 5 else f"the person {i} does {category}",
-                         hard_negative=[f"hn {i}"], frames=list(range(n_frames)), boxes=boxes, shard=0, row=i))
+                         hard_negative=[f"hn {i}"], frames=list(range(n_frames)), boxes=boxes, shard=0, row=i,
+                         start=1, end=20))
     np.save(root / "frames" / "clips-000.npy", frames)
+    # 3 snippets a video (select_on=val_video_auc): the annotated frames 1-20 cover snippets 0 and 1
+    snippets = [dict(video=f"v{i:02d}.mp4", split="test" if i >= 12 else "train", snippet=k, frame=16 * k + 8, shard=0,
+                     row=3 * i + k) for i in range(n) for k in range(3)]
+    np.save(root / "frames" / "snippets-000.npy", np.repeat(frames[:, 0], 3, axis=0))
+    pl.DataFrame(snippets).write_parquet(root / "frames" / "snippets.parquet")
     pl.DataFrame(rows).write_parquet(root / "clips.parquet")
     hard = [dict(clip_key=f"c{i:02d}", rank=r, negative=f"the person {i} does not {r}", source="test")
             for i in range(n) for r in range(1 if i == 4 else 3)]
@@ -355,7 +361,7 @@ def test_balanced_batches_errors_and_params():
     assert TuneConfig.from_params({**CFG, "batch_size": 5, "batching": "random"}).batch_size == 5
     with pytest.raises(ValueError, match="batching must be random\\|balanced\\|pairs"):
         TuneConfig.from_params({**CFG, "batching": "stratified"})
-    with pytest.raises(ValueError, match="select_on must be val_auc\\|val_loss"):
+    with pytest.raises(ValueError, match="select_on must be val_auc\\|val_video_auc\\|val_loss"):
         TuneConfig.from_params({**CFG, "select_on": "val_ap"})
     raw = {"data": {}, "synthesize": {"sizes": {"default": {"n_train": 10, "n_test": 10, "min_seconds": 4,
                                                            "max_seconds": 8}}},
@@ -495,6 +501,23 @@ def test_stage_metrics_record_selection(staged, world, tmp_path, caplog):
     assert [r["epoch"] for r in m["val"]] == [0, 1] and all(0.0 <= r["auc"] <= 1.0 for r in m["val"])
     best = max(m["val"], key=lambda r: (r["auc"], -r["total"]))
     assert m["best_epoch"] == best["epoch"] and m["best_val_auc"] == best["auc"] and m["best_val_total"] == best["total"]
+
+
+def test_selection_on_the_validation_videos_snippets(world, tmp_path):
+    from alertclip.heldout import load_snippet_set, snippet_auc
+
+    cfg = {**CFG, "seed": 1, "select_on": "val_video_auc"}  # validation v04 (abnormal), v07, v09 (normal)
+    m = run_stage("stage1", cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS)
+    assert m["selected_on"] == "val_video_auc" and "select_fallback" not in m
+    assert all(0.0 <= r["auc"] <= 1.0 and 0.0 <= r["clip_auc"] <= 1.0 for r in m["val"])
+    best = max(m["val"], key=lambda r: (r["auc"], -r["total"]))
+    assert m["best_epoch"] == best["epoch"] and m["best_val_auc"] == best["auc"]
+    # the recorded AUC is the kept weights' snippet AUC over v04, v07, v09 (9 snippets, v04's first two abnormal)
+    snippets = load_snippet_set(world.clips, world.frames_dir, {"v04.mp4", "v07.mp4", "v09.mp4"}, set())
+    assert snippets.abnormal.tolist() == [True, True, False] + [False] * 6
+    model, tok = load_tuned(tmp_path / "m" / "stage1")
+    t_a, t_n = prompt_vectors(model, tok, ValPrompts.from_params(PROMPTS))
+    assert snippet_auc(model.clip, snippets, t_a, t_n) == pytest.approx(m["best_val_auc"], abs=1e-9)
 
 
 def test_pairs_batching_puts_each_abnormal_clip_beside_its_own_videos_lookalike():

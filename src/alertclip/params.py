@@ -195,8 +195,10 @@ class _TuneParams(_Strict):
         "pairs", validate_default=True,  # the even-batch check runs when the key is left out too
         description="balanced: half abnormal + half normal clips per batch, an epoch = the smaller class once; "
                     "pairs: balanced, each abnormal clip next to a normal clip of its own video (its look-alike)")
-    select_on: Literal["val_auc", "val_loss"] = Field(
-        "val_auc", description="kept epoch: highest zero-shot val AUC (eval.prompts; ties: lower val total) or lowest val total")
+    select_on: Literal["val_auc", "val_video_auc", "val_loss"] = Field(
+        "val_auc", description="kept epoch: highest zero-shot val AUC (eval.prompts; ties: lower val total) of the "
+                               "validation clips (val_auc) or of every snippet of the validation videos "
+                               "(val_video_auc), or lowest val total")
 
     @field_validator("batching")
     @classmethod

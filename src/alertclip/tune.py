@@ -33,7 +33,9 @@ Validation: a fraction of the TRAINING videos, chosen by a seeded hash of the vi
 test videos. After every epoch the validation losses are computed (fixed chunks of ``batch_size`` clips, in order,
 eval mode, no grad) and, given the prompts (params ``eval.prompts``), the zero-shot clip AUC (:func:`val_auc`). The
 kept weights (``select_on``): the epoch with the highest val AUC, ties to the lower val total (``val_auc``: the task
-is telling abnormal from normal, which the losses only stand in for), or the lowest val total (``val_loss``; also the
+is telling abnormal from normal, which the losses only stand in for; ``val_video_auc``: the same over every snippet
+of the validation videos, background included, as the test is scored: :mod:`alertclip.heldout`), or the lowest val
+total (``val_loss``; also the
 fallback, logged and recorded, when the prompts are missing or the validation split holds one class only). With
 fewer than 2 validation clips the last epoch is kept.
 
@@ -124,14 +126,16 @@ class TuneConfig:
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     temperature: float | None = None  # initial tau (logit_scale = log(1/tau)); None = keep the checkpoint's
     batching: str = "pairs"  # "pairs" (balanced + same-video look-alikes) | "balanced" (half abnormal, half normal) | "random"
-    select_on: str = "val_auc"  # kept epoch: "val_auc" (zero-shot val AUC, ties: lower val total) | "val_loss"
+    select_on: str = "val_auc"  # kept epoch: "val_auc" | "val_video_auc" (zero-shot val AUC of clips | of every
+    # snippet of the validation videos; ties: lower val total) | "val_loss"
 
     def __post_init__(self) -> None:
         checks = [
             (self.batching in ("random", "balanced", "pairs"), f"batching must be random|balanced|pairs, got {self.batching!r}"),
             (self.batching == "random" or self.batch_size % 2 == 0,
              f"batching={self.batching} needs an even batch_size (half abnormal, half normal), got {self.batch_size}"),
-            (self.select_on in ("val_auc", "val_loss"), f"select_on must be val_auc|val_loss, got {self.select_on!r}"),
+            (self.select_on in ("val_auc", "val_video_auc", "val_loss"),
+             f"select_on must be val_auc|val_video_auc|val_loss, got {self.select_on!r}"),
             (self.negatives in ("hard", "standard"), f"negatives must be hard|standard, got {self.negatives!r}"),
             (self.init in ("stage1", "base"), f"init must be stage1|base, got {self.init!r}"),
             (self.train_visual in ("all", "frozen", "last_n"), f"train_visual must be all|frozen|last_n, got {self.train_visual!r}"),
@@ -758,9 +762,18 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
     val_prompts = ValPrompts.from_params(prompts)
     no_auc = _auc_unavailable(val_prompts, val_set)
     select_on, fallback = cfg.select_on, None
-    if select_on == "val_auc" and no_auc is not None and len(val_set) >= 2:
+    snippets = None
+    if select_on == "val_video_auc" and no_auc is None:
+        from .heldout import load_snippet_set
+
+        snippets = load_snippet_set(paths.clips, paths.frames_dir, held, read_novel_classes(paths.novel_classes))
+        if snippets.abnormal.all() or not snippets.abnormal.any():
+            no_auc = (f"the validation videos' {len(snippets)} snippets hold {int(snippets.abnormal.sum())} abnormal "
+                      "ones (needs both kinds)")
+    if select_on in ("val_auc", "val_video_auc") and no_auc is not None and len(val_set) >= 2:
         fallback = no_auc
-        log.warning("%s: select_on=val_auc, but %s: selecting the epoch on the validation loss instead", stage, no_auc)
+        log.warning("%s: select_on=%s, but %s: selecting the epoch on the validation loss instead", stage, select_on,
+                    no_auc)
         select_on = "val_loss"
     log.info("%s: %d train clips (%d abnormal), %d val clips (%d abnormal, %d videos), %d regions, %d texts, "
              "%d process(es), %s batches", stage, len(train_set), int(train_set.abnormal.sum()), len(val_set),
@@ -782,7 +795,12 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
         # Every process scores the whole (small) validation split: same weights, same numbers, same best epoch.
         val = evaluate(model, val_set, tokens, cfg.batch_size, cfg.lambda_region, cfg.lambda_hard)
         if val is not None and no_auc is None:  # also measured (not selected on) with select_on=val_loss
-            val["auc"] = val_auc(model, val_set, tokenizer, val_prompts, cfg.batch_size)
+            val["clip_auc"] = val_auc(model, val_set, tokenizer, val_prompts, cfg.batch_size)
+            val["auc"] = val["clip_auc"]
+            if snippets is not None:
+                from .heldout import snippet_auc
+
+                val["auc"] = snippet_auc(model.clip, snippets, *prompt_vectors(model, tokenizer, val_prompts))
         return val
 
     inner: BatchSource
@@ -792,7 +810,8 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
     else:
         inner = PermutationBatches(len(train_set), cfg.batch_size, cfg.seed, fetch)
     state_path = Path(checkpoint_dir) / VAL_STATE if checkpoint_dir and ctx.is_main else None
-    batches = _ValidatedBatches(inner, validate, model, state_path, on_val, select_on)
+    batches = _ValidatedBatches(inner, validate, model, state_path, on_val,
+                                "val_auc" if select_on == "val_video_auc" else select_on)
     if checkpoint_dir and not ctx.is_main and (Path(checkpoint_dir) / VAL_STATE).exists():
         batches.load(Path(checkpoint_dir) / VAL_STATE)  # resume: read-only on the other processes
     params = [p for p in model.parameters() if p.requires_grad]
