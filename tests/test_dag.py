@@ -103,10 +103,9 @@ def _copy_repo(dest: Path) -> Path:
     # The smoke world: tiny, and a backbone batch that fits its ~50 pre-training stills.
     params.write_text(params.read_text().replace("size: default", "size: smoke", 1)
                       .replace("  batch_size: 16", "  batch_size: 4")  # stage1/stage2: a handful of clips
-                      .replace("  batch_size: 64", "  batch_size: 16", 1)  # backbone: ~50 stills
-                      # stage1/stage2/sweep: enough validation clips for the sweep's objective (10% of 24 is 0-2),
-                      # and abnormal training clips left for pairs batches of 4 (>= 2)
-                      .replace("val_fraction: 0.1", "val_fraction: 0.3"))
+                      .replace("  batch_size: 64", "  batch_size: 16", 1))  # backbone: ~50 stills
+    # stage1/stage2/sweep keep params' val_fraction 0.25: enough validation clips of the 24 smoke videos for the
+    # sweep's objective, and abnormal training clips left for pairs batches of 4 (>= 2)
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
