@@ -13,6 +13,7 @@ from alertclip.backbone import CHECKPOINT_FILE
 from alertclip.eval import features as feat_mod
 from alertclip.eval.features import extract, load_features
 from alertclip.eval.metrics import GroundTruth, GroundTruthError, VideoTruth, bootstrap_video_indices
+from alertclip.eval.mil import MilConfig, score_mil, train_linear_mil
 from alertclip.eval.retention import retention, scene_of
 from alertclip.eval.vadclip import VadClipConfig
 from alertclip.eval.weakly import category_of, class_phrase, open_vocabulary_subsets, summarise, weakly_supervised
@@ -218,6 +219,39 @@ def test_weakly_supervised_plumbing_seeds_and_subsets():
     assert "map_avg" not in res["metrics"]["novel"]  # no class prompt for an unseen class: no detection mAP
     assert res["metrics"]["base"]["auc"]["mean"] > 0.8  # the class-direction segment is found on base classes
     assert set(res["scores"]) == set(test) and len(res["history"]) == 2
+
+
+def test_linear_mil_head_finds_the_segment_and_chooses_its_class():
+    rng = np.random.default_rng(1)
+    train, _ = _world(rng, 12, "tr")
+    test, truth = _world(rng, 3, "te")
+    cfg = MilConfig(epochs=30, lr=1e-2, batch_size=8)
+    res = weakly_supervised(train, test, GroundTruth(truth, source="t.txt"), None, None, cfg, [0, 1], 0.3)
+    m = res["metrics"]["all"]
+    assert m["auc"]["mean"] > 0.85  # snippets 4..9 of abnormal videos score above the rest (chance 0.5)
+    assert m["auc_prob2"]["mean"] > 0.6  # the class branch is trained on the top-k snippets only: weaker, not blind
+    assert res["info"]["head"] == "linear_mil" and len(res["history"]) == 2
+    assert m["auc"]["per_seed"][0] != m["auc"]["per_seed"][1]  # seeds change the initialisation
+    # class branch: within an abnormal video's segment the video's own class wins
+    categories = res["info"]["classes"]
+    names = [v for v in train]
+    head, hist = train_linear_mil([train[v] for v in names], [categories.index(category_of(v)) for v in names],
+                                  len(categories), cfg, seed=0)
+    assert hist["loss"][-1] < hist["loss"][0]
+    (arson,) = score_mil(head, [test["V/Arson/Arsonte000_x264.mp4"]])
+    assert arson["class_probs"].shape == (16, len(categories))
+    assert categories[int(arson["class_probs"][4:10].mean(0).argmax())] == "Arson"
+    again, _ = train_linear_mil([train[v] for v in names], [categories.index(category_of(v)) for v in names],
+                                len(categories), cfg, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(), again.state_dict().values()))
+
+
+def test_linear_mil_head_rejects_one_class_training():
+    x = [np.zeros((4, 8), np.float32)] * 3
+    with pytest.raises(ValueError, match="both normal and abnormal"):
+        train_linear_mil(x, [0, 0, 0], 2, MilConfig(epochs=1), seed=0)
+    with pytest.raises(ValueError, match="equal length"):
+        train_linear_mil(x, [0, 1], 2, MilConfig(epochs=1), seed=0)
 
 
 def test_retention_metrics_on_random_model():

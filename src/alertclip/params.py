@@ -344,9 +344,21 @@ class EvalParams(_Strict):
         return self
 
 
-class WeaklyParams(_Strict):
-    """The VadCLIP-style head (alertclip.eval.vadclip); VadCLIP's UCF defaults scaled to the synthetic world."""
+class LinearMilParams(_Strict):
+    """The linear MIL head (alertclip.eval.mil)."""
 
+    epochs: int = Field(40, ge=1)
+    lr: float = Field(1e-2, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(32, ge=1, description="videos per step")
+
+
+class WeaklyParams(_Strict):
+    """The weakly supervised head: the VadCLIP-style one (alertclip.eval.vadclip; VadCLIP's UCF defaults scaled to
+    the synthetic world) or the linear MIL one (alertclip.eval.mil)."""
+
+    head: Literal["vadclip", "linear_mil"] = "vadclip"
+    linear_mil: LinearMilParams = LinearMilParams()
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     visual_length: int = Field(64, ge=8, description="VadCLIP: 256 (real videos are longer)")
     window: int = Field(8, ge=1)

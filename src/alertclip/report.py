@@ -499,7 +499,9 @@ def mss_table(r: Results) -> Table:
 
 def weakly_table(r: Results) -> Table:
     d = r.dataset
-    t = Table("weakly", "Table 2 — Weakly supervised VAD, VadCLIP-style head on frozen features (`weakly`)",
+    heads = sorted({str(r.info("eval_weakly", k).get("head", "vadclip")) for k in r.backbones})
+    head = " / ".join({"vadclip": "VadCLIP-style head", "linear_mil": "linear MIL head"}.get(h, h) for h in heads)
+    t = Table("weakly", f"Table 2 — Weakly supervised VAD, {head} on frozen features (`weakly`)",
               ["Backbone", f"{d} AUC (%)", f"{d} AP (%)", f"{d} AVG mAP (%)", "Seeds"],
               notes=["mean ± std over seeds (sample std); frame-level AUC/AP of prob1 (the binary head)."])
     for k in r.backbones:
@@ -799,8 +801,9 @@ def findings(r: Results) -> list[str]:
                          for k in r.backbones if r.info(s, k).get("selection")})
     n_val = sorted({r.info("eval_weakly", k).get("n_val_videos") for k in r.backbones} - {None})
     lines.append("")
-    lines.append("**Model selection** — the epoch kept for each seed of the weakly supervised and open-vocabulary "
-                 "heads was chosen on a validation split of the *training* videos"
+    lines.append("**Model selection** — the weakly supervised and open-vocabulary heads (their kind, and for the "
+                 "VadCLIP-style head the epoch kept for each seed) were chosen on a validation split of the *training* "
+                 "videos"
                  + (f" ({'/'.join(str(n) for n in n_val)} videos)" if n_val else "")
                  + (f"; recorded selection: {', '.join(selections)}" if selections else "")
                  + ". VadCLIP selects its checkpoint on the test set, so its published numbers are not directly "

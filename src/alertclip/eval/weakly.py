@@ -1,5 +1,6 @@
-"""Weakly supervised VAD on frozen snippet features: the VadCLIP-style head (:mod:`alertclip.eval.vadclip`) trained
-on TRAIN videos with video-level labels only, selected on a validation split of the training videos, evaluated on
+"""Weakly supervised VAD on frozen snippet features: the VadCLIP-style head (:mod:`alertclip.eval.vadclip`) or the
+linear MIL head (:mod:`alertclip.eval.mil`, chosen by ``eval_weakly.head``) trained on TRAIN videos with video-level
+labels only, selected on a validation split of the training videos, evaluated on
 the test set with the field's protocol (:mod:`alertclip.eval.metrics`), over several seeds.
 
 * Video label = its category (the folder of a UCF-style path: ``.../Videos/RoadAccidents/RoadAccidents001_x264.mp4``);
@@ -31,7 +32,8 @@ from .metrics import (
     detection_map,
     frame_auc_ap,
 )
-from .vadclip import VadClipConfig, score_videos, train_vadclip
+from .mil import MilConfig, score_mil, train_linear_mil
+from .vadclip import VadClipConfig, roc_auc, score_videos, train_vadclip, video_scores
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,7 @@ def _evaluate(scores: list[dict], names: list[str], truth, categories: list[str]
 
 
 def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray], truth, clip, tokenizer,
-                      cfg: VadClipConfig, seeds: Sequence[int], val_fraction: float, protocol: str = "vadclip",
+                      cfg: VadClipConfig | MilConfig, seeds: Sequence[int], val_fraction: float, protocol: str = "vadclip",
                       n_frames: dict[str, int] | None = None, exclude: set[str] = frozenset(),
                       subsets: dict[str, list[str]] | None = None) -> dict:
     """Train and evaluate the head once per seed; returns ``{"metrics", "per_seed", "scores", "history"}``.
@@ -115,10 +117,18 @@ def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
     per_seed: dict[str, list[dict]] = {k: [] for k in subsets}
     history, mean_prob1 = [], {v: np.zeros(len(test[v])) for v in names}
     for seed in seeds:
-        head, hist = train_vadclip([train[v] for v in fit], [class_phrase(category_of(v)) for v in fit],
-                                   ([train[v] for v in val], [class_phrase(category_of(v)) for v in val]),
-                                   phrases, clip, tokenizer, cfg, seed)
-        scores = dict(zip(names, score_videos(head, [test[v] for v in names], clip)))
+        if isinstance(cfg, MilConfig):
+            head, hist = train_linear_mil([train[v] for v in fit], [categories.index(category_of(v)) for v in fit],
+                                          len(categories), cfg, seed)
+            val_scores = video_scores(score_mil(head, [train[v] for v in val]), cfg.topk_div)
+            hist.update(best_auc=roc_auc([category_of(v) != NORMAL for v in val], val_scores),
+                        best_epoch=cfg.epochs - 1, iters_per_epoch=-(-len(fit) // cfg.batch_size))
+            scores = dict(zip(names, score_mil(head, [test[v] for v in names])))
+        else:
+            head, hist = train_vadclip([train[v] for v in fit], [class_phrase(category_of(v)) for v in fit],
+                                       ([train[v] for v in val], [class_phrase(category_of(v)) for v in val]),
+                                       phrases, clip, tokenizer, cfg, seed)
+            scores = dict(zip(names, score_videos(head, [test[v] for v in names], clip)))
         for key, videos in subsets.items():
             per_seed[key].append(_evaluate([scores[v] for v in videos], videos, truth, categories, protocol, n_frames))
         for v in names:
@@ -128,7 +138,9 @@ def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
         log.info("seed %d: %s", seed, {k: per_seed[k][-1] for k in subsets})
     metrics = {key: {m: summarise([r[m] for r in rows]) for m in rows[0]} for key, rows in per_seed.items()}
     info = {"seeds": list(seeds), "n_train_videos": len(fit), "n_val_videos": len(val), "classes": categories,
-            "selection": "best video-level AUC on a validation split of the TRAINING videos (VadCLIP: test set)",
+            "head": "linear_mil" if isinstance(cfg, MilConfig) else "vadclip",
+            "selection": ("head kind on validation frame AUC (benchmarks/select_weakly_head.py), trained to its last epoch" if isinstance(cfg, MilConfig) else
+                          "best video-level AUC on a validation split of the TRAINING videos (VadCLIP: test set)"),
             "config": dataclasses.asdict(cfg)}
     return {"metrics": metrics, "info": info, "scores": mean_prob1, "history": history}
 

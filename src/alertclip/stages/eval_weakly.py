@@ -1,5 +1,5 @@
-"""Stage entry point `eval_weakly@<backbone>`: the VadCLIP-style weakly supervised head on this backbone's frozen
-features, mean +- std over ``eval_weakly.seeds`` (see :mod:`alertclip.eval.weakly`).
+"""Stage entry point `eval_weakly@<backbone>`: the weakly supervised head (``eval_weakly.head``: VadCLIP-style or
+linear MIL) on this backbone's frozen features, mean +- std over ``eval_weakly.seeds`` (:mod:`alertclip.eval.weakly`).
 
 Outputs: ``results/eval_weakly/<backbone>/metrics.json`` ({dataset: {auc, ap, auc_prob2, ap_prob2, map...}: {mean,
 std, per_seed}}), ``scores.parquet`` (prob1 per test snippet, mean over seeds), ``roc.csv`` (a DVC plot) and
@@ -14,6 +14,7 @@ from typing import Any
 from ..eval.features import load_features
 from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
 from ..eval.metrics import build_frame_level
+from ..eval.mil import MilConfig
 from ..eval.scores import write_roc, write_snippet_scores
 from ..eval.vadclip import VadClipConfig
 from ..eval.weakly import weakly_supervised
@@ -23,8 +24,11 @@ from .paths import RESULTS
 log = logging.getLogger(__name__)
 
 
-def head_config(p: Any) -> VadClipConfig:
+def head_config(p: Any) -> VadClipConfig | MilConfig:
     w = p.eval_weakly
+    if w.head == "linear_mil":
+        m = w.linear_mil
+        return MilConfig(epochs=m.epochs, lr=m.lr, weight_decay=m.weight_decay, batch_size=m.batch_size)
     return VadClipConfig(visual_length=w.visual_length, window=w.window, layers=w.layers,
                          batch_per_class=w.batch_per_class, epochs=w.epochs, lr=w.lr, weight_decay=w.weight_decay,
                          milestones=tuple(w.milestones))
