@@ -41,19 +41,27 @@ DATASET = "VAGTA-synth"
 
 
 def prepare(seed: int, workdir: Path) -> Path:
-    """A copy of the tracked files (no outputs) with ``synthesize.seed`` replaced."""
+    """A copy of the tracked files (no outputs) with ``synthesize.seed`` replaced.
+
+    An existing work directory is brought up to the repository's tracked files (only files whose bytes differ are
+    copied; its own dvc.lock, the record of its world's outputs, is kept), so a rerun after a code or param change
+    reruns what DVC calls stale there and reuses the rest.
+    """
     dest = workdir / f"seed-{seed}"
-    if not (dest / "params.yaml").exists():
-        files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True).stdout.split(b"\0")
-        for name in filter(None, files):
-            src = REPO / name.decode()
-            if src.is_file():
-                (dest / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dest / name.decode())
+    fresh = not (dest / "params.yaml").exists()
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True).stdout.split(b"\0")
+    for name in filter(None, files):
+        src, out = REPO / name.decode(), dest / name.decode()
+        if name == b"dvc.lock" and not fresh:
+            continue
+        if src.is_file() and (name == b"params.yaml" or not out.is_file() or out.read_bytes() != src.read_bytes()):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, out)
+    if fresh:
         subprocess.run(["git", "init", "-q"], cwd=dest, check=True)  # DVC wants a repository
-        subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
-        subprocess.run(["git", "-c", "user.email=bench@localhost", "-c", "user.name=bench", "commit", "-qm", "bench"],
-                       cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run(["git", "-c", "user.email=bench@localhost", "-c", "user.name=bench", "commit", "-qm", "bench",
+                    "--allow-empty"], cwd=dest, check=True)
     params = dest / "params.yaml"
     text = params.read_text(encoding="utf-8")
     new, n = re.subn(r"(?m)^(synthesize:\n  seed: )\d+", rf"\g<1>{seed}", text)
