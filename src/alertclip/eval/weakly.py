@@ -139,7 +139,8 @@ def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
     metrics = {key: {m: summarise([r[m] for r in rows]) for m in rows[0]} for key, rows in per_seed.items()}
     info = {"seeds": list(seeds), "n_train_videos": len(fit), "n_val_videos": len(val), "classes": categories,
             "head": "linear_mil" if isinstance(cfg, MilConfig) else "vadclip",
-            "selection": ("head kind on validation frame AUC (benchmarks/select_weakly_head.py), trained to its last epoch" if isinstance(cfg, MilConfig) else
+            "selection": ("head kind on validation frame AUC (benchmarks/select_weakly_head.py), trained to its last "
+                          "epoch" if isinstance(cfg, MilConfig) else
                           "best video-level AUC on a validation split of the TRAINING videos (VadCLIP: test set)"),
             "config": dataclasses.asdict(cfg)}
     return {"metrics": metrics, "info": info, "scores": mean_prob1, "history": history}
