@@ -21,7 +21,7 @@ import numpy as np
 
 from alertclip.eval.features import load_features
 from alertclip.eval.inputs import features_dir, open_backbone
-from alertclip.eval.mil import MilConfig, score_mil, train_linear_mil
+from alertclip.eval.mil import score_mil, train_linear_mil
 from alertclip.eval.vadclip import roc_auc, score_videos, train_vadclip, video_scores
 from alertclip.eval.weakly import NORMAL, _split, category_of, class_phrase
 from alertclip.heldout import load_snippet_set
@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     pin_threads()
     p = load_params()
-    vad_cfg = head_config(p.model_copy(update={"eval_weakly": p.eval_weakly.model_copy(update={"head": "vadclip"})}))
-    m = p.eval_weakly.linear_mil
-    mil_cfg = MilConfig(epochs=m.epochs, lr=m.lr, weight_decay=m.weight_decay, batch_size=m.batch_size)
+    def config(head: str):
+        return head_config(p.model_copy(update={"eval_weakly": p.eval_weakly.model_copy(update={"head": head})}))
+
+    vad_cfg, mil_cfg = config("vadclip"), config("linear_mil")
     print(f"{'backbone':<14}{'head':<12}{'seed':>5}{'val frame AUC':>15}{'val video AUC':>15}")
     for name in args.backbones:
         clip, tok = open_backbone(p, name, "eval_weakly")
