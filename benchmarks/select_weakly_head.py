@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     pin_threads()
     p = load_params()
+
     def config(head: str):
         return head_config(p.model_copy(update={"eval_weakly": p.eval_weakly.model_copy(update={"head": head})}))
 

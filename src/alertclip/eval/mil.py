@@ -7,8 +7,9 @@ Same outputs as :func:`alertclip.eval.vadclip.score_videos` (``prob1``, ``prob2`
 
 Why it exists beside the VadCLIP-style head: on VAGTA-synth an event lasts ~4 snippets, and VadCLIP's similarity and
 distance graphs (built for UCF events of hundreds of snippets) smooth each snippet over its neighbours; its scores are
-flat within a video (validation frame AUC 0.47 on the base backbone) while a linear readout of the same features
-finds the event (0.67, ``benchmarks/select_weakly_head.py``). The head is chosen on validation videos, never the test.
+flat within a video (validation frame AUC 0.44-0.47 on the base backbone) while a linear readout of the same features
+finds the event (0.59-0.60, ``benchmarks/select_weakly_head.py``). The head is chosen on validation videos, never the
+test.
 """
 
 from __future__ import annotations

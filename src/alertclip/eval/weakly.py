@@ -1,7 +1,7 @@
 """Weakly supervised VAD on frozen snippet features: the VadCLIP-style head (:mod:`alertclip.eval.vadclip`) or the
 linear MIL head (:mod:`alertclip.eval.mil`, chosen by ``eval_weakly.head``) trained on TRAIN videos with video-level
-labels only, selected on a validation split of the training videos, evaluated on
-the test set with the field's protocol (:mod:`alertclip.eval.metrics`), over several seeds.
+labels only (the VadCLIP head's epoch selected on a validation split of the training videos), evaluated on the test
+set with the field's protocol (:mod:`alertclip.eval.metrics`), over several seeds.
 
 * Video label = its category (the folder of a UCF-style path: ``.../Videos/RoadAccidents/RoadAccidents001_x264.mp4``);
   a name with a normal marker (``Normal``, ``label_A``) is the normal class. The head's class prompts use the
