@@ -122,17 +122,18 @@ def collect(dest: Path) -> dict:
 def paired_zero_shot_delta(dest: Path, key: str, against: str) -> tuple[float, list[float]]:
     """Zero-shot AUC of ``key`` minus ``against`` and its paired-bootstrap 95% CI, as the report computes it (from the
     two backbones' eval_zeroshot outputs only: the other stages need not have run)."""
-    from alertclip import report
     from alertclip.params import load_params
+    from alertclip.report.bootstrap import paired_ci
+    from alertclip.report.inputs import Results
 
     p = load_params(dest / "params.yaml")
     ann = Path(p.eval.test_annotations)
-    r = report.Results(dest, p.eval.dataset, [key, against], against, list(p.eval_weakly.seeds), dest / ann,
-                       ann.as_posix(), n_bootstrap=int(p.eval.bootstrap_samples),
-                       bootstrap_seed=int(p.eval.bootstrap_seed), protocol=str(p.eval.protocol))
+    r = Results(dest, p.eval.dataset, [key, against], against, list(p.eval_weakly.seeds), dest / ann,
+                ann.as_posix(), n_bootstrap=int(p.eval.bootstrap_samples),
+                bootstrap_seed=int(p.eval.bootstrap_seed), protocol=str(p.eval.protocol))
     for b in (key, against):
         r.metrics[("eval_zeroshot", b)] = json.loads(r.file("eval_zeroshot", b, "metrics.json").read_text("utf-8"))
-    ci = report.paired_ci(r, "zs_auc", key, against)
+    ci = paired_ci(r, "zs_auc", key, against)
     return float(ci.estimate), [float(ci.low), float(ci.high)]
 
 

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from alertclip.backbone import images_to_tensor
-from alertclip.eval.metrics import prompt_set_embedding
+from alertclip.eval.prompts import prompt_set_embedding
 from alertclip.model import AlertClipModel, TemporalTransformer
-from alertclip.params import load_params
-from alertclip.tune import TunePaths, ValPrompts, load_clip_set, lookalike_partners, val_videos
+from alertclip.params import PromptParams, load_params
+from alertclip.tune import TunePaths, load_clip_set, lookalike_partners, val_videos
 
 
 def load_any(model_dir: Path) -> tuple[AlertClipModel, object]:
@@ -80,7 +80,7 @@ def text(model: AlertClipModel, tokenizer, texts: list[str]) -> np.ndarray:
     return model.encode_text(tokenizer(texts)).double().numpy()
 
 
-def probe(model_dir: Path, data, held: np.ndarray, prompts: ValPrompts) -> dict[str, float]:
+def probe(model_dir: Path, data, held: np.ndarray, prompts: PromptParams) -> dict[str, float]:
     model, tokenizer = load_any(model_dir)
     f, c = embed(model, data)
     y = data.abnormal
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     p = load_params(args.params)
-    prompts = ValPrompts.from_params(p.eval.prompts)
+    prompts = p.eval.prompts
     data = load_clip_set(TunePaths())
     held = np.array([v in val_videos(data.videos, args.val_fraction, args.seed) for v in data.videos])
     print(f"{len(data)} training clips ({int(data.abnormal.sum())} abnormal); held out {int(held.sum())} "

@@ -12,15 +12,14 @@ written; ``--save DIR`` keeps each run's model in ``DIR/<run>`` (for ``benchmark
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from alertclip.params import load_params
 from alertclip.train import pin_threads
-from alertclip.tune import TuneConfig, save_tuned, tune
+from alertclip.tune import TuneParams, save_tuned, tune
 
 
-def overrides(text: str, base: TuneConfig) -> dict:
+def overrides(text: str, base: TuneParams) -> dict:
     """``"a=1,b=frozen"`` -> ``{"a": 1, "b": "frozen"}``, each value cast to the type of the config's own field."""
     out = {}
     for item in filter(None, text.split(",")):
@@ -43,12 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     pin_threads()
     p = load_params("params.yaml")
-    base = TuneConfig.from_params(getattr(p, args.stage))
+    base = getattr(p, args.stage)
     rows = []
     for variant in args.set:
         for lr in args.lr:
-            cfg = dataclasses.replace(base, lr=lr, epochs=args.epochs or base.epochs, **overrides(variant, base))
-            model, _, m = tune(cfg, args.stage, prompts=p.eval.prompts)
+            cfg = type(base).model_validate({**base.model_dump(), "lr": lr, "epochs": args.epochs or base.epochs,
+                                             **overrides(variant, base)})
+            model, _, m = tune(cfg, prompts=p.eval.prompts)
             name = f"lr{lr:g}" + ("-" + variant.replace(",", "-").replace("=", "_") if variant else "")
             if args.save:
                 save_tuned(model, cfg.arch, args.save / name)

@@ -26,7 +26,6 @@ from alertclip.eval.vadclip import roc_auc, score_videos, train_vadclip, video_s
 from alertclip.eval.weakly import NORMAL, _split, category_of, class_phrase
 from alertclip.heldout import load_snippet_set
 from alertclip.params import load_params
-from alertclip.stages.eval_weakly import head_config
 from alertclip.train import pin_threads
 
 CLIPS = Path("data/curated/clips.parquet")
@@ -40,10 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     pin_threads()
     p = load_params()
 
-    def config(head: str):
-        return head_config(p.model_copy(update={"eval_weakly": p.eval_weakly.model_copy(update={"head": head})}))
-
-    vad_cfg, mil_cfg = config("vadclip"), config("linear_mil")
+    vad_cfg, mil_cfg = p.eval_weakly.vadclip, p.eval_weakly.linear_mil
     print(f"{'backbone':<14}{'head':<12}{'seed':>5}{'val frame AUC':>15}{'val video AUC':>15}")
     for name in args.backbones:
         clip, tok = open_backbone(p, name, "eval_weakly")

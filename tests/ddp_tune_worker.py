@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
+from alertclip.params import Stage2Params
 from alertclip.train.distributed import context, init_from_env
-from alertclip.tune import TuneConfig, TunePaths, tune
+from alertclip.tune import TunePaths, tune
 
 
 def main(root: str, out: str, overrides: str) -> None:
@@ -21,8 +22,8 @@ def main(root: str, out: str, overrides: str) -> None:
     paths = TunePaths(clips=root_p / "clips.parquet", frames_dir=root_p / "frames", hardneg=root_p / "hardneg.parquet",
                       standard_negatives=root_p / "standard.parquet", backbone=root_p / "backbone" / "open_clip_model.pt",
                       stage1_dir=root_p / "none", novel_classes=root_p / "novel.txt")
-    cfg = TuneConfig.from_params(json.loads(overrides))
-    model, result, metrics = tune(cfg, "stage2", paths)
+    cfg = Stage2Params.model_validate(json.loads(overrides))
+    model, result, metrics = tune(cfg, paths)
     if context().is_main:
         Path(out).mkdir(parents=True, exist_ok=True)
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(out) / "weights.pt")

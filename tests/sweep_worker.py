@@ -1,7 +1,7 @@
 """Worker for tests/test_sweep.py (run as ``python tests/sweep_worker.py SPEC_JSON``, in a fresh process): one
 :func:`alertclip.sweep.run_sweep` with the cheap fake objective below. Not a test module itself (no ``test_`` prefix).
 
-SPEC_JSON: ``{"sweep": {...SweepConfig params...}, "out": DIR, "calls": FILE, "crash": "none"|"kill"|"raise",
+SPEC_JSON: ``{"sweep": {...SweepParams keys...}, "out": DIR, "calls": FILE, "crash": "none"|"kill"|"raise",
 "crash_call": N}``: the objective appends its params to ``calls`` (one JSON line per call) and, on its ``crash_call``-th
 call in this process (1-based), after reporting the first epoch, SIGKILLs the process or raises.
 """
@@ -39,11 +39,12 @@ def fake_objective(params: dict, report, epochs: int = EPOCHS, on_epoch=None) ->
 def main(spec_json: str) -> None:
     import optuna
 
-    from alertclip.sweep import SweepConfig, run_sweep
+    from alertclip.params import SweepParams
+    from alertclip.sweep import run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = json.loads(spec_json)
-    cfg = SweepConfig.from_params(spec["sweep"])
+    cfg = SweepParams.model_validate(spec["sweep"])
     calls = Path(spec["calls"])
     n_calls = 0
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from alertclip.ablation import variant_params
-from alertclip.params import ParamsError, load_params
+from alertclip.params import AblationVariant, ParamsError, load_params
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +25,15 @@ def _load(tmp_path: Path, data: dict):
 
 def test_variants_map_onto_stage2(repo):
     p = load_params(repo / "params.yaml")
-    base = p.stage2.model_dump()
+    base = p.stage2
     full = variant_params(base, p.ablations["full"])
-    assert (full["lambda_region"], full["lambda_hard"], full["init"], full["negatives"]) == (
-        base["lambda_region"], base["lambda_hard"], "stage1", "hard")
+    assert (full.lambda_region, full.lambda_hard, full.init, full.negatives) == (
+        base.lambda_region, base.lambda_hard, "stage1", "hard")
     no_hard = variant_params(base, p.ablations["no_hard"])
-    assert no_hard["lambda_hard"] == 0.0 and no_hard["lambda_region"] == base["lambda_region"]
-    assert variant_params(base, p.ablations["standard_neg"])["negatives"] == "standard"
-    assert variant_params(base, p.ablations["joint"])["init"] == "base"
-    assert variant_params(base, {"losses": ["global"]})["lambda_region"] == 0.0
+    assert no_hard.lambda_hard == 0.0 and no_hard.lambda_region == base.lambda_region
+    assert variant_params(base, p.ablations["standard_neg"]).negatives == "standard"
+    assert variant_params(base, p.ablations["joint"]).init == "base"
+    assert variant_params(base, AblationVariant(losses=["global"])).lambda_region == 0.0
     # every variant is evaluated: a key of eval.backbones pointing at its stage-2 output
     for name in p.ablations:
         assert p.eval.backbones[name] == f"data/models/stage2/{name}"
@@ -50,8 +50,8 @@ def test_unknown_loss_names_the_variant(tmp_path, raw):
     bad["ablations"]["full"] = {"losses": ["global"], "curriculum": "three_stage"}
     with pytest.raises(ParamsError, match=r"ablations\.full\.curriculum"):
         _load(tmp_path, bad)
-    with pytest.raises(ValueError, match="must be one of"):  # the library check, for variants built in code
-        variant_params({"lambda_region": 1.0, "lambda_hard": 1.0}, {"losses": ["global", "spatial"]})
+    with pytest.raises(ValueError, match="spatial"):  # the schema checks variants built in code too
+        AblationVariant(losses=["global", "spatial"])
 
 
 def test_sweep_ranges_checked_at_load(tmp_path, raw):
@@ -75,11 +75,11 @@ def test_stage2_entry_point_applies_variant_and_sweep_switch(repo, monkeypatch, 
 
     seen = {}
     monkeypatch.setattr(entry, "run_stage",
-                        lambda stage, params, progress, variant, prompts=None: seen.update(params, variant=variant))
+                        lambda cfg, progress, variant, prompts=None: seen.update(cfg.model_dump(), variant=variant))
     monkeypatch.setattr(entry, "pin_threads", lambda n=0: 1)
     p = load_params(repo / "params.yaml")
     entry.run(p, progress=False, variant="no_hard")
-    assert seen["variant"] == "no_hard" and seen["lambda_hard"] == 0.0 and "use_sweep" not in seen
+    assert seen["variant"] == "no_hard" and seen["lambda_hard"] == 0.0 and seen["use_sweep"] is False
     best = {"lambda_region": 0.5, "lambda_hard": 2.0, "temperature": 0.05, "lr": 3e-4}
     monkeypatch.setattr(sweep_mod, "best_overrides", lambda *a, **k: dict(best))
     p = p.model_copy(update={"stage2": p.stage2.model_copy(update={"use_sweep": True})})

@@ -10,10 +10,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from alertclip.curation import LeakageError, categories_in, curate, write_outputs
 from alertclip.curation import rules as R
-from alertclip.curation.curate import KIND_RULE
+from alertclip.curation.curate import KIND_RULE, curate, write_outputs
+from alertclip.curation.lexicon import categories_in
+from alertclip.curation.rules import LeakageError
 from alertclip.data import vagta
+from alertclip.data.captions import digit_typos
 from alertclip.data.sources import SYNTHETIC, Layout
 from alertclip.params import CurateParams
 from alertclip.stages.curate import explain
@@ -26,7 +28,7 @@ def case(caption="The person in blue punches the person in white.", video="V/Vid
          **kw) -> R.ClipCase:
     kf = [vagta.Keyframe(frame=1, bbox=[0.1, 0.1, 0.5, 0.5], enabled=True)]
     base = dict(clip_key="k", item_index=0, video=video, region_index=0, caption=caption,
-                category=vagta.category_of(video), abnormal=vagta.is_abnormal_video(video), frames_25=(10, 60),
+                category=vagta.category_of(video), abnormal=vagta.category_of(video) != "Normal", frames_25=(10, 60),
                 track=kf)
     base.update(kw)
     return R.apply_per_clip(R.ClipCase(**base), P)
@@ -137,7 +139,7 @@ def test_smoke_world_recall_and_precision(smoke_curated, truth_defects):
     assert set(curated["label"]) <= {"abnormal", "normal"}
     assert curated.filter(pl.col("abnormal"))["global_caption"].null_count() == 0
     # repaired captions are kept, without the digits
-    assert not any(vagta.digit_typos(c) for c in curated["region_caption"])
+    assert not any(digit_typos(c) for c in curated["region_caption"])
 
 
 def test_smoke_outputs_and_explain(smoke_curated, tmp_path):

@@ -17,26 +17,24 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-import alertclip.data.download as dl
-from alertclip.data.download import (
-    ChecksumMismatchError,
-    DownloadError,
-    FileSpec,
-    ManifestError,
-    MissingSourceError,
-    UnsafeArchiveError,
-    download_manifest,
-    fetch,
-    link_local,
-    load_manifest,
-    safe_extract,
-)
+from alertclip.data.download import fetch as fetch_module
+from alertclip.data.download import local as local_module
+from alertclip.data.download.archives import safe_extract
+from alertclip.data.download.errors import ChecksumMismatchError, DownloadError, ManifestError, MissingSourceError, UnsafeArchiveError
+from alertclip.data.download.fetch import fetch
+from alertclip.data.download.local import link_local
+from alertclip.data.download.manifest import FileSpec, load_manifest
 
 FAST = dict(retries=3, backoff=0.01, timeout=5.0, progress=False)
 
 
 def sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
+
+
+def with_status(report, status: str) -> list[str]:
+    """Paths of the report's files with ``status`` (``downloaded``, ``cached``, ...), in manifest order."""
+    return [f.path for f in report.files if f.status == status]
 
 
 def blob(n: int, seed: int = 0) -> bytes:
@@ -173,7 +171,7 @@ def test_full_fetch_verifies_and_links(server, dirs):
     cache, dest = dirs
     specs = publish(server.root, FILES)
     report = fetch(specs, base_url=server.url, cache_dir=cache, dest_dir=dest, **FAST)
-    assert report.downloaded == list(FILES)
+    assert with_status(report, "downloaded") == list(FILES)
     assert report.ok and report.bytes_downloaded == sum(len(b) for b in FILES.values())
     state = state_of(cache)
     for p, data in FILES.items():
@@ -195,13 +193,13 @@ def test_rerun_makes_no_requests_and_reads_nothing(server, dirs, monkeypatch):
     def no_hash(*a, **k):
         raise AssertionError("verified file re-read")
 
-    monkeypatch.setattr(dl, "sha256_file", no_hash)
+    monkeypatch.setattr(fetch_module, "sha256_file", no_hash)
     # Snakemake removed the outputs of a failed job: the cache still relinks everything.
     for p in FILES:
         (dest / p).unlink()
     report = fetch(specs, base_url=server.url, cache_dir=cache, dest_dir=dest, **FAST)
     assert len(server.log) == n
-    assert report.skipped == list(FILES) and report.downloaded == []
+    assert with_status(report, "cached") == list(FILES) and with_status(report, "downloaded") == []
     for p, data in FILES.items():
         assert (dest / p).read_bytes() == data
 
@@ -212,7 +210,7 @@ def test_modified_cache_file_is_reverified(server, dirs):
     fetch(specs, base_url=server.url, cache_dir=cache, dest_dir=dest, **FAST)
     (cache / "b.bin").write_bytes(b"tampered")  # also changes dest (same inode)
     report = fetch(specs, base_url=server.url, cache_dir=cache, dest_dir=dest, **FAST)
-    assert report.downloaded == ["b.bin"]
+    assert with_status(report, "downloaded") == ["b.bin"]
     assert (dest / "b.bin").read_bytes() == blob(5000, 3)
 
 
@@ -391,7 +389,7 @@ def test_file_url_and_plain_path_sources(tmp_path):
         assert Path(m.base_url) == src.resolve()
         dest = tmp_path / f"dest{i}"
         report = fetch(m, cache_dir=tmp_path / f"cache{i}", dest_dir=dest, **FAST)
-        assert report.downloaded == ["videos/a.mp4", "b.txt", "x.bin"]
+        assert with_status(report, "downloaded") == ["videos/a.mp4", "b.txt", "x.bin"]
         for p, data in {**files, "x.bin": b"xx"}.items():
             assert (dest / p).read_bytes() == data
     with pytest.raises(DownloadError, match=r"gone\.bin"):
@@ -433,18 +431,6 @@ def test_manifest_rejects_duplicates(tmp_path):
     mpath.write_text(json.dumps({"files": [{"path": "a"}, {"path": "b"}, {"path": "a"}]}))
     with pytest.raises(ManifestError, match=r"entry 2: duplicate path 'a' \(also entry 0\)"):
         load_manifest(mpath)
-
-
-def test_download_manifest_writes_report(tmp_path):
-    src = tmp_path / "s"
-    src.mkdir()
-    (src / "f.bin").write_bytes(b"123")
-    (src / "manifest.json").write_text(json.dumps({"files": [{"path": "f.bin", "sha256": None}]}))
-    out = tmp_path / "report.json"
-    download_manifest(src / "manifest.json", dest_dir=tmp_path / "d", cache_dir=tmp_path / "c",
-                      report_path=out, progress=False)
-    rep = json.loads(out.read_text())
-    assert rep["recorded"] == {"f.bin": sha(b"123")} and rep["downloaded"] == ["f.bin"]
 
 
 # --------------------------------------------------------------------------- archives
@@ -578,9 +564,9 @@ def test_link_local_hardlinks_and_records_hashes(tmp_path, monkeypatch):
         assert report.recorded[p] == sha(data)
     assert {f.link for f in report.files} == {"hardlink"}
 
-    monkeypatch.setattr(dl, "sha256_file", lambda *a, **k: pytest.fail("unchanged file rehashed"))
+    monkeypatch.setattr(local_module, "sha256_file", lambda *a, **k: pytest.fail("unchanged file rehashed"))
     report2 = link_local(None, src_root=src, dest_dir=dest, cache_dir=cache, progress=False)
-    assert report2.hashes == {p: sha(d) for p, d in LOCAL.items()} and report2.recorded == {}
+    assert {f.path: f.sha256 for f in report2.files} == {p: sha(d) for p, d in LOCAL.items()} and report2.recorded == {}
 
 
 def test_link_local_symlinks_across_filesystems(tmp_path, monkeypatch):

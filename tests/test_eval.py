@@ -11,13 +11,14 @@ import torch
 from alertclip import factory
 from alertclip.backbone import CHECKPOINT_FILE
 from alertclip.eval import features as feat_mod
+from alertclip.eval.bootstrap import bootstrap_video_indices
 from alertclip.eval.features import extract, load_features
-from alertclip.eval.metrics import GroundTruth, GroundTruthError, VideoTruth, bootstrap_video_indices
-from alertclip.eval.mil import MilConfig, score_mil, train_linear_mil
+from alertclip.eval.groundtruth import GroundTruth, GroundTruthError, VideoTruth
+from alertclip.eval.mil import score_mil, train_linear_mil
 from alertclip.eval.retention import retention, scene_of
-from alertclip.eval.vadclip import VadClipConfig
 from alertclip.eval.weakly import category_of, class_phrase, open_vocabulary_subsets, summarise, weakly_supervised
 from alertclip.eval.zeroshot import check_prompts, encode_prompts, mss, prompt_sets, zero_shot
+from alertclip.params import LinearMilParams, VadClipParams
 
 D = 8
 
@@ -207,7 +208,7 @@ def test_weakly_supervised_plumbing_seeds_and_subsets():
     train, _ = _world(rng, 12, "tr")
     test, truth = _world(rng, 3, "te")
     clip, _, _, tok = factory.create("alertclip-tiny")
-    cfg = VadClipConfig(visual_length=16, batch_per_class=8, epochs=3, lr=1e-3, milestones=(10,))
+    cfg = VadClipParams(visual_length=16, batch_per_class=8, epochs=3, lr=1e-3, milestones=(10,))
     res = weakly_supervised(train, test, GroundTruth(truth, source="t.txt"), clip, tok, cfg, [0, 1], 0.3,
                             exclude={"Explosion"}, subsets=open_vocabulary_subsets(test, {"Explosion"}))
     assert res["info"]["classes"] == ["Normal", "Arson", "Fighting"]  # the novel class is not trained
@@ -225,7 +226,7 @@ def test_linear_mil_head_finds_the_segment_and_chooses_its_class():
     rng = np.random.default_rng(1)
     train, _ = _world(rng, 12, "tr")
     test, truth = _world(rng, 3, "te")
-    cfg = MilConfig(epochs=30, lr=1e-2, batch_size=8)
+    cfg = LinearMilParams(epochs=30, lr=1e-2, batch_size=8)
     res = weakly_supervised(train, test, GroundTruth(truth, source="t.txt"), None, None, cfg, [0, 1], 0.3)
     m = res["metrics"]["all"]
     assert m["auc"]["mean"] > 0.85  # snippets 4..9 of abnormal videos score above the rest (chance 0.5)
@@ -249,9 +250,9 @@ def test_linear_mil_head_finds_the_segment_and_chooses_its_class():
 def test_linear_mil_head_rejects_one_class_training():
     x = [np.zeros((4, 8), np.float32)] * 3
     with pytest.raises(ValueError, match="both normal and abnormal"):
-        train_linear_mil(x, [0, 0, 0], 2, MilConfig(epochs=1), seed=0)
+        train_linear_mil(x, [0, 0, 0], 2, LinearMilParams(epochs=1), seed=0)
     with pytest.raises(ValueError, match="equal length"):
-        train_linear_mil(x, [0, 1], 2, MilConfig(epochs=1), seed=0)
+        train_linear_mil(x, [0, 1], 2, LinearMilParams(epochs=1), seed=0)
 
 
 def test_retention_metrics_on_random_model():

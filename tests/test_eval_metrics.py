@@ -9,26 +9,22 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from alertclip.eval.metrics import (
+from alertclip.eval.detection import detection_ground_truth, detection_map, temporal_nms
+from alertclip.eval.groundtruth import (
     GroundTruth,
     GroundTruthError,
-    MetricError,
     ScoreError,
     VideoTruth,
     build_frame_level,
-    detection_ground_truth,
-    detection_map,
     exact_frame_labels,
     expand_scores,
-    frame_auc_ap,
     lookup_truth,
-    mean_sign_score,
     read_ucf_temporal,
-    read_xd_annotations,
-    temporal_nms,
     vadclip_frame_labels,
-    zero_shot_scores,
 )
+from alertclip.eval.metrics import MetricError, frame_auc_ap
+from alertclip.eval.mss import mean_sign_score
+from alertclip.eval.prompts import zero_shot_scores
 
 # The original file's style: two spaces between fields and two trailing spaces.
 UCF_TEXT = (
@@ -94,21 +90,11 @@ def test_read_ucf_temporal_duplicate_video_names_both_lines(tmp_path):
     assert f"{path}:5:" in str(info.value) and f"{path}:1" in str(info.value)
 
 
-def test_read_xd_annotations_uses_all_pairs(tmp_path):
-    path = write(tmp_path, "Bad.Boys.1995__#01-11-55_01-12-40_label_G-B2-B6 0 218 300 400 500 512\n"
-                           "v=abc__#1_label_B1-0-0 10 20\n", "annotations.txt")
-    truth = read_xd_annotations(path)
-    entry = truth["Bad.Boys.1995__#01-11-55_01-12-40_label_G-B2-B6"]
-    assert entry.spans == ((0, 218), (300, 400), (500, 512))
-    assert entry.category == "G-B2-B6"
+def test_lookup_truth_keeps_the_dots_of_xd_names():
+    entry = VideoTruth("Bad.Boys.1995__#01-11-55_01-12-40_label_G-B2-B6", "G-B2-B6", ((0, 218),))
+    truth = GroundTruth({entry.name: entry})
     # XD names contain dots: the stem lookup must not cut them at the first one.
     assert lookup_truth(truth, "x/Bad.Boys.1995__#01-11-55_01-12-40_label_G-B2-B6__0.npy") is entry
-
-
-def test_read_xd_annotations_bad_line(tmp_path):
-    path = write(tmp_path, "v=abc__#1_label_B1-0-0 10 20 30\n", "annotations.txt")
-    with pytest.raises(GroundTruthError, match=r"annotations.txt:1: field 4 \(start of span 2\): odd number"):
-        read_xd_annotations(path)
 
 
 def test_published_ucf_annotations_parse(smoke_world):

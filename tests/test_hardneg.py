@@ -12,10 +12,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from alertclip.hardneg import build, invert, polarity, standard_negatives, validate
-from alertclip.hardneg.inverter import norm
-from alertclip.hardneg.lexicon import find_matches
+from alertclip.data.captions import norm_caption
+from alertclip.data.vagta import category_of
+from alertclip.hardneg.build import build, standard_negatives
+from alertclip.hardneg.inverter import invert
+from alertclip.hardneg.lexicon import find_matches, polarity
 from alertclip.hardneg.llm import LLMClient, LLMUnavailableError
+from alertclip.hardneg.validator import validate
 from alertclip.params import HardnegParams, LLMParams
 from alertclip.synth import captions, world
 from alertclip.synth.render import Car, EventInstance, Person, Thing
@@ -71,7 +74,7 @@ def test_lexicon_covers_every_world_phrasing_both_ways():
 
 def test_inverter_hand_cases():
     negs = invert("The man in white suddenly struck the man in black on the head.", 3, random.Random(1))
-    assert len(negs) == 3 and len({norm(n) for n in negs}) == 3
+    assert len(negs) == 3 and len({norm_caption(n) for n in negs}) == 3
     for n in negs:
         assert n.startswith("The man in white suddenly ") and n.endswith(" the man in black on the head.")
         assert polarity(n) == "normal"
@@ -81,7 +84,7 @@ def test_inverter_hand_cases():
     assert neg[0].isupper() and "the red bin" in neg and neg.endswith(" in the street.")
     # Fewer when impossible, never padded; nothing when no event phrase is known.
     many = invert("A house exploded.", 10, 0)
-    assert 0 < len(many) < 10 and len({norm(n) for n in many}) == len(many)
+    assert 0 < len(many) < 10 and len({norm_caption(n) for n in many}) == len(many)
     assert invert("A red car and a blue wall.", 3, 0) == []
 
 
@@ -108,8 +111,7 @@ def _fixture_clips() -> pl.DataFrame:
     if not FIXTURE.exists():
         pytest.skip(f"fixture absent: {FIXTURE}")
     items = json.loads(FIXTURE.read_text(encoding="utf-8"))["items"]
-    from alertclip.data.vagta import is_abnormal_video
-    rows = [{"clip_key": f"{i}", "video": it["video"], "split": "train", "abnormal": is_abnormal_video(it["video"]),
+    rows = [{"clip_key": f"{i}", "video": it["video"], "split": "train", "abnormal": category_of(it["video"]) != "Normal",
              "category": "x", "region_caption": it["region_caption"], "hard_negative": it["hard_negative"]}
             for i, it in enumerate(items)]
     return pl.DataFrame(rows, schema_overrides={"hard_negative": pl.List(pl.Utf8)})
@@ -120,7 +122,7 @@ def test_real_fixture_defects_rejected_and_rules_mostly_valid():
     hard, _, stats = build(clips, HardnegParams(k=3))
     for r in clips.iter_rows(named=True):
         for neg in r["hard_negative"]:
-            if norm(neg) == norm(r["region_caption"]):
+            if norm_caption(neg) == norm_caption(r["region_caption"]):
                 assert validate(r["region_caption"], neg, r["abnormal"])[1] == "equals_positive"
     assert stats["rejected_by_source"]["upstream"].get("equals_positive", 0) >= 1
     assert stats["rejected_by_source"]["upstream"].get("typo", 0) >= 1

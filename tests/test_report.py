@@ -12,19 +12,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from alertclip.eval.metrics import build_frame_level, frame_auc_ap, read_ucf_temporal, vadclip_frame_labels
-from alertclip.report import (
-    FIGURES_DIR,
-    MissingResultError,
-    ReportInputError,
-    build_report,
-    compare_sentence,
-    comparison_pairs,
-    pct,
-    pct_pm,
-    select_trace_videos,
-    signed_pp,
-)
+from alertclip.eval.groundtruth import build_frame_level, read_ucf_temporal, vadclip_frame_labels
+from alertclip.eval.metrics import frame_auc_ap
+from alertclip.report.bootstrap import comparison_pairs
+from alertclip.report.figures import select_trace_videos
+from alertclip.report.findings import compare_sentence
+from alertclip.report.formatting import pct, pct_pm, signed_pp
+from alertclip.report.inputs import FIGURES_DIR, MissingResultError, ReportInputError
+from alertclip.report.markdown import build_report
 
 DATASET = "VAGTA-synth"
 BACKBONES = {"base": "data/models/backbone", "stage1": "data/models/stage1", "full": "data/models/stage2"}

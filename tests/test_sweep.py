@@ -3,7 +3,6 @@ deterministic outputs, resume after a killed / failed worker, stale-trial handli
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import subprocess
@@ -15,14 +14,13 @@ import optuna
 import polars as pl
 import pytest
 import torch
+import yaml
 from sweep_worker import EPOCHS, fake_objective, fake_value
 
 from alertclip import sweep
+from alertclip.params import SWEPT, SweepParams, SweepRange
 from alertclip.sweep import (
-    SWEPT,
-    SweepConfig,
     SweepInterrupted,
-    SweepRange,
     SweepStorageError,
     best_overrides,
     make_study,
@@ -45,9 +43,9 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-def _cfg(storage, **kw) -> SweepConfig:
-    return SweepConfig.from_params({"n_trials": 6, "storage": str(storage), "epochs": EPOCHS, "n_startup_trials": 3,
-                                    "prune_startup_trials": 2, **kw})
+def _cfg(storage, **kw) -> SweepParams:
+    return SweepParams.model_validate({"n_trials": 6, "storage": str(storage), "epochs": EPOCHS, "n_startup_trials": 3,
+                                       "prune_startup_trials": 2, **kw})
 
 
 def _never(params, report):  # an objective that must not run
@@ -61,7 +59,7 @@ def _finished(study) -> list:
 
 def _load(storage) -> optuna.Study:
     url = str(storage)
-    st = open_storage(SweepConfig(storage=url))
+    st = open_storage(SweepParams(storage=url))
     (name,) = optuna.get_all_study_names(st)
     return optuna.load_study(study_name=name, storage=st)
 
@@ -74,46 +72,56 @@ def _bytes(out: Path) -> dict[str, bytes]:
 
 
 def test_config_defaults_and_forms():
-    cfg = SweepConfig.from_params(None)
-    assert cfg.pruner == "median" and cfg.storage == "data/.cache/sweep/journal.log"
-    assert cfg.ranges.lr.log and cfg.ranges.temperature.log and not cfg.ranges.lambda_region.log
-
-    class Model:  # what a pydantic params group looks like to from_params
-        def model_dump(self):
-            return {"n_trials": 3, "ranges": {"lr": {"low": 1e-4, "high": 1e-2, "log": None},
-                                              "lambda_hard": [0.5, 2.0], "temperature": [0.02, 0.5, False]}}
-
-    cfg = SweepConfig.from_params(Model())
-    assert cfg.n_trials == 3 and cfg.ranges.lr == SweepRange(1e-4, 1e-2, True)  # lr: log-uniform by default
-    assert cfg.ranges.lambda_hard == SweepRange(0.5, 2.0, False) and cfg.ranges.temperature.log is False
-    assert cfg.ranges.lambda_region == SweepRange(0.1, 3.0, False)  # not given: default
-    assert SweepConfig.from_params(dataclasses.replace(cfg, seed=4)).seed == 4
-    with pytest.raises(ValueError, match=r"sweep: unknown key\(s\) \['n_trial'\]"):
-        SweepConfig.from_params({"n_trial": 3})
-    with pytest.raises(ValueError, match="sweep.pruner"):
-        SweepConfig.from_params({"pruner": "asha"})
-    with pytest.raises(ValueError, match="sweep.n_trials"):
-        SweepConfig.from_params({"n_trials": 0})
+    ranges = dict(SweepParams().searched())
+    assert SweepParams().pruner == "median" and SweepParams().storage == "data/.cache/sweep/journal.log"
+    assert ranges["lr"].log and ranges["temperature"].log and not ranges["lambda_region"].log
+    cfg = SweepParams.model_validate({"n_trials": 3, "ranges": {"lr": {"low": 1e-4, "high": 1e-2, "log": None},
+                                                                "lambda_hard": {"low": 0.5, "high": 2.0},
+                                                                "temperature": {"low": 0.02, "high": 0.5, "log": False}}})
+    ranges = dict(cfg.searched())
+    assert list(ranges) == list(SWEPT)  # suggestion order
+    assert cfg.n_trials == 3 and ranges["lr"] == SweepRange(low=1e-4, high=1e-2, log=True)  # lr: log-uniform by default
+    assert ranges["lambda_hard"] == SweepRange(low=0.5, high=2.0, log=False) and ranges["temperature"].log is False
+    assert ranges["lambda_region"] == SweepRange(low=0.1, high=3.0, log=False)  # not given: default
+    with pytest.raises(ValueError, match="n_trial"):
+        SweepParams.model_validate({"n_trial": 3})
+    with pytest.raises(ValueError, match="pruner"):
+        SweepParams(pruner="asha")
+    with pytest.raises(ValueError, match="n_trials"):
+        SweepParams(n_trials=0)
+    with pytest.raises(ValueError, match="grace_s"):
+        SweepParams(heartbeat_s=60, grace_s=60)
 
 
 @pytest.mark.parametrize("key, value, why", [
     ("lr", {"low": 1e-3, "high": 1e-5}, "inverted"),
     ("lambda_region", {"low": 2.0, "high": 1.0}, "inverted"),
-    ("lambda_hard", [1.0, 1.0], "empty"),
+    ("lambda_hard", {"low": 1.0, "high": 1.0}, "empty"),
     ("temperature", {"low": 0.05, "high": 0.05}, "empty"),
-    ("temperature", [0.001, 0.1], r"must lie in \[0.01, 1.0\]"),
-    ("temperature", [0.05, 2.0], r"must lie in \[0.01, 1.0\]"),
-    ("lambda_region", [-1.0, 1.0], "must lie in"),
+    ("temperature", {"low": 0.001, "high": 0.1}, r"must lie in \[0.01, 1.0\]"),
+    ("temperature", {"low": 0.05, "high": 2.0}, r"must lie in \[0.01, 1.0\]"),
+    ("lambda_region", {"low": -1.0, "high": 1.0}, "must lie in"),
     ("lambda_hard", {"low": 0.0, "high": 1.0, "log": True}, "log-uniform range needs low > 0"),
     ("lr", {"low": 1e-5, "high": 1e-3, "log": False}, "log-uniformly"),
-    ("lr", {"low": 1e-5}, "give low, high"),
-    ("lr", [1e-5, "x"], "could not convert"),
-    ("lr", [1e-5, float("nan")], "finite"),
-    ("momentum", [0.1, 0.9], "unknown key"),
+    ("lr", {"low": 1e-5, "high": float("nan"), "log": True}, "finite"),
 ])
 def test_bad_range_names_its_key(key, value, why):
     with pytest.raises(ValueError, match=rf"sweep\.ranges\.{key}: .*{why}"):
-        SweepConfig.from_params({"ranges": {key: value}})
+        SweepParams.model_validate({"ranges": {key: value}})
+
+
+@pytest.mark.parametrize("key, value, why", [
+    ("lr", {"low": 1e-5}, "high"),
+    ("lr", {"low": 1e-5, "high": "x"}, "high"),
+    ("momentum", {"low": 0.1, "high": 0.9}, "momentum"),
+])
+def test_malformed_range_is_a_params_error_naming_its_key(key, value, why):
+    from alertclip.params import ParamsError, parse_params
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["sweep"]["ranges"][key] = value
+    with pytest.raises(ParamsError, match=rf"params.yaml: sweep\.ranges.*{why}"):
+        parse_params(raw)
 
 
 # ------------------------------------------------------------------------------------------------- storage
@@ -144,7 +152,7 @@ def test_bad_storage_fails_before_training(tmp_path, case):
 
 
 def test_bad_base_params_fail_before_storage(tmp_path):
-    with pytest.raises(ValueError, match="tune: "):
+    with pytest.raises(ValueError, match="batch_size"):
         run_sweep(_cfg(tmp_path / "j.log"), {"epochs": 1, "batch_size": 1}, _never, out_dir=tmp_path / "out")
     assert not (tmp_path / "j.log").exists()
 
@@ -175,7 +183,7 @@ def test_seeded_tpe_is_reproducible_and_outputs_byte_identical(tmp_path):
         assert row["value"] == min(row["epoch_values"]) and len(row["epoch_values"]) == EPOCHS
         params = {k: row[f"params_{k}"] for k in SWEPT}
         assert row["epoch_values"] == [fake_value(params, e) for e in range(EPOCHS)]
-    for key, r in _cfg("x").ranges.items():
+    for key, r in _cfg("x").searched():
         assert table[f"params_{key}"].is_between(r.low, r.high).all()
     assert best_overrides(tmp_path / "out_a" / "best.json") == best["params"]
 
@@ -244,8 +252,8 @@ def test_rerun_extends_or_reuses_and_outputs_depend_on_params_only(tmp_path):
     run_sweep(_cfg(store, n_trials=4), BASE, _never, out_dir=tmp_path / "four_from_six")  # first 4 trials only
     assert _bytes(tmp_path / "four_from_six") == _bytes(tmp_path / "four")
     # another range is another study in the same storage
-    run_sweep(_cfg(store, n_trials=2, ranges={"lr": [1e-4, 1e-2]}), BASE, counting, out_dir=tmp_path / "other")
-    assert len(calls) == 8 and len(optuna.get_all_study_names(open_storage(SweepConfig(storage=str(store))))) == 2
+    run_sweep(_cfg(store, n_trials=2, ranges={"lr": {"low": 1e-4, "high": 1e-2}}), BASE, counting, out_dir=tmp_path / "other")
+    assert len(calls) == 8 and len(optuna.get_all_study_names(open_storage(SweepParams(storage=str(store))))) == 2
 
 
 @pytest.mark.parametrize("crash, storage", [("kill", "journal"), ("raise", "sqlite")])
@@ -291,7 +299,7 @@ def test_resume_after_a_dead_worker(tmp_path, crash, storage):
     assert pl.read_parquet(tmp_path / "out" / "trials.parquet").height == n + 1
 
     # the resumed sweep ends as an uninterrupted one
-    run_sweep(SweepConfig.from_params({**spec["sweep"], "storage": str(tmp_path / "clean.log")}), BASE, fake_objective,
+    run_sweep(SweepParams.model_validate({**spec["sweep"], "storage": str(tmp_path / "clean.log")}), BASE, fake_objective,
               out_dir=tmp_path / "clean")
     clean = _finished(_load(tmp_path / "clean.log"))
     assert [(t.params, t.value, t.state) for t in clean] == [(t.params, t.value, t.state) for t in done]
@@ -304,7 +312,7 @@ def test_several_workers_heartbeat_fails_and_retries_stale_trial(tmp_path):
     storage = open_storage(cfg)
     assert storage.get_heartbeat_interval() == 1
     study = make_study(cfg, study_name(cfg, BASE), EPOCHS, storage)
-    space = {k: optuna.distributions.FloatDistribution(r.low, r.high, log=r.log) for k, r in cfg.ranges.items()}
+    space = {k: optuna.distributions.FloatDistribution(r.low, r.high, log=r.log) for k, r in cfg.searched()}
     dead = study.ask(space)
     storage.record_heartbeat(dead._trial_id)  # a worker that started a trial and died
     time.sleep(3.1)  # > grace_s at the 1-second resolution of SQLite timestamps
@@ -325,7 +333,7 @@ def test_tune_objective_glue(tmp_path, monkeypatch):
 
     seen = []
 
-    def fake_tune(cfg, stage, paths, progress=False, on_val=None):
+    def fake_tune(cfg, paths, progress=False, on_val=None):
         seen.append(cfg)
         if cfg.lr > 5e-4:
             raise NonFiniteLossError("step 3: loss nan")
@@ -337,7 +345,7 @@ def test_tune_objective_glue(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tune_mod, "tune", fake_tune)
     base = {"epochs": 2, "batch_size": 4, "use_sweep": True, "lambda_region": 1.0}  # a stage-2 switch is dropped
-    objective = sweep.tune_objective(sweep._tune_base(base, SweepConfig()))
+    objective = sweep.tune_objective(sweep._tune_base(base, SweepParams()))
     reports = []
     value = objective({"lambda_region": 2.0, "lambda_hard": 0.5, "temperature": 0.05, "lr": 1e-4},
                       lambda e, v: reports.append((e, v)))
@@ -363,7 +371,7 @@ def test_real_stage2_sweep(tmp_path):
 
     paths = _world(tmp_path / "world")
     base = {**CFG, "epochs": 1, "init": "base", "use_sweep": False}
-    cfg = SweepConfig.from_params({"n_trials": 2, "storage": str(tmp_path / "j.log"), "n_startup_trials": 2})
+    cfg = SweepParams.model_validate({"n_trials": 2, "storage": str(tmp_path / "j.log"), "n_startup_trials": 2, "epochs": None})
     best = run_sweep(cfg, base, out_dir=tmp_path / "out", paths=paths)
     assert best["n_complete"] == 2 and math.isfinite(best["value"])
     table = pl.read_parquet(tmp_path / "out" / "trials.parquet")

@@ -10,12 +10,13 @@ import re
 import subprocess
 from collections import defaultdict
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import polars as pl
 import pytest
 
-from alertclip.data import vagta
+from alertclip.data import vagta, vagta_defects
 from alertclip.synth import generate, world
 from alertclip.synth.defects import BOX_FILES, ITEMS, WEAK_CAPTIONS
 from alertclip.synth.generate import synthesize
@@ -279,10 +280,10 @@ def test_every_defect_kind_is_injected(truth_defects):
 
 def test_reader_finds_injected_annotation_defects(smoke_world, truth_defects):
     ann = _ann(smoke_world)
-    found = {name: vagta.find_defects(vagta.load(ann / name)) for name in (*BOX_FILES, ITEMS)}
+    found = {name: vagta_defects.find_defects(vagta.load(ann / name)) for name in (*BOX_FILES, ITEMS)}
     checked = 0
     for d in truth_defects:
-        if d["kind"] not in vagta.DEFECT_KINDS or d["file"] not in found:
+        if d["kind"] not in get_args(vagta_defects.DefectKind) or d["file"] not in found:
             continue
         checked += 1
         reported = found[d["file"]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,26 +13,27 @@ import torch
 from alertclip import factory
 from alertclip.backbone import CHECKPOINT_FILE, images_to_tensor
 from alertclip.losses import hard_negative_loss, region_infonce, symmetric_infonce
-from alertclip.params import ParamsError, PromptParams, parse_params
+from alertclip.params import ParamsError, PromptParams, Stage1Params, Stage2Params, parse_params
 from alertclip.train.distributed import DistContext, shard_slice
 from alertclip.tune import (
     TEMPORAL_FILE,
     VAL_STATE,
     BalancedBatches,
     BatchEncoder,
-    TuneConfig,
     TunePaths,
-    ValPrompts,
     _ValidatedBatches,
+    as_stage2,
     batch_losses,
     build_model,
     config_digest,
     load_clip_set,
     load_tuned,
+    loop_config,
     losses_from_embeddings,
     make_batch,
     prompt_vectors,
     run_stage,
+    stage_of,
     tune,
     val_auc,
     val_videos,
@@ -43,7 +43,8 @@ from alertclip.tune import (
 T = 4
 CFG = dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, checkpoint_every=0, val_fraction=0.3, temporal_layers=1,
            temporal_heads=2, k_negatives=3)
-PROMPTS = ("a video where {}", ["the scene is calm", "someone talks"], ["a fight breaks out", "someone falls"])
+PROMPTS = PromptParams(template="a video where {}", normal=["the scene is calm", "someone talks"],
+                       abnormal=["a fight breaks out", "someone falls"])
 
 
 def _world(root: Path) -> TunePaths:
@@ -97,18 +98,21 @@ def staged(world):
     torch.set_num_threads(2)
     out = world.clips.parent / "out"
     # seed 0: the validation videos v00, v04 are both abnormal, so the selection falls back to the val loss
-    m1 = run_stage("stage1", CFG, False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS)
-    m2 = run_stage("stage2", CFG, False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS)
+    m1 = run_stage(Stage1Params(**CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS)
+    m2 = run_stage(Stage2Params(**CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS)
     return out, m1, m2
 
 
 def test_config_rejects_unknown_and_bad_values():
-    with pytest.raises(ValueError, match="unknown key"):
-        TuneConfig.from_params({"epochs": 1, "bogus": 2})
+    with pytest.raises(ValueError, match="bogus"):
+        Stage2Params.model_validate({"epochs": 1, "bogus": 2})
     with pytest.raises(ValueError, match="negatives"):
-        TuneConfig.from_params({"negatives": "easy"})
-    assert TuneConfig.from_params(None) == TuneConfig()
-    assert TuneConfig().for_stage("stage1").lambda_hard == 0.0
+        Stage2Params(negatives="easy")
+    with pytest.raises(ValueError, match="lambda_hard"):
+        Stage1Params(lambda_hard=1.0)  # stage 1 trains the global loss only: no lambdas to set
+    as2 = as_stage2(Stage1Params(**CFG))
+    assert (as2.lambda_region, as2.lambda_hard, as2.init, as2.epochs) == (0.0, 0.0, "base", CFG["epochs"])
+    assert stage_of(Stage1Params()) == "stage1" and stage_of(as2) == "stage2"
 
 
 def test_stages_write_outputs_and_finite_losses(staged):
@@ -150,7 +154,7 @@ def test_checkpoint_loads_with_plain_open_clip(staged, world):
 
 def test_stage1_is_deterministic(staged, world, tmp_path):
     out, _, _ = staged
-    run_stage("stage1", CFG, False, world, tmp_path / "models", tmp_path / "results", tmp_path / "cache", prompts=PROMPTS)
+    run_stage(Stage1Params(**CFG), False, world, tmp_path / "models", tmp_path / "results", tmp_path / "cache", prompts=PROMPTS)
     a = torch.load(out / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -178,7 +182,7 @@ def test_short_clip_padded_and_masked(world):
 
 def test_batch_without_regions_and_negative_padding(world, caplog):
     data = load_clip_set(world)
-    model, tok = build_model(TuneConfig.from_params(CFG), world.backbone)
+    model, tok = build_model(Stage2Params(**CFG), world.backbone)
     tokens = tok(data.texts)
     no_region = [data.keys.index(k) for k in ("c00", "c05", "c06")]  # no boxes / no region caption
     assert np.isnan(data.boxes[no_region]).all()
@@ -205,11 +209,11 @@ def test_standard_negatives_use_standard_table(world):
 
 
 def test_init_base_vs_stage1(staged, world):
-    cfg = TuneConfig.from_params({**CFG, "epochs": 1})
+    cfg = Stage2Params(**{**CFG, "epochs": 1})
     _, _, _ = staged
     starts = {}
     for init in ("stage1", "base"):
-        c = dataclasses.replace(cfg, init=init)
+        c = cfg.model_copy(update={"init": init})
         # the two starting points tune() builds for stage 2 (same calls as in tune())
         if init == "stage1":
             m, _ = build_model(c, world.stage1_dir / CHECKPOINT_FILE, world.stage1_dir / TEMPORAL_FILE)
@@ -217,7 +221,7 @@ def test_init_base_vs_stage1(staged, world):
             m, _ = build_model(c, world.backbone)
         starts[init] = m.clip.visual.conv1.weight.detach().clone()
     assert not torch.equal(starts["stage1"], starts["base"])
-    model, result, metrics = tune(dataclasses.replace(cfg, init="base"), "stage2", world)
+    model, result, metrics = tune(cfg.model_copy(update={"init": "base"}), world)
     assert metrics["init"] == "base" and not result.interrupted
 
 
@@ -225,7 +229,7 @@ def test_grad_checkpointing_same_gradients_and_really_recomputes(world, monkeypa
     import open_clip.transformer as oct
 
     data = load_clip_set(world)
-    cfg = TuneConfig.from_params(CFG)
+    cfg = Stage2Params(**CFG)
     idx = np.array([1, 2, 4, 7])
 
     def grads(checkpointing: bool) -> dict[str, torch.Tensor]:
@@ -253,9 +257,9 @@ def test_grad_checkpointing_same_gradients_and_really_recomputes(world, monkeypa
 
 
 def test_precision_switch_validated():
-    assert TuneConfig.from_params({**CFG, "precision": "bf16"}).loop_config(None, "x").precision == "bf16"
-    with pytest.raises(ValueError, match="precision must be auto\\|bf16\\|fp32"):
-        TuneConfig.from_params({**CFG, "precision": "fp16"})
+    assert loop_config(Stage2Params(**{**CFG, "precision": "bf16"}), None, "x").precision == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        Stage2Params(**{**CFG, "precision": "fp16"})
 
 
 # ------------------------------------------------------------------------------------------ duplicate captions
@@ -265,7 +269,7 @@ def test_clip_set_labels_and_caption_ids_reach_the_losses(world):
     data = load_clip_set(world)
     assert data.abnormal.dtype == bool and data.abnormal.tolist() == [not int(k[1:]) % 2 for k in data.keys]
     assert data.subset(np.array([1, 2])).abnormal.tolist() == [False, True]
-    model, tok = build_model(TuneConfig.from_params(CFG), world.backbone)
+    model, tok = build_model(Stage2Params(**CFG), world.backbone)
     tokens = tok(data.texts)
     idx = np.array([1, 2, 4, 2])  # clip 2 twice: the same caption twice in one batch
     batch = make_batch(data, idx, model, tokens)
@@ -356,13 +360,13 @@ def test_balanced_batches_errors_and_params():
         BalancedBatches(_labels(1, 10), 4, 0, lambda i: i)
     with pytest.raises(ValueError, match="even batch_size"):
         BalancedBatches(_labels(5, 5), 3, 0, lambda i: i)
-    with pytest.raises(ValueError, match="tune: batching=pairs needs an even batch_size"):
-        TuneConfig.from_params({**CFG, "batch_size": 5})
-    assert TuneConfig.from_params({**CFG, "batch_size": 5, "batching": "random"}).batch_size == 5
-    with pytest.raises(ValueError, match="batching must be random\\|balanced\\|pairs"):
-        TuneConfig.from_params({**CFG, "batching": "stratified"})
-    with pytest.raises(ValueError, match="select_on must be val_auc\\|val_video_auc\\|val_loss"):
-        TuneConfig.from_params({**CFG, "select_on": "val_ap"})
+    with pytest.raises(ValueError, match="balanced batches need an even batch_size"):
+        Stage2Params(**{**CFG, "batch_size": 5})
+    assert Stage2Params(**{**CFG, "batch_size": 5, "batching": "random"}).batch_size == 5
+    with pytest.raises(ValueError, match="batching"):
+        Stage2Params(**{**CFG, "batching": "stratified"})
+    with pytest.raises(ValueError, match="select_on"):
+        Stage2Params(**{**CFG, "select_on": "val_ap"})
     raw = {"data": {}, "synthesize": {"sizes": {"default": {"n_train": 10, "n_test": 10, "min_seconds": 4,
                                                            "max_seconds": 8}}},
            "stage1": {"batch_size": 7}}
@@ -376,7 +380,7 @@ def test_balanced_batches_errors_and_params():
 def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog):
     from alertclip import tune as tune_mod
 
-    cfg = TuneConfig.from_params({**CFG, "epochs": 1})
+    cfg = Stage1Params(**{**CFG, "epochs": 1})
     data = load_clip_set(world)
     seen = []
     real = tune_mod.make_batch
@@ -387,16 +391,16 @@ def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog):
 
     monkeypatch.setattr(tune_mod, "make_batch", spy)
     with caplog.at_level("WARNING", logger="alertclip.tune"):
-        _, result, metrics = tune(cfg, "stage1", world)  # no prompts: selected on the val loss, with a warning
+        _, result, metrics = tune(cfg, world)  # no prompts: selected on the val loss, with a warning
     assert "selecting the epoch on the validation loss" in caplog.text
     assert metrics["selected_on"] == "val_loss" and "no validation prompts" in metrics["select_fallback"]
     assert metrics["batching"] == "pairs" and result.step == 2  # 4 abnormal / 5 normal train clips: 4 // 2
     assert all(sum(b) == 2 for b in seen[:result.step])  # the training batches come first, validation chunks after
-    _, result, metrics = tune(dataclasses.replace(cfg, batching="random"), "stage1", world)
+    _, result, metrics = tune(cfg.model_copy(update={"batching": "random"}), world)
     assert metrics["batching"] == "random" and result.step == 9 // 4
     assert metrics["n_train_abnormal"] + metrics["n_val_abnormal"] == int(data.abnormal.sum())
     with pytest.raises(ValueError, match="need >= 3 abnormal and >= 3 normal"):
-        tune(dataclasses.replace(cfg, batch_size=6, val_fraction=0.5), "stage1", world)  # 2 abnormal train clips
+        tune(cfg.model_copy(update={"batch_size": 6, "val_fraction": 0.5}), world)  # 2 abnormal train clips
 
 
 # ------------------------------------------------------------------------------------------ epoch selection
@@ -452,23 +456,19 @@ def test_selection_state_survives_resume(tmp_path):
     assert resumed.best.epoch == 2 and float(resumed.best.state["weight"]) == 2.0
 
 
-def test_val_prompts_from_params():
-    triple = ValPrompts.from_params(PROMPTS)
-    assert triple.texts("abnormal") == ["a video where a fight breaks out", "a video where someone falls"]
-    pyd = ValPrompts.from_params(PromptParams())
-    assert pyd.template == PromptParams().template and pyd.normal == tuple(PromptParams().normal)
-    assert ValPrompts.from_params({"template": "{}", "normal": ["a"], "abnormal": ["b"]}).abnormal == ("b",)
-    assert ValPrompts.from_params(None) is None
+def test_val_prompts_and_digest():
+    assert PROMPTS.texts("abnormal") == ["a video where a fight breaks out", "a video where someone falls"]
     with pytest.raises(ValueError, match="slot"):
-        ValPrompts("no slot", ("a",), ("b",))
-    cfg = TuneConfig()
-    assert config_digest(cfg, "stage1", []) != config_digest(cfg, "stage1", [], triple)  # prompts pick the epoch
+        PromptParams(template="no slot")
+    cfg = Stage1Params()
+    assert config_digest(cfg, []) != config_digest(cfg, [], PROMPTS)  # prompts pick the epoch
+    assert config_digest(cfg, []) != config_digest(as_stage2(cfg), [])  # the stage is part of the key
 
 
 def test_zero_shot_scores_mean_over_real_frames_and_auc(world):
     data = load_clip_set(world)
-    model, tok = build_model(TuneConfig.from_params(CFG), world.backbone)
-    prompts = ValPrompts.from_params(PROMPTS)
+    model, tok = build_model(Stage2Params(**CFG), world.backbone)
+    prompts = PROMPTS
     t_a, t_n = prompt_vectors(model, tok, prompts)
     assert np.linalg.norm(t_a) == pytest.approx(1.0) and np.linalg.norm(t_n) == pytest.approx(1.0)
     scores = zero_shot_clip_scores(model, data, t_a, t_n, batch_size=3)
@@ -493,9 +493,9 @@ def test_stage_metrics_record_selection(staged, world, tmp_path, caplog):
         assert m["selected_on"] == "val_loss" and "2 abnormal and 0 normal" in m["select_fallback"]
         assert m["best_val_auc"] is None and m["best_val_total"] == min(r["total"] for r in m["val"])
         assert all("auc" not in r for r in m["val"])
-    cfg = {**CFG, "seed": 1}  # validation v04 (abnormal), v07, v09 (normal)
+    cfg = Stage1Params(**{**CFG, "seed": 1})  # validation v04 (abnormal), v07, v09 (normal)
     with caplog.at_level("WARNING", logger="alertclip.tune"):
-        m = run_stage("stage1", cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS)
+        m = run_stage(cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS)
     assert "select_on=val_auc" not in caplog.text
     assert m["selected_on"] == "val_auc" and "select_fallback" not in m
     assert [r["epoch"] for r in m["val"]] == [0, 1] and all(0.0 <= r["auc"] <= 1.0 for r in m["val"])
@@ -506,8 +506,8 @@ def test_stage_metrics_record_selection(staged, world, tmp_path, caplog):
 def test_selection_on_the_validation_videos_snippets(world, tmp_path):
     from alertclip.heldout import load_snippet_set, snippet_auc
 
-    cfg = {**CFG, "seed": 1, "select_on": "val_video_auc"}  # validation v04 (abnormal), v07, v09 (normal)
-    m = run_stage("stage1", cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS)
+    cfg = Stage1Params(**{**CFG, "seed": 1, "select_on": "val_video_auc"})  # validation v04 (abnormal), v07, v09 (normal)
+    m = run_stage(cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS)
     assert m["selected_on"] == "val_video_auc" and "select_fallback" not in m
     assert all(0.0 <= r["auc"] <= 1.0 and 0.0 <= r["clip_auc"] <= 1.0 for r in m["val"])
     best = max(m["val"], key=lambda r: (r["auc"], -r["total"]))
@@ -516,7 +516,7 @@ def test_selection_on_the_validation_videos_snippets(world, tmp_path):
     snippets = load_snippet_set(world.clips, world.frames_dir, {"v04.mp4", "v07.mp4", "v09.mp4"}, set())
     assert snippets.abnormal.tolist() == [True, True, False] + [False] * 6
     model, tok = load_tuned(tmp_path / "m" / "stage1")
-    t_a, t_n = prompt_vectors(model, tok, ValPrompts.from_params(PROMPTS))
+    t_a, t_n = prompt_vectors(model, tok, PROMPTS)
     assert snippet_auc(model.clip, snippets, t_a, t_n) == pytest.approx(m["best_val_auc"], abs=1e-9)
 
 

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 
 import alertclip.factory as factory
 from alertclip.eval.vadclip import (
-    VadClipConfig,
     VadClipHead,
     bce_loss,
     distance_adjacency,
@@ -33,10 +32,11 @@ from alertclip.eval.vadclip import (
     video_scores,
     window_mask,
 )
+from alertclip.params import VadClipParams
 
 D = 128
 CLASSES = ["normal", "fighting", "explosion", "theft"]
-SMALL = VadClipConfig(visual_length=16, batch_per_class=4, epochs=1, iters_per_epoch=2, lr=1e-3)
+SMALL = VadClipParams(visual_length=16, batch_per_class=4, epochs=1, iters_per_epoch=2, lr=1e-3)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -84,16 +84,18 @@ def _world(seed: int, n_normal: int, n_per_class: int, t_range=(20, 41), shift=5
 # Config and length handling
 
 
-def test_config_defaults_are_vadclip_ucf_and_overridable():
-    cfg = VadClipConfig()
-    assert (cfg.visual_length, cfg.layers, cfg.heads, cfg.window) == (256, 2, 1, 8)
+def test_config_defaults_are_vadclip_ucf_where_not_scaled_and_overridable():
+    cfg = VadClipParams()
+    assert (cfg.visual_length, cfg.layers, cfg.heads, cfg.window) == (64, 2, 1, 8)  # visual_length scaled (VadCLIP 256)
     assert (cfg.sim_threshold, cfg.prompt_prefix, cfg.prompt_postfix) == (0.7, 10, 10)
-    assert (cfg.lr, cfg.weight_decay, cfg.lr_gamma, tuple(cfg.milestones)) == (2e-5, 0.01, 0.1, (4, 8))
-    assert (cfg.epochs, cfg.batch_per_class, cfg.iters_per_epoch, cfg.mask_padding) == (10, 64, 0, False)
+    assert (cfg.lr, cfg.weight_decay, cfg.lr_gamma, tuple(cfg.milestones)) == (2e-4, 0.01, 0.1, (4, 8))
+    assert (cfg.epochs, cfg.batch_per_class, cfg.iters_per_epoch, cfg.mask_padding) == (10, 16, 0, False)
     assert sep_weight(cfg, 14) == pytest.approx(0.1 / 13)
     with pytest.raises(Exception):
         cfg.lr = 1.0  # frozen
-    assert VadClipConfig(visual_length=32, batch_per_class=8).visual_length == 32
+    assert VadClipParams(visual_length=32, batch_per_class=8).visual_length == 32
+    with pytest.raises(ValueError, match="visual_length"):
+        VadClipParams(visual_length=4)
 
 
 def test_process_feat_pad_equal_and_mean_pool():
@@ -164,7 +166,7 @@ def test_similarity_adjacency_hand():
 
 def _head(tiny, **kw) -> VadClipHead:
     clip, tok = tiny
-    cfg = VadClipConfig(**{**dict(visual_length=16, window=4), **kw})
+    cfg = VadClipParams(**{**dict(visual_length=16, window=4), **kw})
     return make_head(CLASSES, clip, tok, D, cfg, seed=0)
 
 
@@ -264,7 +266,7 @@ def test_roc_auc_hand():
 def test_prompt_layout_matches_open_clip_encode_text(tiny):
     clip, tok = tiny
     names = ["normal", "road accidents", "shoplifting"]
-    head = make_head(names, clip, tok, D, VadClipConfig(visual_length=8), seed=0)
+    head = make_head(names, clip, tok, D, VadClipParams(visual_length=8), seed=0)
     pr = head.prompts
     raw = tok(names)
     tokens = torch.zeros_like(pr.layout)
@@ -310,7 +312,7 @@ def test_same_seed_same_weights_and_small_groups(tiny):
     assert all(torch.equal(s1[k], s2[k]) for k in s1) and hist1["loss"] == hist2["loss"]
     assert not all(torch.equal(s1[k], s3[k]) for k in s1)
     assert hist1["batch"] == (3, 4)  # the normal group (3 < 4) is used whole at every step
-    cfg0 = VadClipConfig(visual_length=16, batch_per_class=4, epochs=1)
+    cfg0 = VadClipParams(visual_length=16, batch_per_class=4, epochs=1)
     _, hist0 = train_vadclip(feats, labels, None, CLASSES, clip, tok, cfg0, seed=1)
     assert hist0["iters_per_epoch"] == 6 // 4
 
@@ -319,7 +321,7 @@ def test_validation_selection_returns_best(tiny):
     clip, tok = tiny
     feats, labels, _ = _world(2, 8, 3, (10, 20))
     vf, vl, _ = _world(3, 4, 2, (10, 20))
-    cfg = VadClipConfig(visual_length=16, batch_per_class=4, epochs=2, iters_per_epoch=2, eval_every=1, lr=1e-3)
+    cfg = VadClipParams(visual_length=16, batch_per_class=4, epochs=2, iters_per_epoch=2, eval_every=1, lr=1e-3)
     head, hist = train_vadclip(feats, labels, (vf, vl), CLASSES, clip, tok, cfg, seed=0)
     aucs = [v["auc"] for v in hist["val"]]
     assert len(aucs) == 2 * 2 + 2 and hist["best_auc"] == max(aucs)
@@ -354,7 +356,7 @@ def test_learns_synthetic_anomalies(tiny):
     clip, tok = tiny
     train, labels, _ = _world(10, 40, 14)
     test, test_labels, segs = _world(11, 20, 7)
-    cfg = VadClipConfig(visual_length=48, batch_per_class=8, epochs=8, lr=1e-3, milestones=(100,))
+    cfg = VadClipParams(visual_length=48, batch_per_class=8, epochs=8, lr=1e-3, milestones=(100,))
     t0 = time.process_time()
     head, hist = train_vadclip(train, labels, None, CLASSES, clip, tok, cfg, seed=1)
     scores = score_videos(head, test, clip)

@@ -1,4 +1,4 @@
-"""Tests for the VAGTA annotation reader (alertclip.data.vagta).
+"""Tests for the VAGTA annotation reader (alertclip.data.vagta, vagta_defects, vagta_cli, captions).
 
 The real-data tests read the excerpts in ``<repo>/../shared/fixtures/vagta/`` and skip when that folder
 is absent; every other test builds tiny files in tmp_path.
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from alertclip.data import vagta
+from alertclip.data import captions, vagta, vagta_cli, vagta_defects
 from alertclip.data.vagta import Keyframe, VagtaFormatError, boxes_at
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "vagta"
@@ -35,7 +35,7 @@ def _raw(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _kinds_at(defects: list[vagta.Defect]) -> set[tuple[str, str]]:
+def _kinds_at(defects: list[vagta_defects.Defect]) -> set[tuple[str, str]]:
     return {(d.kind, d.field) for d in defects}
 
 
@@ -97,7 +97,7 @@ def test_entries_fixture_loads_with_counts_from_raw_json() -> None:
     assert vf.kind == "entries" and vf.items is None and vf.path == TEST_FIXTURE
     assert len(vf.entries) == len(raw) == 25
 
-    counts = vagta.check([TEST_FIXTURE])[str(TEST_FIXTURE)]["counts"]
+    counts = vagta_cli.check([TEST_FIXTURE])[str(TEST_FIXTURE)]["counts"]
     n_normal = sum("normal" in e["video"].lower() for e in raw)  # no abnormal path says "normal"
     assert counts == {
         "entries": len(raw),
@@ -126,7 +126,7 @@ def test_items_fixture_loads_with_counts_from_raw_json() -> None:
         "qwen-vl-max", 1761913967, "Final_ucf_fgclip_translated_qwen_train.json",
     )
     items = raw["items"]
-    counts = vagta.check([TRAIN_FIXTURE])[str(TRAIN_FIXTURE)]["counts"]
+    counts = vagta_cli.check([TRAIN_FIXTURE])[str(TRAIN_FIXTURE)]["counts"]
     n_normal = sum("normal" in it["video"].lower() for it in items)
     assert counts == {
         "items": len(items),
@@ -143,8 +143,8 @@ def test_items_fixture_loads_with_counts_from_raw_json() -> None:
 @needs_fixtures
 def test_fixture_defects_found_where_the_raw_json_has_them() -> None:
     test_raw, train_raw = _raw(TEST_FIXTURE), _raw(TRAIN_FIXTURE)
-    test_defects = vagta.find_defects(vagta.load(TEST_FIXTURE))
-    train_defects = vagta.find_defects(vagta.load(TRAIN_FIXTURE))
+    test_defects = vagta_defects.find_defects(vagta.load(TEST_FIXTURE))
+    train_defects = vagta_defects.find_defects(vagta.load(TRAIN_FIXTURE))
 
     # Chinese text, located independently with a CJK regex over the raw captions.
     cjk_test = {
@@ -210,31 +210,18 @@ def test_fixture_defects_found_where_the_raw_json_has_them() -> None:
 
 
 @needs_fixtures
-def test_fixture_tables() -> None:
+def test_fixture_regions_table() -> None:
     vf = vagta.load(TEST_FIXTURE)
     raw = _raw(TEST_FIXTURE)
-    entries = vagta.entries_table(vf)
-    assert entries.height == 25 and entries["abnormal"].sum() == 16
-    assert entries.row(0, named=True)["category"] == "Arson"
-    assert entries.filter(entries["index"] == 12).row(0, named=True)["t_start_s"] == 21.9
-    regions = vagta.regions_table(vf)
+    regions = vagta_cli.regions_table(vf)
     assert regions.height == sum(len(e["region_captions"]) for e in raw)
     r0 = regions.row(0, named=True)
     assert (r0["n_keyframes"], r0["first_frame"], r0["last_frame"]) == (4, 261, 1065)
-    keys = vagta.keyframes_table(vf)
-    assert keys.height == sum(len(t) for e in raw for t in e["box_infos"])
-    coords = keys.select("x1", "y1", "x2", "y2").to_numpy()
-    assert coords.min() >= 0.0 and coords.max() <= 1.0  # float noise was clamped
-    assert keys["clamped"].sum() == 2
 
     tv = vagta.load(TRAIN_FIXTURE)
-    items = vagta.items_table(tv)
-    assert items.height == 42 and items["clip_key"].n_unique() == 42
-    row25 = items.row(25, named=True)
-    assert row25["n_hard_negatives"] == 3 and len(row25["hard_negatives"]) == 2
-    assert row25["region_caption"] not in row25["hard_negatives"]
-    with pytest.raises(ValueError, match="needs an items file"):
-        vagta.items_table(vf)
+    assert len({it.clip_key for it in tv.items}) == len(tv.items) == 42
+    with pytest.raises(ValueError, match="needs an entries file"):
+        vagta_cli.regions_table(tv)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,19 +248,18 @@ def test_fixture_tables() -> None:
 )
 def test_category_of(video: str, category: str) -> None:
     assert vagta.category_of(video) == category
-    assert vagta.is_abnormal_video(video) is (category != "Normal")
 
 
 def test_digit_typo_rule() -> None:
-    assert vagta.digit_typos("Two men and one6 woman near parking5 and 6one") == ["one6", "parking5", "6one"]
+    assert captions.digit_typos("Two men and one6 woman near parking5 and 6one") == ["one6", "parking5", "6one"]
     clean = "x264 mp4 h264 3D 2nd 10th 21st 4pm 1080p 1990s 4k CCTV2 AK47 B2 covers 12 people."
-    assert vagta.digit_typos(clean) == []
+    assert captions.digit_typos(clean) == []
 
 
 def test_non_latin_runs() -> None:
-    assert vagta.non_latin_runs("she反击 with bat，then left") == ["反击", "，"]
-    assert vagta.non_latin_runs("café déjà vu — naïve 'quotes' 2nd") == []
-    assert vagta.non_latin_runs("a Привет b") == ["Привет"]
+    assert captions.non_latin_runs("she反击 with bat，then left") == ["反击", "，"]
+    assert captions.non_latin_runs("café déjà vu — naïve 'quotes' 2nd") == []
+    assert captions.non_latin_runs("a Привет b") == ["Привет"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -297,7 +283,7 @@ def test_entry_defect_kinds(tmp_path: Path) -> None:
         entry(region_captions=["a", "b"]),  # 8: two captions, one track
     ]
     vf = vagta.load(write(tmp_path, "boxes.json", entries))
-    defects = vagta.find_defects(vf)
+    defects = vagta_defects.find_defects(vf)
     assert _kinds_at(defects) == {
         ("bbox_out_of_range", "entries[1].box_infos[0][0].bbox"),
         ("bbox_out_of_range", "entries[2].box_infos[0][0].bbox"),
@@ -333,7 +319,7 @@ def test_item_defect_kinds(tmp_path: Path) -> None:
         item(region_caption="孩子 hits a man."),  # 7
     ]
     vf = vagta.load(write(tmp_path, "train.json", train_file(items)))
-    defects = vagta.find_defects(vf)
+    defects = vagta_defects.find_defects(vf)
     assert _kinds_at(defects) == {
         ("empty_hard_negatives", "items[1].hard_negative"),
         ("hard_negative_equals_positive", "items[2].hard_negative[0]"),
@@ -346,20 +332,16 @@ def test_item_defect_kinds(tmp_path: Path) -> None:
     }
     repaired = {d.kind for d in defects if d.repaired}
     assert repaired == {"hard_negative_equals_positive", "duplicate_hard_negatives"}
-    # the repair: usable hard negatives drop the positive and the duplicate
-    assert vagta.usable_hard_negatives(vf.items[2]) == ["x y z", "A man feeds a dog."]
-    assert vagta.usable_hard_negatives(vf.items[3]) == ["A man feeds a dog.", "A man pets a dog."]
     # (video, region_index) repeats for normal segments; clip_key does not
     assert (vf.items[5].video, vf.items[5].region_index) == (vf.items[6].video, vf.items[6].region_index)
-    table = vagta.items_table(vf)
-    assert table["clip_key"].n_unique() == table.height
+    assert len({it.clip_key for it in vf.items}) == len(vf.items)
     assert vf.items[5].clip_key.endswith("#0@0.0-6.0")
 
 
 def test_clean_files_have_no_defects(tmp_path: Path) -> None:
     boxes = vagta.load(write(tmp_path, "b.json", [entry(), entry(video="V/Fire/Fire_1.mp4")]))
     train = vagta.load(write(tmp_path, "t.json", train_file([item(), item(region_index=1)])))
-    assert vagta.find_defects(boxes) == [] and vagta.find_defects(train) == []
+    assert vagta_defects.find_defects(boxes) == [] and vagta_defects.find_defects(train) == []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -518,7 +500,7 @@ def _cli_files(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_cli_human_readable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     boxes, train = _cli_files(tmp_path)
-    assert vagta.main(["check", str(boxes), str(train)]) == 0  # defects do not fail the command
+    assert vagta_cli.main(["check", str(boxes), str(train)]) == 0  # defects do not fail the command
     out = capsys.readouterr().out
     assert f"{boxes} (entries file)" in out and f"{train} (items file)" in out
     assert re.search(r"entries\s+videos\s+normal\s+abnormal\s+regions\s+keyframes\n\s+2\s+2\s+0\s+2\s+2\s+3", out)
@@ -529,9 +511,9 @@ def test_cli_human_readable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     boxes, train = _cli_files(tmp_path)
-    assert vagta.main(["check", str(boxes), str(train), "--json"]) == 0
+    assert vagta_cli.main(["check", str(boxes), str(train), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report == vagta.check([boxes, train])
+    assert report == vagta_cli.check([boxes, train])
     assert report[str(boxes)]["defects_by_kind"] == {"bbox_inverted": 1}
     assert report[str(train)]["counts"]["hard_negatives"] == 3
     assert report[str(train)]["defects"][0] == {
@@ -542,7 +524,7 @@ def test_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 @needs_fixtures
 def test_cli_json_on_fixtures(capsys: pytest.CaptureFixture[str]) -> None:
-    assert vagta.main(["check", str(TEST_FIXTURE), str(TRAIN_FIXTURE), "--json"]) == 0
+    assert vagta_cli.main(["check", str(TEST_FIXTURE), str(TRAIN_FIXTURE), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report[str(TEST_FIXTURE)]["defects_by_kind"] == {
         "bbox_out_of_range": 2, "non_english": 1, "repeated_caption": 1,
@@ -556,8 +538,8 @@ def test_cli_json_on_fixtures(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_format_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good, _ = _cli_files(tmp_path)
     bad = write(tmp_path, "bad.json", [entry(), {"video": 3}])
-    assert vagta.main(["check", str(good), str(bad)]) == 2
+    assert vagta_cli.main(["check", str(good), str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}: entry 1: field video: Input should be a valid string" in err
-    assert vagta.main(["check", str(tmp_path / "missing.json")]) == 2
+    assert vagta_cli.main(["check", str(tmp_path / "missing.json")]) == 2
     assert "missing.json" in capsys.readouterr().err

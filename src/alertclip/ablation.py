@@ -11,22 +11,18 @@ Each named variant becomes the DVC stage ``stage2@<name>`` (dvc.yaml ``foreach: 
 
 from __future__ import annotations
 
-from typing import Any
+from .params import AblationVariant, Stage2Params
 
-LOSSES = ("global", "region", "hard")
-CURRICULA = {"two_stage": "stage1", "joint": "base"}
+CURRICULA = {"two_stage": "stage1", "joint": "base"}  # the curriculum -> the stage-2 starting point (init)
 
 
-def variant_params(stage2: dict, variant: Any) -> dict:
-    """The stage-2 params of one variant: ``stage2`` (a dict) with the variant's losses/curriculum/negatives applied."""
-    v = variant.model_dump() if hasattr(variant, "model_dump") else dict(variant)
-    losses = list(v.get("losses", LOSSES))
-    unknown = [x for x in losses if x not in LOSSES]
-    if unknown or "global" not in losses:
-        raise ValueError(f"losses {losses}: each must be one of {list(LOSSES)} and 'global' must be included")
-    out = dict(stage2)
-    out["lambda_region"] = stage2["lambda_region"] if "region" in losses else 0.0
-    out["lambda_hard"] = stage2["lambda_hard"] if "hard" in losses else 0.0
-    out["init"] = CURRICULA[v.get("curriculum", "two_stage")]
-    out["negatives"] = v.get("negatives", "hard")
-    return out
+def variant_params(stage2: Stage2Params, variant: AblationVariant) -> Stage2Params:
+    """The stage-2 settings of one variant: ``stage2`` with the variant's losses, curriculum and negatives applied
+    (a loss left out gets weight 0; the params schema has checked that ``global`` is among the losses)."""
+    return Stage2Params.model_validate({
+        **stage2.model_dump(),
+        "lambda_region": stage2.lambda_region if "region" in variant.losses else 0.0,
+        "lambda_hard": stage2.lambda_hard if "hard" in variant.losses else 0.0,
+        "init": CURRICULA[variant.curriculum],
+        "negatives": variant.negatives,
+    })

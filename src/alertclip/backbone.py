@@ -14,7 +14,6 @@ it and a sha256 record; :func:`fetch_pretrained` gets published weights through 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -31,8 +30,8 @@ from torch import Tensor, nn
 
 from .io import sha256_file, write_json
 from .losses import scale_from_log, symmetric_infonce
+from .params import BackboneParams
 from .train import LoopConfig, PermutationBatches, TrainResult, train
-from .train.config import dataclass_from
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,6 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
     "RECORD_FILE",
-    "BackboneConfig",
     "PretrainSet",
     "PretrainedUnavailable",
     "fetch_pretrained",
@@ -56,31 +54,10 @@ CONFIG_FILE = "config.json"
 RECORD_FILE = "weights.json"
 
 
-@dataclass(frozen=True)
-class BackboneConfig:
-    """The ``backbone`` params group (mirrors the proposed ``params.BackboneParams``)."""
-
-    arch: str = "alertclip-tiny"
-    pretrained: str | None = None  # None: pre-train on the synthetic world; else an open_clip tag (fetch_pretrained)
-    epochs: int = 6
-    batch_size: int = 64
-    lr: float = 1e-3
-    warmup_steps: int = 20
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 50
-    max_eval: int = 2000  # held-out images used for R@k
-
-    @classmethod
-    def from_params(cls, obj: Any) -> "BackboneConfig":
-        """From ``None`` (defaults), a mapping, a pydantic model or a dataclass; unknown keys raise."""
-        return dataclass_from(cls, obj, "backbone")
-
-    def loop_config(self, checkpoint_dir: Path | None, progress: bool = False) -> LoopConfig:
-        return LoopConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup_steps=self.warmup_steps,
-                          grad_clip=self.grad_clip or None, seed=self.seed, checkpoint_dir=checkpoint_dir,
-                          checkpoint_every=self.checkpoint_every, progress=progress, desc="backbone")
+def loop_config(cfg: BackboneParams, checkpoint_dir: Path | None, progress: bool = False) -> LoopConfig:
+    return LoopConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
+                      grad_clip=cfg.grad_clip or None, seed=cfg.seed, checkpoint_dir=checkpoint_dir,
+                      checkpoint_every=cfg.checkpoint_every, progress=progress, desc="backbone")
 
 
 @dataclass
@@ -162,7 +139,7 @@ def _eval_indices(idx: np.ndarray, max_eval: int) -> np.ndarray:
     return idx[np.linspace(0, len(idx) - 1, max_eval).round().astype(int)]
 
 
-def pretrain(data: PretrainSet, cfg: BackboneConfig, checkpoint_dir: Path | None = None,
+def pretrain(data: PretrainSet, cfg: BackboneParams, checkpoint_dir: Path | None = None,
              progress: bool = False) -> tuple[nn.Module, Any, TrainResult, dict]:
     """Train ``cfg.arch`` from random init (seeded) on the ``train`` split; returns ``(model, tokenizer, result, metrics)``.
 
@@ -195,7 +172,7 @@ def pretrain(data: PretrainSet, cfg: BackboneConfig, checkpoint_dir: Path | None
         return {"loss": symmetric_infonce(v.float(), w.float(), scale), "scale": scale.detach()}
 
     batches = PermutationBatches(len(train_idx), cfg.batch_size, cfg.seed, fetch)
-    result = train(model, model.parameters(), loss_fn, batches, cfg.loop_config(checkpoint_dir, progress))
+    result = train(model, model.parameters(), loss_fn, batches, loop_config(cfg, checkpoint_dir, progress))
     metrics = dict(result.final)
     if not result.interrupted:
         held = _eval_indices(data.indices("heldout"), cfg.max_eval)
@@ -281,9 +258,9 @@ def fetch_pretrained(arch: str, tag: str, cache_dir: str | Path | None = None, t
     return model, preprocess_val, open_clip.get_tokenizer(arch), record
 
 
-def config_digest(cfg: BackboneConfig, *files: Path) -> str:
+def config_digest(cfg: BackboneParams, *files: Path) -> str:
     """Short hash of the config and input files: names the resume-checkpoint directory of one run."""
-    h = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(cfg.model_dump(), sort_keys=True).encode())
     for f in files:
         h.update(sha256_file(f).encode())
     return h.hexdigest()[:16]

@@ -90,9 +90,9 @@ def _video(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["vagta"]:
-        from .data import vagta
+        from .data import vagta_cli
 
-        return vagta.main(argv[1:])
+        return vagta_cli.main(argv[1:])
     parser = argparse.ArgumentParser(prog="alertclip", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

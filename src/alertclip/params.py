@@ -6,6 +6,7 @@ fails with a message naming the file and the dotted key (``params.yaml: frames.f
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -251,40 +252,88 @@ def _default_ablations() -> dict[str, AblationVariant]:
     return {"full": AblationVariant()}
 
 
+SWEPT = ("lambda_region", "lambda_hard", "temperature", "lr")  # the stage-2 keys a sweep trial samples, in order
+SWEEP_LOG_DEFAULT = {"lambda_region": False, "lambda_hard": False, "temperature": True, "lr": True}
+SWEEP_DEFAULT_RANGES = {"lambda_region": (0.1, 3.0), "lambda_hard": (0.1, 3.0),
+                        "temperature": (0.01, 0.2),  # initial tau; stage2.temperature allows [0.01, 1]
+                        "lr": (1e-5, 1e-3)}
+# (minimum allowed low, maximum allowed high, inclusive minimum?) of each swept key
+_SWEEP_BOUNDS = {"lambda_region": (0.0, math.inf, True), "lambda_hard": (0.0, math.inf, True),
+                 "temperature": (0.01, 1.0, True), "lr": (0.0, math.inf, False)}
+
+
 class SweepRange(_Strict):
+    """One searched interval ``[low, high]``; ``log``: log-uniform (None = the key's default, SWEEP_LOG_DEFAULT)."""
+
     low: float
     high: float
     log: bool | None = Field(None, description="sample on a log scale; null = the key's default (lr, temperature)")
 
 
+def _check_range(name: str, r: SweepRange) -> None:
+    key = f"sweep.ranges.{name}"
+    lo_min, hi_max, inclusive = _SWEEP_BOUNDS[name]
+    if not (math.isfinite(r.low) and math.isfinite(r.high)):
+        raise ValueError(f"{key}: low and high must be finite, got [{r.low}, {r.high}]")
+    if r.low > r.high:
+        raise ValueError(f"{key}: inverted range: low {r.low} > high {r.high}")
+    if r.low == r.high:
+        raise ValueError(f"{key}: empty range: low == high == {r.low} (to fix a value, set it in stage2 instead)")
+    if r.low < lo_min or (not inclusive and r.low <= lo_min) or r.high > hi_max:
+        bounds = f"{'[' if inclusive else '('}{lo_min}, {hi_max}]"
+        raise ValueError(f"{key}: [{r.low}, {r.high}] must lie in {bounds}")
+    if r.log and r.low <= 0:
+        raise ValueError(f"{key}: a log-uniform range needs low > 0, got {r.low}")
+    if name == "lr" and not r.log:
+        raise ValueError(f"{key}: the learning rate is sampled log-uniformly; set log: true")
+
+
 class SweepParams(_Strict):
-    """The Optuna loss-weight sweep (alertclip.sweep.SweepConfig checks the values; errors name sweep.<key>)."""
+    """The Optuna loss-weight sweep (alertclip.sweep); ``ranges`` may give a subset of the swept keys (the others
+    keep SWEEP_DEFAULT_RANGES)."""
 
     n_trials: int = Field(4, ge=1, description="COMPLETE + PRUNED trials the study ends with")
-    seed: int = 0
-    storage: str = Field("data/.cache/sweep/journal.log",
+    seed: int = Field(0, description="TPE seed (and the fANOVA importance seed)")
+    storage: str = Field("data/.cache/sweep/journal.log", min_length=1,
                          description="a file path (journal), sqlite:///x.db, or an RDB URL (postgresql://...) for workers")
-    study_name: str = "stage2"
-    single_worker: bool | None = None
+    study_name: str = Field("stage2", min_length=1, description="prefix; the study is <study_name>-<hash of settings + inputs>")
+    single_worker: bool | None = Field(None, description="null = true for a journal file / SQLite, false for other RDB URLs")
     epochs: int | None = Field(2, ge=1, description="epochs per trial; null = stage2.epochs")
-    n_startup_trials: int = Field(2, ge=0)
-    multivariate: bool = True
+    n_startup_trials: int = Field(2, ge=0, description="TPE: random trials before the model kicks in")
+    multivariate: bool = Field(True, description="TPE: model the parameters jointly")
     pruner: Literal["median", "hyperband", "none"] = "median"
-    prune_startup_trials: int = Field(2, ge=0)
-    prune_warmup_epochs: int = Field(1, ge=0)
-    min_resource: int = Field(1, ge=1)
+    prune_startup_trials: int = Field(2, ge=0, description="median: finished trials before anything is pruned")
+    prune_warmup_epochs: int = Field(1, ge=0, description="median: epochs a trial runs before it can be pruned")
+    min_resource: int = Field(1, ge=1, description="hyperband: epochs of the smallest rung")
     reduction_factor: int = Field(3, ge=2)
-    heartbeat_s: int = Field(60, ge=1)
-    grace_s: int = Field(180, ge=1)
-    max_retry: int = Field(1, ge=0)
+    heartbeat_s: int = Field(60, ge=1, description="several workers on an RDB: heartbeat interval of a running trial")
+    grace_s: int = Field(180, ge=1, description="a trial whose heartbeat is older is failed (must be > heartbeat_s)")
+    max_retry: int = Field(1, ge=0, description="... and its parameters re-queued at most this often (0 = never)")
     ranges: dict[Literal["lambda_region", "lambda_hard", "temperature", "lr"], SweepRange] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _checked_by_sweep(self) -> "SweepParams":
-        from .sweep import SweepConfig
+    @field_validator("storage", "study_name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
 
-        SweepConfig.from_params(self.model_dump())  # raises ValueError("sweep.ranges.lr: ...") on a bad range
+    @model_validator(mode="after")
+    def _checked(self) -> "SweepParams":
+        if self.grace_s <= self.heartbeat_s:
+            raise ValueError("sweep.grace_s: must be > sweep.heartbeat_s")
+        for name, r in self.searched():
+            _check_range(name, r)
         return self
+
+    def searched(self) -> list[tuple[str, SweepRange]]:
+        """``(key, range)`` of every swept key in suggestion order, defaults filled in and ``log`` resolved."""
+        out = []
+        for name in SWEPT:
+            low, high = SWEEP_DEFAULT_RANGES[name]
+            r = self.ranges.get(name) or SweepRange(low=low, high=high)
+            out.append((name, r if r.log is not None else r.model_copy(update={"log": SWEEP_LOG_DEFAULT[name]})))
+        return out
 
 
 class FeaturesParams(_Strict):
@@ -317,6 +366,10 @@ class PromptParams(_Strict):
         if any(not p.strip() for p in phrases):
             raise ValueError("an empty phrase in the prompt set")
         return phrases
+
+    def texts(self, kind: Literal["normal", "abnormal"]) -> list[str]:
+        """``template.format(phrase)`` for each phrase of one set."""
+        return [self.template.format(p) for p in getattr(self, kind)]
 
 
 class EvalParams(_Strict):
@@ -351,24 +404,51 @@ class LinearMilParams(_Strict):
     lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(32, ge=1, description="videos per step")
+    topk_div: int = Field(16, ge=1, description="top-k pooling: k = length // topk_div + 1 (VadCLIP's)")
 
 
-class WeaklyParams(_Strict):
-    """The weakly supervised head: the VadCLIP-style one (alertclip.eval.vadclip; VadCLIP's UCF defaults scaled to
-    the synthetic world) or the linear MIL one (alertclip.eval.mil)."""
+class VadClipParams(_Strict):
+    """The VadCLIP-style head (alertclip.eval.vadclip). The first eight defaults are scaled to the synthetic world,
+    the rest are VadCLIP's UCF-Crime settings."""
 
-    head: Literal["vadclip", "linear_mil"] = "vadclip"
-    linear_mil: LinearMilParams = LinearMilParams()
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     visual_length: int = Field(64, ge=8, description="VadCLIP: 256 (real videos are longer)")
-    window: int = Field(8, ge=1)
+    window: int = Field(8, ge=1, description="local attention window (VadCLIP: 8 UCF, 64 XD)")
     layers: int = Field(2, ge=1, description="local transformer blocks (VadCLIP: 2 UCF, 1 XD)")
     batch_per_class: int = Field(16, ge=1, description="normal and abnormal videos per step (VadCLIP: 64 + 64)")
     epochs: int = Field(10, ge=1)
     lr: float = Field(2e-4, gt=0, description="VadCLIP: 2e-5 with 125 iterations an epoch; ours has ~6")
     weight_decay: float = Field(0.01, ge=0)
-    milestones: list[int] = Field(default_factory=lambda: [4, 8])
+    milestones: list[int] = Field(default_factory=lambda: [4, 8], description="epochs where the lr drops by lr_gamma")
+    heads: int = Field(1, ge=1)
+    gcn_dim: int | None = Field(None, ge=1, description="GCN hidden width; null = feature_dim // 2")
+    sim_threshold: float = Field(0.7, description="the similarity graph joins snippet pairs above this cosine")
+    prompt_prefix: int = Field(10, ge=0, description="learned context tokens before the class name")
+    prompt_postfix: int = Field(10, ge=0, description="... and after it")
+    temperature: float = Field(0.07, gt=0)
+    lr_gamma: float = Field(0.1, gt=0)
+    iters_per_epoch: int = Field(0, ge=0, description="0 = n_abnormal // batch_per_class (each abnormal video once)")
+    topk_div: int = Field(16, ge=1, description="top-k pooling: k = length // topk_div + 1")
+    sep_weight: float = Field(0.1, ge=0)
+    sep_per_class: bool = Field(True, description="divide sep_weight by the non-normal classes (UCF: 0.1 / 13)")
+    eval_every: int = Field(0, ge=0, description="also validate every this many iterations (0 = epoch ends only)")
+    reload_best_each_epoch: bool = True
+    mask_padding: bool = False
+
+
+class WeaklyParams(_Strict):
+    """The weakly supervised head: the VadCLIP-style one (alertclip.eval.vadclip) or the linear MIL one
+    (alertclip.eval.mil), each with its own settings."""
+
+    head: Literal["vadclip", "linear_mil"] = "linear_mil"
+    linear_mil: LinearMilParams = LinearMilParams()
+    vadclip: VadClipParams = VadClipParams()
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     val_fraction: float = Field(0.2, gt=0, lt=1, description="validation videos carved from the TRAINING videos")
+
+    @property
+    def head_params(self) -> LinearMilParams | VadClipParams:
+        """The settings of the chosen head."""
+        return self.linear_mil if self.head == "linear_mil" else self.vadclip
 
 
 class RetentionParams(_Strict):

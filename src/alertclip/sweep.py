@@ -52,18 +52,17 @@ Outputs (``results/sweep/``, atomic, no timestamps or durations): ``trials.parqu
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import math
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .io import atomic_path, sha256_file, write_json
+from .params import SWEPT, Stage2Params, SweepParams
 
 if TYPE_CHECKING:
     import optuna
@@ -73,13 +72,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "LOG_DEFAULT",
-    "SWEPT",
     "Objective",
-    "SweepConfig",
     "SweepInterrupted",
-    "SweepRange",
-    "SweepRanges",
     "SweepStorageError",
     "best_overrides",
     "fail_running_trials",
@@ -96,7 +90,6 @@ __all__ = [
     "write_outputs",
 ]
 
-SWEPT = ("lambda_region", "lambda_hard", "temperature", "lr")  # suggestion order (fixed: it drives the sampler)
 PRUNERS = ("median", "hyperband", "none")
 DEFAULT_OUT = Path("results/sweep")
 BEST_FILE = "best.json"
@@ -113,166 +106,6 @@ class SweepStorageError(RuntimeError):
 
 class SweepInterrupted(RuntimeError):
     """Training stopped on SIGTERM; the trial is marked FAIL and rerunning the sweep retries it (exit status 143)."""
-
-
-@dataclass(frozen=True)
-class SweepRange:
-    """One searched interval ``[low, high]``; ``log``: log-uniform (None = the key's default, :data:`LOG_DEFAULT`)."""
-
-    low: float
-    high: float
-    log: bool | None = None
-
-
-LOG_DEFAULT = {"lambda_region": False, "lambda_hard": False, "temperature": True, "lr": True}
-
-
-@dataclass(frozen=True)
-class SweepRanges:
-    """The searched interval of each swept stage-2 key."""
-
-    lambda_region: SweepRange = SweepRange(0.1, 3.0, log=False)
-    lambda_hard: SweepRange = SweepRange(0.1, 3.0, log=False)
-    temperature: SweepRange = SweepRange(0.01, 0.2, log=True)  # initial tau; TuneConfig allows [0.01, 1]
-    lr: SweepRange = SweepRange(1e-5, 1e-3, log=True)  # must be log-uniform
-
-    def items(self) -> list[tuple[str, SweepRange]]:
-        """``(key, range)`` in suggestion order, ``log`` resolved."""
-        out = []
-        for name in SWEPT:
-            r = getattr(self, name)
-            out.append((name, r if r.log is not None else dataclasses.replace(r, log=LOG_DEFAULT[name])))
-        return out
-
-
-# (minimum allowed low, maximum allowed high, inclusive minimum?) of each swept key
-_BOUNDS = {"lambda_region": (0.0, math.inf, True), "lambda_hard": (0.0, math.inf, True),
-           "temperature": (0.01, 1.0, True), "lr": (0.0, math.inf, False)}
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """The ``sweep`` params group (mirrors the proposed ``params.SweepParams``)."""
-
-    n_trials: int = 16  # COMPLETE + PRUNED trials the study ends with
-    seed: int = 0  # TPE seed (and the fANOVA importance seed)
-    storage: str = "data/.cache/sweep/journal.log"  # file path = journal; sqlite:///x.db; postgresql://...
-    study_name: str = "stage2"  # prefix; the study is "<study_name>-<hash of settings + inputs>"
-    single_worker: bool | None = None  # None = True for a journal file / SQLite, False for other RDB URLs
-    epochs: int | None = None  # epochs per trial; None = stage2.epochs
-    n_startup_trials: int = 5  # TPE: random trials before the model kicks in
-    multivariate: bool = True  # TPE: model the parameters jointly
-    pruner: str = "median"  # median | hyperband | none
-    prune_startup_trials: int = 3  # median: finished trials before anything is pruned
-    prune_warmup_epochs: int = 1  # median: epochs a trial runs before it can be pruned
-    min_resource: int = 1  # hyperband: epochs of the smallest rung
-    reduction_factor: int = 3  # hyperband
-    heartbeat_s: int = 60  # several workers on an RDB: heartbeat interval of a running trial
-    grace_s: int = 180  # ... a trial whose heartbeat is older is failed
-    max_retry: int = 1  # ... and its parameters re-queued at most this often (0 = never)
-    ranges: SweepRanges = SweepRanges()
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.n_trials >= 1, "sweep.n_trials", f"must be >= 1, got {self.n_trials}"),
-            (self.pruner in PRUNERS, "sweep.pruner", f"must be one of {'|'.join(PRUNERS)}, got {self.pruner!r}"),
-            (bool(str(self.storage).strip()), "sweep.storage", "must not be empty"),
-            (bool(self.study_name.strip()), "sweep.study_name", "must not be empty"),
-            (self.epochs is None or self.epochs >= 1, "sweep.epochs", f"must be >= 1 or null, got {self.epochs}"),
-            (self.n_startup_trials >= 0, "sweep.n_startup_trials", "must be >= 0"),
-            (self.prune_startup_trials >= 0, "sweep.prune_startup_trials", "must be >= 0"),
-            (self.prune_warmup_epochs >= 0, "sweep.prune_warmup_epochs", "must be >= 0"),
-            (self.min_resource >= 1, "sweep.min_resource", "must be >= 1"),
-            (self.reduction_factor >= 2, "sweep.reduction_factor", "must be >= 2"),
-            (self.heartbeat_s >= 1, "sweep.heartbeat_s", "must be >= 1"),
-            (self.grace_s > self.heartbeat_s, "sweep.grace_s", "must be > sweep.heartbeat_s"),
-            (self.max_retry >= 0, "sweep.max_retry", "must be >= 0"),
-        ]
-        for ok, key, msg in checks:
-            if not ok:
-                raise ValueError(f"{key}: {msg}")
-        if not isinstance(self.ranges, SweepRanges):
-            raise ValueError(f"sweep.ranges: expected SweepRanges, got {type(self.ranges).__name__}")
-        for name, r in self.ranges.items():
-            _check_range(name, r)
-        object.__setattr__(self, "ranges", SweepRanges(**dict(self.ranges.items())))  # log resolved from here on
-
-    @classmethod
-    def from_params(cls, obj: Any) -> "SweepConfig":
-        """From ``None`` (defaults), a mapping, a pydantic model (``p.sweep``) or a dataclass; unknown keys raise.
-        ``ranges`` may give a subset of the keys (the others keep their defaults), each as a mapping
-        ``{low, high, log}`` or a list ``[low, high]`` / ``[low, high, log]``."""
-        if obj is None:
-            return cls()
-        if isinstance(obj, cls):
-            return obj
-        data = _as_dict(obj)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"sweep: unknown key(s) {unknown}; known: {sorted(known)}")
-        if "ranges" in data:
-            data["ranges"] = _ranges_from(data["ranges"])
-        return cls(**data)
-
-
-def _as_dict(obj: Any) -> dict:
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    return dict(obj)
-
-
-def _ranges_from(obj: Any) -> SweepRanges:
-    if obj is None:
-        return SweepRanges()
-    if isinstance(obj, SweepRanges):
-        return obj
-    data = _as_dict(obj)
-    out = {}
-    for name, value in data.items():
-        key = f"sweep.ranges.{name}"
-        if name not in SWEPT:
-            raise ValueError(f"{key}: unknown key; the swept parameters are {list(SWEPT)}")
-        if value is None:
-            continue
-        try:
-            if isinstance(value, SweepRange):
-                r = value
-            elif isinstance(value, (list, tuple)):
-                if len(value) not in (2, 3):
-                    raise ValueError(f"give [low, high] or [low, high, log], got {list(value)}")
-                r = SweepRange(float(value[0]), float(value[1]), bool(value[2]) if len(value) == 3 else None)
-            else:
-                d = _as_dict(value)
-                extra = sorted(set(d) - {"low", "high", "log"})
-                if extra or not {"low", "high"} <= set(d):
-                    raise ValueError(f"give low, high (and optionally log), got keys {sorted(d)}")
-                log_ = d.get("log")
-                r = SweepRange(float(d["low"]), float(d["high"]), None if log_ is None else bool(log_))
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{key}: {err}") from None
-        out[name] = r
-    return SweepRanges(**out)
-
-
-def _check_range(name: str, r: SweepRange) -> None:
-    key = f"sweep.ranges.{name}"
-    lo_min, hi_max, inclusive = _BOUNDS[name]
-    if not (math.isfinite(r.low) and math.isfinite(r.high)):
-        raise ValueError(f"{key}: low and high must be finite, got [{r.low}, {r.high}]")
-    if r.low > r.high:
-        raise ValueError(f"{key}: inverted range: low {r.low} > high {r.high}")
-    if r.low == r.high:
-        raise ValueError(f"{key}: empty range: low == high == {r.low} (to fix a value, set it in stage2 instead)")
-    if r.low < lo_min or (not inclusive and r.low <= lo_min) or r.high > hi_max:
-        bounds = f"{'[' if inclusive else '('}{lo_min}, {hi_max}]"
-        raise ValueError(f"{key}: [{r.low}, {r.high}] must lie in {bounds}")
-    if r.log and r.low <= 0:
-        raise ValueError(f"{key}: a log-uniform range needs low > 0, got {r.low}")
-    if name == "lr" and not r.log:
-        raise ValueError(f"{key}: the learning rate is sampled log-uniformly; set log: true")
 
 
 # --------------------------------------------------------------------------------------------------- storage
@@ -294,7 +127,7 @@ def storage_kind(storage: str) -> str:
     return "sqlite" if storage.split("://", 1)[0].split("+", 1)[0].lower() == "sqlite" else "rdb"
 
 
-def open_storage(cfg: SweepConfig) -> "optuna.storages.BaseStorage":
+def open_storage(cfg: SweepParams) -> "optuna.storages.BaseStorage":
     """Create / connect the storage named by ``cfg.storage`` (see the module docstring), or raise
     :class:`SweepStorageError` naming it."""
     import optuna
@@ -358,7 +191,7 @@ def open_storage(cfg: SweepConfig) -> "optuna.storages.BaseStorage":
         raise SweepStorageError(f"sweep.storage {shown}: cannot reach the storage: {msg}") from err
 
 
-def _single_worker(cfg: SweepConfig) -> bool:
+def _single_worker(cfg: SweepParams) -> bool:
     if cfg.single_worker is not None:
         return cfg.single_worker
     return storage_kind(str(cfg.storage)) in ("journal", "sqlite")
@@ -412,7 +245,7 @@ def _tpe_sampler_class():
     return TrialSeededTPE
 
 
-def _pruner(cfg: SweepConfig, epochs: int):
+def _pruner(cfg: SweepParams, epochs: int):
     import optuna
 
     if cfg.pruner == "median":
@@ -424,15 +257,15 @@ def _pruner(cfg: SweepConfig, epochs: int):
     return optuna.pruners.NopPruner()
 
 
-def _search_settings(cfg: SweepConfig) -> dict:
+def _search_settings(cfg: SweepParams) -> dict:
     keep = ("seed", "epochs", "n_startup_trials", "multivariate", "pruner", "prune_startup_trials",
             "prune_warmup_epochs", "min_resource", "reduction_factor")
     out = {k: getattr(cfg, k) for k in keep}
-    out["ranges"] = {name: dataclasses.asdict(r) for name, r in cfg.ranges.items()}
+    out["ranges"] = {name: r.model_dump() for name, r in cfg.searched()}
     return out
 
 
-def study_name(cfg: SweepConfig, base: Mapping[str, Any], files: list[Path] = ()) -> str:
+def study_name(cfg: SweepParams, base: Mapping[str, Any], files: list[Path] = ()) -> str:
     """``<cfg.study_name>-<hash>`` of the search settings, the base params (minus the swept keys) and the files."""
     fixed = {k: v for k, v in base.items() if k not in SWEPT}
     settings = json.dumps({"sweep": _search_settings(cfg), "base": fixed}, sort_keys=True, default=str)
@@ -442,7 +275,7 @@ def study_name(cfg: SweepConfig, base: Mapping[str, Any], files: list[Path] = ()
     return f"{cfg.study_name}-{h.hexdigest()[:12]}"
 
 
-def make_study(cfg: SweepConfig, name: str, epochs: int, storage: Any = None) -> "optuna.Study":
+def make_study(cfg: SweepParams, name: str, epochs: int, storage: Any = None) -> "optuna.Study":
     """Create or load study ``name`` (minimise) with the per-trial seeded TPE sampler and the configured pruner;
     ``storage``: an opened storage (default: :func:`open_storage`)."""
     import optuna
@@ -502,7 +335,7 @@ def tune_objective(base: Mapping[str, Any], paths: "TunePaths | None" = None, pr
     from .train import NonFiniteLossError
 
     def objective(trial_params: dict[str, float], report: Report) -> float:
-        cfg = tune_mod.TuneConfig.from_params({**base, **trial_params})
+        cfg = Stage2Params.model_validate({**base, **trial_params})
         values: list[float] = []
 
         def on_val(epoch: int, val: dict) -> None:
@@ -511,7 +344,7 @@ def tune_objective(base: Mapping[str, Any], paths: "TunePaths | None" = None, pr
             report(epoch, value)
 
         try:
-            _, result, _ = tune_mod.tune(cfg, "stage2", paths or tune_mod.TunePaths(), progress=progress, on_val=on_val)
+            _, result, _ = tune_mod.tune(cfg, paths or tune_mod.TunePaths(), progress=progress, on_val=on_val)
         except NonFiniteLossError as err:
             raise optuna.TrialPruned(f"diverged: {err}") from err
         if result.interrupted:
@@ -523,11 +356,11 @@ def tune_objective(base: Mapping[str, Any], paths: "TunePaths | None" = None, pr
     return objective
 
 
-def _trial_func(cfg: SweepConfig, objective: Objective):
+def _trial_func(cfg: SweepParams, objective: Objective):
     import optuna
 
     def func(trial: "optuna.Trial") -> float:
-        params = {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in cfg.ranges.items()}
+        params = {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in cfg.searched()}
 
         def report(epoch: int, value: float) -> None:
             trial.report(float(value), step=int(epoch))
@@ -542,20 +375,21 @@ def _trial_func(cfg: SweepConfig, objective: Objective):
     return func
 
 
-def _tune_base(base_params: Mapping[str, Any] | None, cfg: SweepConfig) -> dict[str, Any]:
-    """The stage-2 params a trial starts from: the TuneConfig keys of ``base_params`` (stage-2 switches such as
-    ``use_sweep`` dropped), ``epochs`` from the sweep when set; validated with mid-range trial values."""
-    from .tune import TuneConfig
-
-    known = {f.name for f in dataclasses.fields(TuneConfig)}
+def _tune_base(base_params: Stage2Params | Mapping[str, Any] | None, cfg: SweepParams) -> dict[str, Any]:
+    """The stage-2 params a trial starts from: the training keys of ``base_params`` (``use_sweep``, a switch of the
+    stage-2 entry point, and unknown keys dropped), ``epochs`` from the sweep when set; validated with mid-range
+    trial values."""
+    if isinstance(base_params, Stage2Params):
+        base_params = base_params.model_dump()
+    known = set(Stage2Params.model_fields) - {"use_sweep"}
     base = {k: v for k, v in dict(base_params or {}).items() if k in known}
     dropped = sorted(set(base_params or {}) - known)
     if dropped:
         log.info("sweep: stage-2 keys not used by a trial: %s", dropped)
     if cfg.epochs is not None:
         base["epochs"] = cfg.epochs
-    probe = {name: (r.low * r.high) ** 0.5 if r.log else (r.low + r.high) / 2 for name, r in cfg.ranges.items()}
-    TuneConfig.from_params({**base, **probe})  # a bad base config fails here, before the storage or any training
+    probe = {name: (r.low * r.high) ** 0.5 if r.log else (r.low + r.high) / 2 for name, r in cfg.searched()}
+    Stage2Params.model_validate({**base, **probe})  # a bad base config fails here, before the storage or any training
     return base
 
 
@@ -658,7 +492,7 @@ def _view(study: "optuna.Study", trials: list) -> "optuna.Study":
     return view
 
 
-def write_outputs(study: "optuna.Study", cfg: SweepConfig, out_dir: Path = DEFAULT_OUT) -> dict:
+def write_outputs(study: "optuna.Study", cfg: SweepParams, out_dir: Path = DEFAULT_OUT) -> dict:
     """``trials.parquet``, ``best.json``, the two PNGs (from the first ``n_trials`` finished trials); returns best."""
     import optuna
 
@@ -699,7 +533,7 @@ def best_overrides(path: str | Path = DEFAULT_OUT / BEST_FILE) -> dict[str, floa
 # --------------------------------------------------------------------------------------------------- run
 
 
-def run_sweep(cfg: SweepConfig, base_params: Mapping[str, Any] | None = None, objective: Objective | None = None,
+def run_sweep(cfg: SweepParams, base_params: Stage2Params | Mapping[str, Any] | None = None, objective: Objective | None = None,
               out_dir: Path = DEFAULT_OUT, paths: "TunePaths | None" = None, progress: bool = False) -> dict:
     """Run (or resume) the sweep until the study holds ``cfg.n_trials`` COMPLETE + PRUNED trials, then write the
     outputs to ``out_dir``; returns the ``best.json`` dict.
@@ -710,17 +544,17 @@ def run_sweep(cfg: SweepConfig, base_params: Mapping[str, Any] | None = None, ob
     """
     import optuna
 
-    from .tune import TuneConfig, TunePaths
+    from .tune import TunePaths
 
     paths = paths or TunePaths()
     base = _tune_base(base_params, cfg)
-    epochs = TuneConfig.from_params(base).epochs
+    epochs = Stage2Params.model_validate(base).epochs
     files, real = [], objective is None
     if real:
-        probe = TuneConfig.from_params(base)
+        probe = Stage2Params.model_validate(base)
         if probe.val_fraction <= 0:
             raise ValueError("sweep: stage2.val_fraction is 0: the sweep needs a validation split of training videos")
-        files = paths.inputs(probe, "stage2")
+        files = paths.inputs(probe)
         missing = [str(f) for f in files if not Path(f).exists()]
         if missing:
             raise FileNotFoundError(f"sweep: stage-2 inputs missing: {missing}")

@@ -47,7 +47,6 @@ temporal module) or from the base backbone with a fresh temporal module (``init=
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import logging
@@ -61,11 +60,12 @@ import torch
 from torch import Tensor
 
 from .backbone import CHECKPOINT_FILE, CONFIG_FILE, images_to_tensor
+from .data.sources import read_novel_classes
 from .io import atomic_path, sha256_file, write_json
 from .losses import hard_negative_loss, region_infonce, scale_from_log, symmetric_infonce
 from .model import AlertClipModel, TemporalTransformer
+from .params import PromptParams, Stage1Params, Stage2Params
 from .train import BatchSource, LoopConfig, PermutationBatches, TrainResult, train
-from .train.config import dataclass_from
 from .train.distributed import DistContext, all_gather_cat, context, shard_slice
 
 log = logging.getLogger(__name__)
@@ -75,15 +75,13 @@ __all__ = [
     "TEMPORAL_FILE",
     "BalancedBatches",
     "ClipSet",
-    "TuneConfig",
+    "TuneParams",
     "TunePaths",
-    "ValPrompts",
     "build_model",
     "config_digest",
     "load_clip_set",
     "load_tuned",
     "make_batch",
-    "read_novel_classes",
     "run_stage",
     "save_tuned",
     "tune",
@@ -98,76 +96,25 @@ VAL_STATE = "val.pt"  # best-val weights + per-epoch val losses, next to the loo
 Stage = Literal["stage1", "stage2"]
 
 
-@dataclass(frozen=True)
-class TuneConfig:
-    """The ``stage1`` / ``stage2`` params groups (mirrors the proposed ``params.Stage1Params`` / ``Stage2Params``)."""
+TuneParams = Stage1Params | Stage2Params
 
-    arch: str = "alertclip-tiny"
-    epochs: int = 4
-    batch_size: int = 16
-    lr: float = 1e-4
-    warmup_steps: int = 10
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 50
-    lambda_region: float = 1.0  # stage 1 ignores both lambdas (global loss only)
-    lambda_hard: float = 1.0
-    negatives: str = "hard"  # "hard" | "standard"
-    k_negatives: int = 3  # K per clip (padded + masked when a clip has fewer)
-    init: str = "stage1"  # stage 2 only: "stage1" | "base" (the "joint" ablation)
-    temporal_layers: int = 2
-    temporal_heads: int = 4
-    train_visual: str = "all"  # "all" | "frozen" | "last_n"
-    train_text: str = "all"
-    last_n: int = 1
-    val_fraction: float = 0.1
-    grad_checkpointing: bool = False  # recompute tower activations in backward (memory for time; same gradients)
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
-    temperature: float | None = None  # initial tau (logit_scale = log(1/tau)); None = keep the checkpoint's
-    batching: str = "pairs"  # "pairs" (balanced + same-video look-alikes) | "balanced" (half abnormal, half normal) | "random"
-    select_on: str = "val_auc"  # kept epoch: "val_auc" | "val_video_auc" (zero-shot val AUC of clips | of every
-    # snippet of the validation videos; ties: lower val total) | "val_loss"
 
-    def __post_init__(self) -> None:
-        checks = [
-            (self.batching in ("random", "balanced", "pairs"), f"batching must be random|balanced|pairs, got {self.batching!r}"),
-            (self.batching == "random" or self.batch_size % 2 == 0,
-             f"batching={self.batching} needs an even batch_size (half abnormal, half normal), got {self.batch_size}"),
-            (self.select_on in ("val_auc", "val_video_auc", "val_loss"),
-             f"select_on must be val_auc|val_video_auc|val_loss, got {self.select_on!r}"),
-            (self.negatives in ("hard", "standard"), f"negatives must be hard|standard, got {self.negatives!r}"),
-            (self.init in ("stage1", "base"), f"init must be stage1|base, got {self.init!r}"),
-            (self.train_visual in ("all", "frozen", "last_n"), f"train_visual must be all|frozen|last_n, got {self.train_visual!r}"),
-            (self.train_text in ("all", "frozen", "last_n"), f"train_text must be all|frozen|last_n, got {self.train_text!r}"),
-            (self.temperature is None or 0.01 <= self.temperature <= 1.0,
-             f"temperature must be in [0.01, 1] (CLIP clamps 1/tau to 100), got {self.temperature}"),
-            (self.precision in ("auto", "bf16", "fp32"), f"precision must be auto|bf16|fp32, got {self.precision!r}"),
-            (0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
-            (self.epochs >= 1 and self.batch_size >= 2, "epochs must be >= 1 and batch_size >= 2"),
-            (self.lambda_region >= 0 and self.lambda_hard >= 0, "lambdas must be >= 0"),
-            (self.k_negatives >= 0 and self.last_n >= 0, "k_negatives and last_n must be >= 0"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"tune: {msg}")
+def stage_of(cfg: TuneParams) -> Stage:
+    return "stage2" if isinstance(cfg, Stage2Params) else "stage1"
 
-    @classmethod
-    def from_params(cls, obj: Any) -> "TuneConfig":
-        """From ``None`` (defaults), a mapping, a pydantic model or a dataclass; unknown keys raise."""
-        return dataclass_from(cls, obj, "tune")
 
-    def for_stage(self, stage: Stage) -> "TuneConfig":
-        """Stage 1 trains the global loss only: both lambdas are forced to 0."""
-        if stage not in ("stage1", "stage2"):
-            raise ValueError(f"stage must be stage1|stage2, got {stage!r}")
-        return dataclasses.replace(self, lambda_region=0.0, lambda_hard=0.0) if stage == "stage1" else self
+def as_stage2(cfg: TuneParams) -> Stage2Params:
+    """The settings a run trains with, in stage 2's terms: stage 1 is the global loss alone (both lambdas 0) from
+    the base backbone, with the hard negatives measured on validation but not trained."""
+    if isinstance(cfg, Stage2Params):
+        return cfg
+    return Stage2Params.model_validate({**cfg.model_dump(), "lambda_region": 0.0, "lambda_hard": 0.0, "init": "base"})
 
-    def loop_config(self, checkpoint_dir: Path | None, desc: str, progress: bool = False) -> LoopConfig:
-        return LoopConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup_steps=self.warmup_steps,
-                          grad_clip=self.grad_clip or None, seed=self.seed, checkpoint_dir=checkpoint_dir,
-                          checkpoint_every=self.checkpoint_every, progress=progress, desc=desc,
-                          precision=self.precision)
+
+def loop_config(cfg: TuneParams, checkpoint_dir: Path | None, desc: str, progress: bool = False) -> LoopConfig:
+    return LoopConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
+                      grad_clip=cfg.grad_clip or None, seed=cfg.seed, checkpoint_dir=checkpoint_dir,
+                      checkpoint_every=cfg.checkpoint_every, progress=progress, desc=desc, precision=cfg.precision)
 
 
 @dataclass(frozen=True)
@@ -182,8 +129,9 @@ class TunePaths:
     stage1_dir: Path = Path("data/models/stage1")
     novel_classes: Path = Path("data/synth/published/annotations/novel_classes.txt")
 
-    def inputs(self, cfg: TuneConfig, stage: Stage) -> list[Path]:
+    def inputs(self, cfg: TuneParams) -> list[Path]:
         """The files a run depends on (for the resume-directory hash)."""
+        stage, cfg = stage_of(cfg), as_stage2(cfg)
         files = [self.clips, self.negatives(cfg), *sorted(Path(self.frames_dir).glob("clips-*.npy"))]
         files.append(Path(self.stage1_dir) / CHECKPOINT_FILE if stage == "stage2" and cfg.init == "stage1" else self.backbone)
         if stage == "stage2" and cfg.init == "stage1":
@@ -192,49 +140,8 @@ class TunePaths:
             files.append(self.novel_classes)
         return files
 
-    def negatives(self, cfg: TuneConfig) -> Path:
-        return self.hardneg if cfg.negatives == "hard" else self.standard_negatives
-
-
-@dataclass(frozen=True)
-class ValPrompts:
-    """The prompt sets of the validation AUC (params ``eval.prompts``): ``template.format(phrase)`` per phrase."""
-
-    template: str
-    normal: tuple[str, ...]
-    abnormal: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if "{}" not in self.template:
-            raise ValueError(f"prompts: template needs a '{{}}' slot for the phrase, got {self.template!r}")
-        if not self.normal or not self.abnormal:
-            raise ValueError("prompts: both the normal and the abnormal prompt set need at least one phrase")
-
-    @classmethod
-    def from_params(cls, obj: Any) -> "ValPrompts | None":
-        """From ``None`` (no prompts), the ``eval.prompts`` pydantic model, a mapping or a (template, normal, abnormal)
-        triple."""
-        if obj is None or isinstance(obj, cls):
-            return obj
-        if isinstance(obj, (tuple, list)):
-            template, normal, abnormal = obj
-        else:
-            d = obj.model_dump() if hasattr(obj, "model_dump") else dict(obj)
-            template, normal, abnormal = d["template"], d["normal"], d["abnormal"]
-        return cls(str(template), tuple(map(str, normal)), tuple(map(str, abnormal)))
-
-    def texts(self, kind: Literal["normal", "abnormal"]) -> list[str]:
-        return [self.template.format(p) for p in getattr(self, kind)]
-
-
-def read_novel_classes(path: str | Path) -> set[str]:
-    """Category names held out of training (one per line, ``#`` comments); compared case-insensitively."""
-    path = Path(path)
-    if not path.exists():
-        log.warning("no novel-class list at %s: no category is held out", path)
-        return set()
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
-    return {line.casefold() for line in lines if line}
+    def negatives(self, cfg: TuneParams) -> Path:
+        return self.hardneg if as_stage2(cfg).negatives == "hard" else self.standard_negatives
 
 
 def val_videos(videos: list[str], fraction: float, seed: int) -> set[str]:
@@ -471,10 +378,10 @@ def zero_shot_clip_scores(model: AlertClipModel, data: ClipSet, t_abnormal: np.n
 
 
 @torch.no_grad()
-def prompt_vectors(model: AlertClipModel, tokenizer: Any, prompts: ValPrompts) -> tuple[np.ndarray, np.ndarray]:
+def prompt_vectors(model: AlertClipModel, tokenizer: Any, prompts: PromptParams) -> tuple[np.ndarray, np.ndarray]:
     """``(t_A, t_N)``: the prompt sets through the model's current text tower, each reduced to one unit vector by
     :func:`alertclip.eval.metrics.prompt_set_embedding` (normalise each prompt, average, re-normalise)."""
-    from .eval.metrics import prompt_set_embedding
+    from .eval.prompts import prompt_set_embedding
 
     was = model.training
     model.eval()
@@ -485,7 +392,7 @@ def prompt_vectors(model: AlertClipModel, tokenizer: Any, prompts: ValPrompts) -
     return prompt_set_embedding(emb["abnormal"], "abnormal prompts"), prompt_set_embedding(emb["normal"], "normal prompts")
 
 
-def val_auc(model: AlertClipModel, data: ClipSet, tokenizer: Any, prompts: ValPrompts, batch_size: int) -> float:
+def val_auc(model: AlertClipModel, data: ClipSet, tokenizer: Any, prompts: PromptParams, batch_size: int) -> float:
     """ROC AUC (sklearn) of the clip labels ``data.abnormal`` against :func:`zero_shot_clip_scores` with the prompt
     sets of the current weights; NaN when a score is not finite. Needs both classes in ``data``."""
     from sklearn.metrics import roc_auc_score
@@ -500,7 +407,7 @@ def val_auc(model: AlertClipModel, data: ClipSet, tokenizer: Any, prompts: ValPr
     return float(roc_auc_score(labels.astype(np.int64), scores))
 
 
-def build_model(cfg: TuneConfig, checkpoint: str | Path | None, temporal_state: str | Path | None = None):
+def build_model(cfg: TuneParams, checkpoint: str | Path | None, temporal_state: str | Path | None = None):
     """``(AlertClipModel, tokenizer)``: OpenCLIP ``cfg.arch`` from ``checkpoint`` + a seeded temporal module
     (loaded from ``temporal_state`` when given)."""
     from . import factory
@@ -546,12 +453,12 @@ def load_tuned(model_dir: str | Path, arch: str = "alertclip-tiny") -> tuple[Ale
     return AlertClipModel(clip, temporal).eval(), tokenizer
 
 
-def config_digest(cfg: TuneConfig, stage: Stage, files: list[Path], prompts: ValPrompts | None = None) -> str:
+def config_digest(cfg: TuneParams, files: list[Path], prompts: PromptParams | None = None) -> str:
     """Short hash of the stage, the config, the validation prompts (they choose the kept epoch) and the input files:
     names the resume-checkpoint directory of one run."""
-    key = {"stage": stage, **dataclasses.asdict(cfg)}
+    key = {"stage": stage_of(cfg), **as_stage2(cfg).model_dump()}
     if prompts is not None:
-        key["val_prompts"] = dataclasses.asdict(prompts)
+        key["val_prompts"] = prompts.model_dump()
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     for f in files:
         h.update(sha256_file(f).encode())
@@ -712,7 +619,7 @@ class _ValidatedBatches:
         self.run_val(epoch)
 
 
-def _auc_unavailable(prompts: ValPrompts | None, val_set: ClipSet) -> str | None:
+def _auc_unavailable(prompts: PromptParams | None, val_set: ClipSet) -> str | None:
     """Why the validation AUC cannot be computed (None: it can)."""
     if prompts is None:
         return "no validation prompts were given (eval.prompts)"
@@ -722,21 +629,21 @@ def _auc_unavailable(prompts: ValPrompts | None, val_set: ClipSet) -> str | None
     return None
 
 
-def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoint_dir: Path | None = None,
-         progress: bool = False, on_val=None, prompts: Any = None) -> tuple[AlertClipModel, TrainResult, dict]:
+def tune(cfg: TuneParams, paths: TunePaths = TunePaths(), checkpoint_dir: Path | None = None,
+         progress: bool = False, on_val=None, prompts: PromptParams | None = None) -> tuple[AlertClipModel, TrainResult, dict]:
     """Train one stage; returns ``(model with the best-val weights, loop result, metrics)`` (metrics carry timings
     ``wall_s`` / ``samples_per_s`` / ``resumed_from_step`` from the loop: callers log them, not store them).
 
     ``on_val(epoch, val)`` is called after each epoch's validation with the val losses (and ``auc`` when computed;
     a sweep reports to Optuna there; an exception it raises, such as ``optuna.TrialPruned``, ends the run).
 
-    ``prompts`` (:meth:`ValPrompts.from_params`: params ``eval.prompts`` or a (template, normal, abnormal) triple):
-    the prompt sets of the validation AUC. Without them, or with one class only in the validation split, the kept
-    epoch is chosen on the validation loss (a warning; ``metrics["select_fallback"]`` says why).
+    ``prompts`` (params ``eval.prompts``): the prompt sets of the validation AUC. Without them, or with one class
+    only in the validation split, the kept epoch is chosen on the validation loss (a warning;
+    ``metrics["select_fallback"]`` says why).
 
     ``result.interrupted``: SIGTERM arrived; the loop checkpoint (and ``val.pt``) are in ``checkpoint_dir``.
     """
-    cfg = cfg.for_stage(stage)
+    stage, cfg = stage_of(cfg), as_stage2(cfg)
     if stage == "stage2" and cfg.init == "stage1":
         model, tokenizer = build_model(cfg, Path(paths.stage1_dir) / CHECKPOINT_FILE, Path(paths.stage1_dir) / TEMPORAL_FILE)
     else:
@@ -759,7 +666,7 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
         raise ValueError(f"{len(train_set)} training clips (after the validation split) < batch_size {cfg.batch_size}")
     local = shard_slice(cfg.batch_size, ctx)  # checks divisibility before any work
     tokens = tokenizer(data.texts)
-    val_prompts = ValPrompts.from_params(prompts)
+    val_prompts = prompts
     no_auc = _auc_unavailable(val_prompts, val_set)
     select_on, fallback = cfg.select_on, None
     snippets = None
@@ -815,7 +722,7 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
     if checkpoint_dir and not ctx.is_main and (Path(checkpoint_dir) / VAL_STATE).exists():
         batches.load(Path(checkpoint_dir) / VAL_STATE)  # resume: read-only on the other processes
     params = [p for p in model.parameters() if p.requires_grad]
-    result = train(model, params, loss_fn, batches, cfg.loop_config(checkpoint_dir, stage, progress))
+    result = train(model, params, loss_fn, batches, loop_config(cfg, checkpoint_dir, stage, progress))
     metrics = dict(result.final)
     if not result.interrupted:
         batches.run_val(cfg.epochs - 1)  # the loop does not ask for a batch after the very last update when stopped
@@ -840,11 +747,12 @@ def tune(cfg: TuneConfig, stage: Stage, paths: TunePaths = TunePaths(), checkpoi
     return model, result, metrics
 
 
-def run_stage(stage: Stage, params: Any, progress: bool = True, paths: TunePaths = TunePaths(),
+def run_stage(cfg: TuneParams, progress: bool = True, paths: TunePaths = TunePaths(),
               models_dir: Path = Path("data/models"), results_dir: Path = Path("results"),
-              cache_dir: Path = Path("data/.cache"), variant: str | None = None, prompts: Any = None) -> dict:
-    """The ``stage1`` / ``stage2`` pipeline stage (``params``: ``p.stage1`` / ``p.stage2`` or None for defaults;
-    ``prompts``: ``p.eval.prompts``, the prompt sets of the validation AUC, see :func:`tune`).
+              cache_dir: Path = Path("data/.cache"), variant: str | None = None,
+              prompts: PromptParams | None = None) -> dict:
+    """The ``stage1`` / ``stage2`` pipeline stage (``cfg``: ``p.stage1`` / a ``p.stage2`` variant; ``prompts``:
+    ``p.eval.prompts``, the prompt sets of the validation AUC, see :func:`tune`).
 
     Writes ``<models_dir>/<stage>/`` (:func:`save_tuned`), ``<results_dir>/<stage>/metrics.json`` (no timings) and
     ``curve.csv``; resume checkpoints in ``<cache_dir>/<stage>/<config hash>/`` (removed on success). Interrupted:
@@ -856,11 +764,10 @@ def run_stage(stage: Stage, params: Any, progress: bool = True, paths: TunePaths
     from .train import write_curve
     from .train.distributed import init_from_env
 
-    cfg = TuneConfig.from_params(params)
-    val_prompts = ValPrompts.from_params(prompts)
+    stage = stage_of(cfg)
     ctx = init_from_env()  # several processes under torchrun; one otherwise
-    ckpt_dir = Path(cache_dir) / stage / config_digest(cfg.for_stage(stage), stage, paths.inputs(cfg, stage), val_prompts)
-    model, result, metrics = tune(cfg, stage, paths, checkpoint_dir=ckpt_dir, progress=progress, prompts=val_prompts)
+    ckpt_dir = Path(cache_dir) / stage / config_digest(cfg, paths.inputs(cfg), prompts)
+    model, result, metrics = tune(cfg, paths, checkpoint_dir=ckpt_dir, progress=progress, prompts=prompts)
     if not ctx.is_main:  # same weights everywhere: process 0 writes the outputs
         if result.interrupted:
             raise SystemExit(143)

@@ -17,7 +17,7 @@ from ..data.frames import open_frames
 from ..data.sources import Layout
 from ..io import atomic_path, write_json
 from ..params import CurateParams
-from . import rules as R
+from .rules import RULES, ClipCase, Finding, apply_per_clip, check_leakage, near_duplicates, phash_frames, repeated_caption
 
 #: injected defect kind -> the rule that must catch it (hardneg kinds belong to the hardneg stage).
 KIND_RULE = {
@@ -63,7 +63,7 @@ def _test_hashes(frames_dir: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for (video,), g in snip.group_by("video", maintain_order=True):
         frames = np.stack([shards[s][r] for s, r in zip(g["shard"], g["row"])])
-        out[video] = R.phash_frames(frames)
+        out[video] = phash_frames(frames)
     return out
 
 
@@ -89,15 +89,15 @@ def curate(layout: Layout, frames_dir: Path, params: CurateParams, truth_path: P
     test_videos = {e.video for e in test_entries}
     if media is not None:
         test_videos |= set(media.filter(pl.col("split") == "test")["path"].to_list())
-    R.check_leakage(sorted({it.video for it in items}), sorted(test_videos))
+    check_leakage(sorted({it.video for it in items}), sorted(test_videos))
 
-    cases: list[R.ClipCase] = []
+    cases: list[ClipCase] = []
     for i, it in enumerate(items):
         st, reason = status.get(it.video, ("missing", "video not in the frames stage's media table"))
         if st == "ok" and i not in clip_row:
             st, reason = "unreadable", "no frames extracted for this clip"
         row = clip_row.get(i)
-        cases.append(R.ClipCase(
+        cases.append(ClipCase(
             clip_key=it.clip_key, item_index=i, video=it.video, region_index=it.region_index,
             caption=it.region_caption, category=it.category, abnormal=it.is_abnormal,
             frames_25=tuple(it.frames_25) if it.frames_25 else None,
@@ -106,28 +106,28 @@ def curate(layout: Layout, frames_dir: Path, params: CurateParams, truth_path: P
             sampled_boxes=None if row is None else np.array(row["boxes"], np.float32),
         ))
     for c in cases:
-        R.apply_per_clip(c, params)
-    R.repeated_caption(cases)
+        apply_per_clip(c, params)
+    repeated_caption(cases)
 
     # Near-duplicates (train) and frame-level leakage (train vs test), on pHashes of the extracted frames.
     with_frames = [c for c in cases if c.item_index in clip_row and c.media_status == "ok"]
     shards = open_frames(frames_dir, "clips")
-    hashes = np.stack([R.phash_frames(shards[clip_row[c.item_index]["shard"]][clip_row[c.item_index]["row"]])
+    hashes = np.stack([phash_frames(shards[clip_row[c.item_index]["shard"]][clip_row[c.item_index]["row"]])
                        for c in with_frames]) if with_frames else np.zeros((0, 1, 4), np.uint64)
-    R.check_leakage([], [], {c.clip_key + f"[{c.item_index}]": (c.video, h) for c, h in zip(with_frames, hashes)},
-                    _test_hashes(frames_dir), params.phash_distance)
-    dups = R.near_duplicates([c.clip_key for c in with_frames], [c.video for c in with_frames], hashes,
-                             params.phash_distance)
+    check_leakage([], [], {c.clip_key + f"[{c.item_index}]": (c.video, h) for c, h in zip(with_frames, hashes)},
+                  _test_hashes(frames_dir), params.phash_distance)
+    dups = near_duplicates([c.clip_key for c in with_frames], [c.video for c in with_frames], hashes,
+                           params.phash_distance)
     for i, (j, d) in dups.items():
-        with_frames[i].findings.append(R.Finding(
+        with_frames[i].findings.append(Finding(
             "near_duplicate", "drop", f"mean pHash distance {d:.1f} <= {params.phash_distance} to "
             f"{with_frames[j].clip_key} ({with_frames[j].video})"))
 
     split = {v: s for v, (s,) in zip(media["path"], media.select("split").iter_rows())} if media is not None else {}
     report_rows, clip_rows = [], []
     for c, it in zip(cases, items):
-        drops = sorted({f.rule for f in c.findings if f.action == "drop"}, key=R.RULES.index)
-        repairs = sorted({f.rule for f in c.findings if f.action == "repair"}, key=R.RULES.index)
+        drops = sorted({f.rule for f in c.findings if f.action == "drop"}, key=RULES.index)
+        repairs = sorted({f.rule for f in c.findings if f.action == "repair"}, key=RULES.index)
         kept = not drops
         report_rows.append({
             "clip_key": c.clip_key, "item_index": c.item_index, "video": c.video,
@@ -197,7 +197,7 @@ def summary_markdown(summary: dict, quality: dict | None = None) -> str:
 _REGION = re.compile(r"box_infos\[(\d+)\]")
 
 
-def measure_quality(truth: list[dict], items: list[vagta.TrainItem], cases: list[R.ClipCase],
+def measure_quality(truth: list[dict], items: list[vagta.TrainItem], cases: list[ClipCase],
                     items_file: str, train_box_file: str, entries: list[vagta.Entry] | None = None) -> dict[str, Any]:
     """Per injected kind: recall of its rule on the clips the kind hit, and the rule's precision (share of the
     clips it fired on that carry one of the kinds it owns). Truth rows of the test box file touch no training clip

@@ -3,7 +3,6 @@ clip, ``repair`` keeps it with the repair recorded. Thresholds come from :class:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
@@ -11,7 +10,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from ..data import vagta
+from ..data.captions import digit_typos, n_words, non_latin_runs, norm_caption, strip_digit_typos
+from ..data.vagta import Keyframe
 from ..params import CurateParams
 from .lexicon import categories_in, related
 
@@ -49,7 +49,7 @@ class ClipCase:
     timestamps: tuple[float, float] | None = None
     media_status: str = "ok"
     media_reason: str = ""
-    track: Sequence[vagta.Keyframe] | None = None  # keyframes of (video, region_index) in the train box file
+    track: Sequence[Keyframe] | None = None  # keyframes of (video, region_index) in the train box file
     sampled_boxes: np.ndarray | None = None  # (T, 4) boxes at the sampled frames, when frames were extracted
     findings: list[Finding] = field(default_factory=list)
     repaired_caption: str | None = None
@@ -87,29 +87,19 @@ def too_short(case: ClipCase, p: CurateParams) -> list[Finding]:
     return []
 
 
-def _digits_out(text: str) -> str:
-    for word in vagta.digit_typos(text):
-        text = re.sub(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", re.sub(r"\d", "", word), text)
-    return text
-
-
 def digit_typo(case: ClipCase, p: CurateParams) -> list[Finding]:
-    typos = vagta.digit_typos(case.text)
+    typos = digit_typos(case.text)
     if not typos:
         return []
     if p.repair_typos:
-        case.repaired_caption = _digits_out(case.text)
+        case.repaired_caption = strip_digit_typos(case.text)
         return [Finding("digit_typo", "repair", f"digits removed from {typos}")]
     return [Finding("digit_typo", "drop", f"digit inside word {typos}")]
 
 
 def non_english(case: ClipCase, p: CurateParams) -> list[Finding]:
-    runs = vagta.non_latin_runs(case.text)
+    runs = non_latin_runs(case.text)
     return [Finding("non_english", "drop", f"non-Latin text {runs}")] if runs else []
-
-
-def n_words(text: str) -> int:
-    return len(re.findall(r"[^\W\d_]+", text))
 
 
 def weak_caption(case: ClipCase, p: CurateParams) -> list[Finding]:
@@ -177,10 +167,6 @@ def apply_per_clip(case: ClipCase, p: CurateParams) -> ClipCase:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold().rstrip(" .")
-
-
 def repeated_caption(cases: Sequence[ClipCase]) -> None:
     """All (2+) segments of a video share one caption: keep the first (lowest item index), drop the rest."""
     by_video: dict[str, list[ClipCase]] = {}
@@ -188,7 +174,7 @@ def repeated_caption(cases: Sequence[ClipCase]) -> None:
         by_video.setdefault(c.video, []).append(c)
     for video, segs in by_video.items():
         segs = sorted(segs, key=lambda c: c.item_index)
-        captions = {_norm(c.caption) for c in segs}
+        captions = {norm_caption(c.caption) for c in segs}
         if len(segs) >= 2 and len(captions) == 1 and captions != {""}:
             for c in segs[1:]:
                 c.findings.append(Finding("repeated_caption", "drop",

@@ -3,10 +3,13 @@ VAGTA profiles, so the stages after ``download`` never branch on the source."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..params import Params
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,3 +37,13 @@ def layout(params: Params, root: str | Path = "data/raw") -> Layout:
         return Layout(Path(root), **SYNTHETIC)
     src = params.data.sources[params.data.source]
     return Layout(Path(root), src.train_annotations, src.test_annotations, src.train_items)
+
+
+def read_novel_classes(path: str | Path) -> set[str]:
+    """Category names held out of training (one per line, ``#`` comments); compared case-insensitively."""
+    path = Path(path)
+    if not path.exists():
+        log.warning("no novel-class list at %s: no category is held out", path)
+        return set()
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return {line.casefold() for line in lines if line}

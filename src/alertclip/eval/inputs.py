@@ -37,7 +37,7 @@ def features_dir(key: str) -> Path:
 
 def read_truth(p: Any):
     """The test set's frame ground truth (UCF ``Temporal_Anomaly_Annotation.txt`` format)."""
-    from .metrics import read_ucf_temporal
+    from .groundtruth import read_ucf_temporal
 
     path = Path(p.eval.test_annotations)
     if not path.exists():

@@ -14,7 +14,6 @@ test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -22,14 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass(frozen=True)
-class MilConfig:
-    epochs: int = 40
-    lr: float = 1e-2
-    weight_decay: float = 0.01
-    batch_size: int = 32  # videos per step
-    topk_div: int = 16
+from ..params import LinearMilParams
 
 
 class LinearMilHead(nn.Module):
@@ -47,7 +39,7 @@ def _topk(x: torch.Tensor, div: int) -> torch.Tensor:
     return torch.topk(x, x.shape[0] // div + 1, dim=0).values.mean(0)
 
 
-def train_linear_mil(train: Sequence[np.ndarray], class_index: Sequence[int], n_classes: int, cfg: MilConfig,
+def train_linear_mil(train: Sequence[np.ndarray], class_index: Sequence[int], n_classes: int, cfg: LinearMilParams,
                      seed: int) -> tuple[LinearMilHead, dict]:
     """Fit on ``(T_i, D)`` feature arrays with each video's class index (0 = normal); the last epoch's weights.
 

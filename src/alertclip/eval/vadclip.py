@@ -8,7 +8,7 @@ Pipeline: features (+ learnable position embedding) -> local windowed pre-LN tra
 similarity A_sim, temporal distance A_dis) -> X'. Binary head: logits1 = Linear(X' + FFN(X')). Alignment head: learnable
 text prompts through the frozen CLIP text tower (:mod:`alertclip.eval.vadclip_prompts`) give T_c; the visual prompt
 v = L2norm(logits1^T X') is added, T_c <- T_c + FFN(T_c); logits2 = cos(X'_t, T_c) / 0.07. Loss = L_bce + L_MIL-align +
-L_sep. Defaults of :class:`VadClipConfig` are VadCLIP's UCF-Crime settings.
+L_sep. Settings: :class:`alertclip.params.VadClipParams` (params ``eval_weakly.vadclip``).
 
 Deliberate deviations from the original:
 
@@ -51,7 +51,6 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -59,38 +58,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ..params import VadClipParams
 from .vadclip_prompts import PromptLearner, text_output_dim
-
-
-@dataclass(frozen=True)
-class VadClipConfig:
-    """VadCLIP hyper-parameters; defaults are the original's UCF-Crime settings. Width = the feature dimension."""
-
-    visual_length: int = 256
-    layers: int = 2  # local transformer blocks (XD: 1)
-    heads: int = 1
-    window: int = 8  # attention window (XD: 64)
-    gcn_dim: int | None = None  # GCN hidden width; None = feature_dim // 2
-    sim_threshold: float = 0.7
-    prompt_prefix: int = 10
-    prompt_postfix: int = 10
-    temperature: float = 0.07
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    lr_gamma: float = 0.1
-    milestones: tuple[int, ...] = (4, 8)
-    epochs: int = 10
-    batch_per_class: int = 64
-    iters_per_epoch: int = 0  # 0 = n_abnormal // batch_per_class (each abnormal video once per epoch)
-    topk_div: int = 16  # k = len // topk_div + 1
-    sep_weight: float = 0.1
-    sep_per_class: bool = True  # divide sep_weight by the number of non-normal classes (UCF: 0.1 / 13)
-    sigma: float = 0.1  # exists in the original, unused
-    eval_every: int = 0  # also validate every this many iterations (0 = epoch ends only)
-    reload_best_each_epoch: bool = True
-    mask_padding: bool = False
-    device: str = "cpu"
-
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Length handling
@@ -210,7 +179,7 @@ class VadClipHead(nn.Module):
     """
 
     def __init__(self, class_names: Sequence[str], clip_model: nn.Module, tokenizer, feature_dim: int,
-                 cfg: VadClipConfig = VadClipConfig()):
+                 cfg: VadClipParams = VadClipParams()):
         super().__init__()
         out_dim = text_output_dim(clip_model)
         if feature_dim != out_dim:
@@ -309,7 +278,7 @@ def sep_loss(text_features: torch.Tensor, weight: float) -> torch.Tensor:
     return weight * (t[1:] @ t[0]).abs().sum()
 
 
-def sep_weight(cfg: VadClipConfig, n_classes: int) -> float:
+def sep_weight(cfg: VadClipParams, n_classes: int) -> float:
     return cfg.sep_weight / (n_classes - 1) if cfg.sep_per_class else cfg.sep_weight
 
 
@@ -419,28 +388,28 @@ class _Stream:
 
 
 def make_head(class_names: Sequence[str], clip_model: nn.Module, tokenizer, feature_dim: int,
-              cfg: VadClipConfig = VadClipConfig(), seed: int = 234) -> VadClipHead:
-    """A freshly initialised head (CPU init under ``torch.manual_seed(seed)``, global RNG untouched) on cfg.device."""
+              cfg: VadClipParams = VadClipParams(), seed: int = 234, device: str | torch.device = "cpu") -> VadClipHead:
+    """A freshly initialised head (CPU init under ``torch.manual_seed(seed)``, global RNG untouched) on ``device``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         head = VadClipHead(class_names, clip_model, tokenizer, feature_dim, cfg)
-    return head.to(torch.device(cfg.device))
+    return head.to(torch.device(device))
 
 
 def train_vadclip(train: Sequence[np.ndarray], labels: Sequence, val: tuple[Sequence[np.ndarray], Sequence] | None,
-                  class_names: Sequence[str], clip_model: nn.Module, tokenizer, cfg: VadClipConfig = VadClipConfig(),
-                  seed: int = 234) -> tuple[VadClipHead, dict]:
+                  class_names: Sequence[str], clip_model: nn.Module, tokenizer, cfg: VadClipParams = VadClipParams(),
+                  seed: int = 234, device: str | torch.device = "cpu") -> tuple[VadClipHead, dict]:
     """Train a :class:`VadClipHead` on ``(T_i, D)`` feature arrays with video-level labels; ``(head, history)``.
 
     ``class_names[0]`` is the normal class. ``val = (feats, labels)`` (both normal and abnormal videos) enables
-    best-val-AUC model selection. ``clip_model`` is frozen (``requires_grad_(False)``) and moved to ``cfg.device`` in
+    best-val-AUC model selection. ``clip_model`` is frozen (``requires_grad_(False)``) and moved to ``device`` in
     place; its weights are never changed. History: per-iteration ``loss``/``loss_bce``/``loss_mil``/``loss_sep``, per
     epoch ``lr``, ``val`` entries ``{epoch, iteration, auc}``, ``best_auc``/``best_epoch``/``best_iteration``,
     ``iters_per_epoch`` and ``batch`` (normal, abnormal).
     """
     if len(train) != len(labels) or not train:
         raise ValueError("train and labels must be non-empty and of equal length")
-    device = torch.device(cfg.device)
+    device = torch.device(device)
     clip_model.requires_grad_(False)
     clip_model.to(device)
     class_names = list(class_names)
@@ -465,7 +434,7 @@ def train_vadclip(train: Sequence[np.ndarray], labels: Sequence, val: tuple[Sequ
     streams = (_Stream(normal_idx, b_n, gen), _Stream(abn_idx, b_a, gen))
     iters = cfg.iters_per_epoch or max(1, len(abn_idx) // b_a)
 
-    head = make_head(class_names, clip_model, tokenizer, feature_dim, cfg, seed)
+    head = make_head(class_names, clip_model, tokenizer, feature_dim, cfg, seed, device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.lr_gamma)
     w_sep = sep_weight(cfg, len(class_names))

@@ -17,7 +17,6 @@ set with the field's protocol (:mod:`alertclip.eval.metrics`), over several seed
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -25,15 +24,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .metrics import (
-    NORMAL_NAME_MARKERS,
-    build_frame_level,
-    detection_ground_truth,
-    detection_map,
-    frame_auc_ap,
-)
-from .mil import MilConfig, score_mil, train_linear_mil
-from .vadclip import VadClipConfig, roc_auc, score_videos, train_vadclip, video_scores
+from ..params import LinearMilParams, VadClipParams
+from .detection import detection_ground_truth, detection_map
+from .groundtruth import NORMAL_NAME_MARKERS, build_frame_level
+from .metrics import frame_auc_ap
+from .mil import score_mil, train_linear_mil
+from .vadclip import roc_auc, score_videos, train_vadclip, video_scores
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +95,7 @@ def _evaluate(scores: list[dict], names: list[str], truth, categories: list[str]
 
 
 def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray], truth, clip, tokenizer,
-                      cfg: VadClipConfig | MilConfig, seeds: Sequence[int], val_fraction: float, protocol: str = "vadclip",
+                      cfg: VadClipParams | LinearMilParams, seeds: Sequence[int], val_fraction: float, protocol: str = "vadclip",
                       n_frames: dict[str, int] | None = None, exclude: set[str] = frozenset(),
                       subsets: dict[str, list[str]] | None = None) -> dict:
     """Train and evaluate the head once per seed; returns ``{"metrics", "per_seed", "scores", "history"}``.
@@ -117,7 +113,7 @@ def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
     per_seed: dict[str, list[dict]] = {k: [] for k in subsets}
     history, mean_prob1 = [], {v: np.zeros(len(test[v])) for v in names}
     for seed in seeds:
-        if isinstance(cfg, MilConfig):
+        if isinstance(cfg, LinearMilParams):
             head, hist = train_linear_mil([train[v] for v in fit], [categories.index(category_of(v)) for v in fit],
                                           len(categories), cfg, seed)
             val_scores = video_scores(score_mil(head, [train[v] for v in val]), cfg.topk_div)
@@ -138,11 +134,11 @@ def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
         log.info("seed %d: %s", seed, {k: per_seed[k][-1] for k in subsets})
     metrics = {key: {m: summarise([r[m] for r in rows]) for m in rows[0]} for key, rows in per_seed.items()}
     info = {"seeds": list(seeds), "n_train_videos": len(fit), "n_val_videos": len(val), "classes": categories,
-            "head": "linear_mil" if isinstance(cfg, MilConfig) else "vadclip",
+            "head": "linear_mil" if isinstance(cfg, LinearMilParams) else "vadclip",
             "selection": ("head kind on validation frame AUC (benchmarks/select_weakly_head.py), trained to its last "
-                          "epoch" if isinstance(cfg, MilConfig) else
+                          "epoch" if isinstance(cfg, LinearMilParams) else
                           "best video-level AUC on a validation split of the TRAINING videos (VadCLIP: test set)"),
-            "config": dataclasses.asdict(cfg)}
+            "config": cfg.model_dump()}
     return {"metrics": metrics, "info": info, "scores": mean_prob1, "history": history}
 
 

@@ -1,7 +1,7 @@
 """Prompt-based evaluations on frozen snippet features: MeanSignScore (MSS) and zero-shot VAD.
 
 Prompt sets P_N / P_A (params ``eval.prompts``) go through the backbone's own text tower; a set is one unit vector
-(each prompt L2-normalised, averaged, re-normalised: :func:`alertclip.eval.metrics.zero_shot_scores`).
+(each prompt L2-normalised, averaged, re-normalised: :func:`alertclip.eval.prompts.zero_shot_scores`).
 
 * Zero-shot score of a snippet: ``softmax(logit_scale * [cos(v, t_A), cos(v, t_N)])[A]`` with the checkpoint's own
   temperature (section D of the protocol reference, binary form); frame AUC/AP by :mod:`alertclip.eval.metrics`.
@@ -22,18 +22,17 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .metrics import (
+from .groundtruth import (
     CLIP_LEN,
     NORMAL_NAME_MARKERS,
     GroundTruthError,
     build_frame_level,
-    frame_auc_ap,
     lookup_truth,
-    mean_sign_score,
-    prompt_set_embedding,
     vadclip_frame_labels,
-    zero_shot_scores,
 )
+from .metrics import frame_auc_ap
+from .mss import mean_sign_score
+from .prompts import prompt_set_embedding, zero_shot_scores
 
 
 @torch.no_grad()

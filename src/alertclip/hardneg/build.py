@@ -9,9 +9,10 @@ from typing import Any
 
 import polars as pl
 
+from ..data.captions import norm_caption
 from ..params import HardnegParams
 from ..synth import world
-from .inverter import invert, norm
+from .inverter import invert
 from .lexicon import find_matches
 from .llm import LLMClient
 from .validator import REASONS, validate
@@ -48,13 +49,13 @@ def standard_negatives(clips: pl.DataFrame, k: int, seed: int) -> pl.DataFrame:
         pool = pools.get((r["split"], not r["abnormal"]), [])
         rng = random.Random(f"{seed}:{r['clip_key']}")
         order = rng.sample(range(len(pool)), len(pool))
-        seen = {norm(r["region_caption"])}
+        seen = {norm_caption(r["region_caption"])}
         rank = 0
         for i in order:
             key, caption = pool[i]
-            if norm(caption) in seen:
+            if norm_caption(caption) in seen:
                 continue
-            seen.add(norm(caption))
+            seen.add(norm_caption(caption))
             rows.append({"clip_key": r["clip_key"], "rank": rank, "negative": caption, "negative_clip_key": key})
             rank += 1
             if rank == k:

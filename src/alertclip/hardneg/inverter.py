@@ -10,15 +10,11 @@ from __future__ import annotations
 import itertools
 import random
 
+from ..data.captions import norm_caption
 from .lexicon import Match, alternatives, find_matches
 
 _MAX_COMBOS = 512
 _ARTICLES = {"the", "a", "an"}
-
-
-def norm(text: str) -> str:
-    """Comparison key: case, spacing and a final full stop do not make two captions different."""
-    return " ".join(text.split()).casefold().rstrip(" .")
 
 
 def _render(text: str, match: Match, template: str) -> str:
@@ -64,10 +60,10 @@ def invert(caption: str, k: int, rng: random.Random | int | None = None) -> list
     rng.shuffle(candidates)
     # Prefer variety: candidates whose first replacement differs from those already taken come first.
     out: list[str] = []
-    seen = {norm(caption)}
+    seen = {norm_caption(caption)}
     for cand in candidates:
         text = _apply(caption, cand)
-        key = norm(text)
+        key = norm_caption(text)
         if key not in seen:
             seen.add(key)
             out.append(text)

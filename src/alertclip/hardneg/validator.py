@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from ..data.vagta import digit_typos, non_latin_runs
-from .inverter import norm
+from ..data.captions import digit_typos, non_latin_runs, norm_caption
 from .lexicon import find_matches, polarity
 
 REASONS = ("empty", "equals_positive", "duplicate", "typo", "non_english", "label_not_flipped", "low_overlap")
@@ -50,12 +49,12 @@ def validate(positive: str, negative: str | None, label_abnormal: bool, *, seen:
     stop ignored). ``label_not_flipped``: the negative's polarity must be the opposite of the clip's label and differ
     from the positive's; a negative whose polarity the lexicon cannot tell is not accepted.
     """
-    key = norm(negative or "")
+    key = norm_caption(negative or "")
     if not key:
         return False, "empty"
-    if key == norm(positive):
+    if key == norm_caption(positive):
         return False, "equals_positive"
-    if key in {norm(s) for s in seen}:
+    if key in {norm_caption(s) for s in seen}:
         return False, "duplicate"
     if digit_typos(negative):
         return False, "typo"

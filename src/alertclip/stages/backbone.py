@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
-from ..backbone import BackboneConfig, config_digest, fetch_pretrained, load_pretrain_set, pretrain, save_backbone
+from ..backbone import config_digest, fetch_pretrained, load_pretrain_set, pretrain, save_backbone
 from ..io import write_json
+from ..params import Params
 from ..train import pin_threads, write_curve
 from .paths import RESULTS, SYNTH_DIR
 
@@ -28,9 +28,9 @@ PRETRAIN_DIR = SYNTH_DIR / "pretrain"
 CACHE_DIR = Path("data/.cache/backbone")
 
 
-def run(p: Any, progress: bool = True) -> None:
+def run(p: Params, progress: bool = True) -> None:
     pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
-    cfg = BackboneConfig.from_params(getattr(p, "backbone", None))
+    cfg = p.backbone
     out = RESULTS / "backbone"
     if cfg.pretrained:
         model, _, _, record = fetch_pretrained(cfg.arch, cfg.pretrained, cache_dir=CACHE_DIR / "weights")

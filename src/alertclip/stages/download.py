@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..data import download as dl
+from ..data.download.fetch import fetch
+from ..data.download.local import link_local
+from ..data.download.manifest import FileSpec, load_manifest
 from ..params import Params
 from .paths import DOWNLOAD_CACHE, RAW_DIR, SYNTH_DIR
 
@@ -17,18 +19,18 @@ def run(p: Params, progress: bool = True) -> None:
     opts = dict(retries=d.retries, backoff=d.backoff_s, timeout=d.timeout_s, progress=progress)
     if p.data.source == "synthetic":
         manifest_path = SYNTH_DIR / "published" / "manifest.json"
-        manifest = dl.load_manifest(manifest_path)
-        report = dl.fetch(manifest.files, base_url=manifest_path.parent.resolve().as_uri(), cache_dir=DOWNLOAD_CACHE,
-                          dest_dir=RAW_DIR, **opts)
+        manifest = load_manifest(manifest_path)
+        report = fetch(manifest.files, base_url=manifest_path.parent.resolve().as_uri(), cache_dir=DOWNLOAD_CACHE,
+                       dest_dir=RAW_DIR, **opts)
     else:
         src = p.data.sources[p.data.source]
-        files = [dl.FileSpec(**f.model_dump()) for f in src.files]
+        files = [FileSpec(**f.model_dump()) for f in src.files]
         if src.manifest:
-            files += dl.load_manifest(src.manifest).files
-        report = dl.fetch(files, base_url=None, cache_dir=DOWNLOAD_CACHE, dest_dir=RAW_DIR, **opts)
+            files += load_manifest(src.manifest).files
+        report = fetch(files, base_url=None, cache_dir=DOWNLOAD_CACHE, dest_dir=RAW_DIR, **opts)
         if src.video_root:
-            dl.link_local(None, src_root=Path(src.video_root), dest_dir=RAW_DIR / src.video_prefix,
-                          cache_dir=DOWNLOAD_CACHE)
+            link_local(None, src_root=Path(src.video_root), dest_dir=RAW_DIR / src.video_prefix,
+                       cache_dir=DOWNLOAD_CACHE)
         else:
             log.warning("data.sources.%s.video_root is not set: only annotations were fetched", p.data.source)
     log.info("download: %s", report)

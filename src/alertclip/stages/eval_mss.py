@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import csv
 import logging
-from typing import Any
 
 import numpy as np
 
+from ..eval.bootstrap import bootstrap_mss
 from ..eval.features import load_features
 from ..eval.inputs import features_dir, open_backbone, read_truth
-from ..eval.metrics import bootstrap_mss
 from ..eval.zeroshot import mss, prompt_sets
 from ..io import atomic_open, write_json
+from ..params import Params
 from .paths import RESULTS
 
 log = logging.getLogger(__name__)
 
 
-def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     clip, tok = open_backbone(p, variant, "eval_mss")
     t_a, t_n = prompt_sets(clip, tok, p.eval.prompts)
     test = load_features(features_dir(variant)).by_video("test")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
+from ..data.sources import read_novel_classes
 from ..eval.features import load_features
 from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
 from ..eval.weakly import open_vocabulary_subsets, weakly_supervised
 from ..io import write_json
-from ..tune import read_novel_classes
-from .eval_weakly import head_config
+from ..params import Params
 from .paths import RESULTS
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 NOVEL_CLASSES = Path("data/synth/published/annotations/novel_classes.txt")
 
 
-def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     clip, tok = open_backbone(p, variant, "eval_openvocab")
     feats = load_features(features_dir(variant))
     test = feats.by_video("test")
@@ -34,7 +33,7 @@ def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
     train = feats.by_video("train")
     cats = {c for c in (Path(v).parent.name for v in list(train) + list(test))}
     novel = {c for c in cats if c.casefold() in lowered}
-    res = weakly_supervised(train, test, read_truth(p), clip, tok, head_config(p), p.eval_weakly.seeds,
+    res = weakly_supervised(train, test, read_truth(p), clip, tok, p.eval_weakly.head_params, p.eval_weakly.seeds,
                             p.eval_weakly.val_fraction, p.eval.protocol,
                             frame_counts() if p.eval.protocol == "exact" else None, exclude=novel,
                             subsets=open_vocabulary_subsets(test, novel))

@@ -6,7 +6,6 @@ Output: ``results/eval_retention/<backbone>/metrics.json`` (R@k both ways, zero-
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 
@@ -14,12 +13,13 @@ from ..backbone import load_pretrain_set
 from ..eval.inputs import open_backbone
 from ..eval.retention import retention
 from ..io import write_json
+from ..params import Params
 from .paths import RESULTS, SYNTH_DIR
 
 log = logging.getLogger(__name__)
 
 
-def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     clip, tok = open_backbone(p, variant, "eval_retention")
     data = load_pretrain_set(SYNTH_DIR / "pretrain")
     idx = data.indices("heldout")

@@ -9,38 +9,26 @@ std, per_seed}}), ``scores.parquet`` (prob1 per test snippet, mean over seeds), 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from ..eval.features import load_features
+from ..eval.groundtruth import build_frame_level
 from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
-from ..eval.metrics import build_frame_level
-from ..eval.mil import MilConfig
 from ..eval.scores import write_roc, write_snippet_scores
-from ..eval.vadclip import VadClipConfig
 from ..eval.weakly import weakly_supervised
 from ..io import write_json
+from ..params import Params
 from .paths import RESULTS
 
 log = logging.getLogger(__name__)
 
 
-def head_config(p: Any) -> VadClipConfig | MilConfig:
-    w = p.eval_weakly
-    if w.head == "linear_mil":
-        m = w.linear_mil
-        return MilConfig(epochs=m.epochs, lr=m.lr, weight_decay=m.weight_decay, batch_size=m.batch_size)
-    return VadClipConfig(visual_length=w.visual_length, window=w.window, layers=w.layers,
-                         batch_per_class=w.batch_per_class, epochs=w.epochs, lr=w.lr, weight_decay=w.weight_decay,
-                         milestones=tuple(w.milestones))
-
-
-def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     clip, tok = open_backbone(p, variant, "eval_weakly")
     feats = load_features(features_dir(variant))
     truth = read_truth(p)
     n_frames = frame_counts() if p.eval.protocol == "exact" else None
     test = feats.by_video("test")
-    res = weakly_supervised(feats.by_video("train"), test, truth, clip, tok, head_config(p), p.eval_weakly.seeds,
+    res = weakly_supervised(feats.by_video("train"), test, truth, clip, tok, p.eval_weakly.head_params, p.eval_weakly.seeds,
                             p.eval_weakly.val_fraction, p.eval.protocol, n_frames)
     out = RESULTS / "eval_weakly" / variant
     write_json(out / "metrics.json", {p.eval.dataset: res["metrics"]["all"], "info": res["info"]})

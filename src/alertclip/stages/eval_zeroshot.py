@@ -10,22 +10,23 @@ its paired bootstrap between backbones.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 
+from ..eval.bootstrap import bootstrap_auc_ap
 from ..eval.features import load_features
+from ..eval.groundtruth import build_frame_level
 from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
-from ..eval.metrics import bootstrap_auc_ap, build_frame_level
 from ..eval.scores import write_roc, write_snippet_scores
 from ..eval.zeroshot import prompt_sets, zero_shot
 from ..io import write_json
+from ..params import Params
 from .paths import RESULTS
 
 log = logging.getLogger(__name__)
 
 
-def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     clip, tok = open_backbone(p, variant, "eval_zeroshot")
     t_a, t_n = prompt_sets(clip, tok, p.eval.prompts)
     feats = load_features(features_dir(variant))

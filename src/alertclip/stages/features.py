@@ -8,17 +8,17 @@ Outputs: ``data/features/<backbone>/{snippets.npy (fp16), index.parquet, meta.js
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from ..eval.features import extract
 from ..eval.inputs import backbone_dir, features_dir
+from ..params import Params
 from ..train import pin_threads
 from .paths import FRAMES_DIR
 
 log = logging.getLogger(__name__)
 
 
-def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     if variant is None:
         raise ValueError("features needs --variant <backbone> (a key of eval.backbones)")
     pin_threads(1)  # small models: one thread each, so two evaluations share the 2 cores (and bytes match)

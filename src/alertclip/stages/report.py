@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-from ..report import build_report
+from ..params import Params
+from ..report.markdown import build_report
 
 log = logging.getLogger(__name__)
 
 
-def run(p: Any, progress: bool = True) -> None:
+def run(p: Params, progress: bool = True) -> None:
     index = build_report(Path("."), p)
     log.info("report: %s (%d tables, %d figures)", index["report"], len(index["tables"]), len(index["figures"]))

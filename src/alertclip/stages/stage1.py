@@ -10,13 +10,11 @@ exits with status 143, rerunning the stage resumes.
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..params import Params
 from ..train import pin_threads
 from ..tune import run_stage
 
 
-def run(p: Any, progress: bool = True) -> None:
+def run(p: Params, progress: bool = True) -> None:
     pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
-    # eval.prompts: the validation AUC that picks the kept epoch (select_on: val_auc)
-    run_stage("stage1", getattr(p, "stage1", None), progress, prompts=getattr(getattr(p, "eval", None), "prompts", None))
+    run_stage(p.stage1, progress, prompts=p.eval.prompts)  # eval.prompts: the validation AUC picks the kept epoch

@@ -11,24 +11,22 @@ hash>/`` and is removed on success; SIGTERM saves it and exits with status 143, 
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..ablation import variant_params
+from ..params import Params, Stage2Params
 from ..train import pin_threads
 from ..tune import run_stage
 
 
-def run(p: Any, progress: bool = True, variant: str | None = None) -> None:
+def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     if variant is None:
         raise ValueError("stage2 needs --variant <name> (a key of ablations in params.yaml)")
     if variant not in p.ablations:
         raise ValueError(f"params.yaml: ablations has no {variant!r} (known: {sorted(p.ablations)})")
     pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
-    stage2 = p.stage2.model_dump()
-    use_sweep = stage2.pop("use_sweep", False)  # a switch of this entry point, not a training setting
-    if use_sweep:  # the sweep's best weights first; the variant then switches its left-out losses off
+    stage2 = p.stage2
+    if stage2.use_sweep:  # the sweep's best weights first; the variant then switches its left-out losses off
         from ..sweep import best_overrides
 
-        stage2.update(best_overrides())
-    params = variant_params(stage2, p.ablations[variant])
-    run_stage("stage2", params, progress, variant=variant, prompts=p.eval.prompts)  # val AUC picks the kept epoch
+        stage2 = Stage2Params.model_validate({**stage2.model_dump(), **best_overrides()})
+    run_stage(variant_params(stage2, p.ablations[variant]), progress, variant=variant,
+              prompts=p.eval.prompts)  # val AUC picks the kept epoch

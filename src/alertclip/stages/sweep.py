@@ -11,21 +11,18 @@ trial marks it FAIL and exits with status 143; the rerun retries it.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from ..sweep import SweepConfig, SweepInterrupted, run_sweep
+from ..params import Params
+from ..sweep import SweepInterrupted, run_sweep
 from ..train import pin_threads
 
 log = logging.getLogger(__name__)
 
 
-def run(p: Any, progress: bool = True) -> None:
+def run(p: Params, progress: bool = True) -> None:
     pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
-    cfg = SweepConfig.from_params(getattr(p, "sweep", None))
-    stage2 = getattr(p, "stage2", None)
-    base = stage2.model_dump() if hasattr(stage2, "model_dump") else dict(stage2 or {})
     try:
-        run_sweep(cfg, base, progress=progress)
+        run_sweep(p.sweep, p.stage2, progress=progress)
     except SweepInterrupted as err:
         log.warning("sweep: %s; rerun the stage to resume", err)
         raise SystemExit(143) from None

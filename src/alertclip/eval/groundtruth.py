@@ -1,0 +1,360 @@
+"""Ground truth of the test videos: the UCF annotation file, a video's entry, its frame labels and pooled frame scores.
+
+Protocols reproduced (see ``shared/reference/vad-protocols.md``, sections C and D):
+
+* **Ground truth file.** UCF-Crime ``Temporal_Anomaly_Annotation.txt`` (:func:`read_ucf_temporal`) gives raw frame
+  numbers; pairs of ``-1`` mean "no span". :func:`lookup_truth` finds a video's entry by key, path, stem or feature name.
+* **Frame-level ground truth and scores.** ``protocol="vadclip"`` is VadCLIP's ``make_gt_*.py`` plus its test loop:
+  exactly ``16 * T`` frames per video for ``T`` snippet scores, scores ``np.repeat``-ed by 16
+  (:func:`vadclip_frame_labels`, :func:`expand_scores`). ``protocol="exact"`` labels each real frame instead
+  (:func:`exact_frame_labels`), with LAVAD's inclusive end available. :func:`build_frame_level` pools the videos.
+
+Errors are :class:`ValueError` subclasses that name the file and line (ground truth) or the video (scores).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+CLIP_LEN = 16
+"""Frames per snippet in VadCLIP's feature protocol (one CLIP vector per 16 frames)."""
+
+NORMAL_NAME_MARKERS = ("Normal", "label_A")
+"""Name fragments of normal test videos: UCF ``Normal_Videos_*``, XD ``*_label_A``."""
+
+
+# Extensions stripped when a video is looked up by stem; a bare Path.stem would cut XD names such as
+# "A.Beautiful.Mind.2001__#00-25-20_00-29-20_label_A" at their first dot.
+_VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".npy")
+_CROP_SUFFIX = re.compile(r"__\d+$")  # VadCLIP feature files: <video>__<crop>.npy
+
+
+class GroundTruthError(ValueError):
+    """A ground-truth file or table is malformed; the message names file:line and the field."""
+
+
+class ScoreError(ValueError):
+    """Scores or features of a video do not fit the protocol; the message names the video."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Ground truth files
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoTruth:
+    """One annotated video: ``spans`` are raw ``(start, end)`` annotation numbers, ``-1`` pairs already dropped.
+
+    ``origin`` ("file:line") is kept for error messages only and does not take part in equality.
+    """
+
+    name: str
+    category: str
+    spans: tuple[tuple[int, int], ...]
+    origin: str = field(default="", compare=False)
+
+
+class GroundTruth(dict[str, VideoTruth]):
+    """``dict`` of video name -> :class:`VideoTruth` that remembers where it was read from (for error messages)."""
+
+    def __init__(self, entries: Mapping[str, VideoTruth] | None = None, source: str = "<in-memory ground truth>"):
+        super().__init__(entries or {})
+        self.source = source
+
+
+def _field_error(path: Path, lineno: int, index: int, what: str, problem: str) -> GroundTruthError:
+    return GroundTruthError(f"{path}:{lineno}: field {index} ({what}): {problem}")
+
+
+def _span_field_name(number_index: int) -> str:
+    pair, side = divmod(number_index, 2)
+    return f"{'start' if side == 0 else 'end'} of span {pair + 1}"
+
+
+def _parse_spans(tokens: Sequence[str], first_field: int, path: Path, lineno: int) -> tuple[tuple[int, int], ...]:
+    """Pairs of raw frame numbers; ``-1 -1`` pairs are placeholders and are dropped.
+
+    Stricter than the reference scripts, which would silently skip a pair with a single ``-1`` or a reversed span:
+    those are typos in an annotation file, so they raise here instead of changing the numbers unnoticed.
+    """
+    if len(tokens) % 2:
+        raise _field_error(path, lineno, first_field + len(tokens) - 1, _span_field_name(len(tokens) - 1),
+                           f"odd number of frame numbers ({len(tokens)}); expected start/end pairs")
+    numbers = []
+    for k, token in enumerate(tokens):
+        try:
+            value = int(token)
+        except ValueError:
+            raise _field_error(path, lineno, first_field + k, _span_field_name(k),
+                               f"expected an integer frame number, got {token!r}") from None
+        if value < -1:
+            raise _field_error(path, lineno, first_field + k, _span_field_name(k),
+                               f"negative frame number {value} (only -1 marks a missing span)")
+        numbers.append(value)
+    spans = []
+    for k in range(0, len(numbers), 2):
+        start, end = numbers[k], numbers[k + 1]
+        if start == -1 and end == -1:
+            continue
+        if start == -1 or end == -1:
+            bad = k if start == -1 else k + 1
+            raise _field_error(path, lineno, first_field + bad, _span_field_name(bad),
+                               f"span ({start}, {end}) has only one -1; both or neither must be -1")
+        if start > end:
+            raise _field_error(path, lineno, first_field + k, _span_field_name(k),
+                               f"start {start} is after end {end}")
+        spans.append((start, end))
+    return tuple(spans)
+
+
+def _numbered_lines(path: Path) -> Iterable[tuple[int, list[str]]]:
+    """(1-based line number, whitespace-split fields) of each non-blank line; any whitespace separates fields."""
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            tokens = line.split()
+            if tokens:
+                yield lineno, tokens
+
+
+def _add_entry(table: GroundTruth, entry: VideoTruth, path: Path, lineno: int) -> None:
+    if entry.name in table:
+        raise _field_error(path, lineno, 1, "video name",
+                           f"duplicate video {entry.name!r} (first at {table[entry.name].origin})")
+    table[entry.name] = entry
+
+
+def read_ucf_temporal(path: str | Path) -> GroundTruth:
+    """Read UCF-Crime's ``Temporal_Anomaly_Annotation.txt``: ``name  category  s1  e1  s2  e2``.
+
+    The original separates fields by two spaces and ends each line with them (VadCLIP splits on ``"  "`` and drops the
+    trailing empty field); any whitespace is accepted here, which gives the same fields. Keys are the names as
+    written (``Fighting016_x264.mp4``); use :func:`lookup_truth` for paths or stems. Normal videos appear with
+    ``-1`` pairs only, so their ``spans`` are empty.
+    """
+    path = Path(path)
+    table = GroundTruth(source=str(path))
+    for lineno, tokens in _numbered_lines(path):
+        if len(tokens) < 2:
+            raise _field_error(path, lineno, 2, "category", "missing (expected: name category start end ...)")
+        if _is_int(tokens[1]):
+            raise _field_error(path, lineno, 2, "category", f"expected a class name, got the number {tokens[1]!r}")
+        spans = _parse_spans(tokens[2:], 3, path, lineno)
+        _add_entry(table, VideoTruth(tokens[0], tokens[1], spans, f"{path}:{lineno}"), path, lineno)
+    return table
+
+
+def _is_int(token: str) -> bool:
+    try:
+        int(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _stem(name: str) -> str:
+    """Base name without a known video/feature extension and without a ``__<crop>`` feature suffix."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for ext in _VIDEO_EXTENSIONS:
+        if base.lower().endswith(ext):
+            base = base[: -len(ext)]
+            break
+    return _CROP_SUFFIX.sub("", base)
+
+
+def _stem_index(truth: Mapping[str, VideoTruth]) -> dict[str, str | None]:
+    """stem -> key; ``None`` marks a stem shared by two keys (e.g. ``a.mp4`` and ``a.avi``), which must not match."""
+    index: dict[str, str | None] = {}
+    for key in truth:
+        stem = _stem(key)
+        index[stem] = None if stem in index and index[stem] != key else key
+    return index
+
+
+def lookup_truth(truth: Mapping[str, VideoTruth], name: str,
+                 index: Mapping[str, str | None] | None = None) -> VideoTruth | None:
+    """The entry of ``name``: the exact key, else by base name, else by stem; ``None`` when there is none.
+
+    ``name`` may be a key (``Fighting016_x264.mp4``), a path (``VAGTA_synth/Videos/Fighting/Fighting016_x264.mp4``), a
+    stem (``Fighting016_x264``) or a VadCLIP feature name (``Fighting016_x264__5.npy``: the crop suffix is stripped).
+    Pass ``index`` (from a previous call's table, see :func:`build_frame_level`) to avoid rebuilding it per lookup.
+    """
+    if name in truth:
+        return truth[name]
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if base in truth:
+        return truth[base]
+    key = (index if index is not None else _stem_index(truth)).get(_stem(name))
+    return truth[key] if key is not None else None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Frame-level ground truth and scores
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def vadclip_frame_labels(spans: Iterable[tuple[int, int]], n_snippets: int, clip_len: int = CLIP_LEN) -> np.ndarray:
+    """Frame labels of one video exactly as VadCLIP's ``make_gt_ucf.py`` / ``make_gt_xd.py`` build them.
+
+    ``vec = zeros((T + 1) * clip_len)``; ``vec[s:e] = 1`` for each span; keep ``vec[:-clip_len]``. Hence:
+
+    * the result has exactly ``clip_len * T`` frames, matching ``np.repeat(scores, clip_len)``, whatever the video's
+      real frame count: **tail frames** beyond ``clip_len * T`` are dropped;
+    * spans are **0-based and end-exclusive** on the raw annotation numbers (frame ``e`` itself is not abnormal);
+    * **annotation overflow** past the vector is dropped silently, as numpy slicing does;
+    * ``-1`` pairs (no span) are skipped.
+    """
+    if n_snippets < 0:
+        raise ValueError(f"n_snippets must be >= 0, got {n_snippets}")
+    vec = np.zeros((n_snippets + 1) * clip_len, dtype=np.uint8)
+    for start, end in spans:
+        if start == -1 or end == -1:
+            continue
+        vec[start:end] = 1
+    return vec[:-clip_len]
+
+
+def exact_frame_labels(spans: Iterable[tuple[int, int]], n_frames: int, end_inclusive: bool = False) -> np.ndarray:
+    """One label per real frame (``n_frames`` of them); spans clipped to the video.
+
+    ``end_inclusive=False`` keeps VadCLIP's end-exclusive reading of the annotation; ``end_inclusive=True`` is LAVAD's
+    ``s <= f <= e`` (one more abnormal frame per span). ``-1`` pairs are skipped.
+    """
+    if n_frames < 0:
+        raise ValueError(f"n_frames must be >= 0, got {n_frames}")
+    vec = np.zeros(n_frames, dtype=np.uint8)
+    for start, end in spans:
+        if start == -1 or end == -1:
+            continue
+        vec[max(start, 0):min(end + int(end_inclusive), n_frames)] = 1
+    return vec
+
+
+def expand_scores(snippet_scores: np.ndarray, clip_len: int = CLIP_LEN, n_frames: int | None = None) -> np.ndarray:
+    """Snippet scores to frame scores: ``np.repeat(scores, clip_len)`` (VadCLIP's test loop).
+
+    With ``n_frames`` (the exact protocol) the repeated scores are cut to ``n_frames``; when ``clip_len * T < n_frames``
+    the missing tail frames (less than one snippet, or the caller has already rejected the video) take the **last
+    snippet's score**, since no snippet covers them and the nearest one is the best available estimate.
+    """
+    frames = np.repeat(np.asarray(snippet_scores, dtype=np.float64), clip_len)
+    if n_frames is None:
+        return frames
+    if n_frames <= frames.size:
+        return frames[:n_frames]
+    if frames.size == 0:
+        raise ScoreError("cannot pad an empty score array to n_frames")
+    return np.concatenate([frames, np.full(n_frames - frames.size, frames[-1])])
+
+
+class FrameLevel(NamedTuple):
+    """Pooled frame labels and scores; video ``i`` is ``slice(offsets[i], offsets[i + 1])``."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    offsets: np.ndarray
+    names: tuple[str, ...]
+
+    def video(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, scores) of the ``i``-th video."""
+        part = slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+        return self.labels[part], self.scores[part]
+
+
+def _checked_scores(name: str, snippet_scores: np.ndarray) -> np.ndarray:
+    scores = np.asarray(snippet_scores, dtype=np.float64)
+    if scores.ndim != 1:
+        raise ScoreError(f"video {name!r}: expected a 1-D array of snippet scores, got shape {scores.shape}")
+    if scores.size == 0:
+        raise ScoreError(f"video {name!r}: empty score array (no snippets)")
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size:
+        raise ScoreError(f"video {name!r}: non-finite score {scores[bad[0]]} at snippet {bad[0]} "
+                         f"({bad.size} non-finite of {scores.size})")
+    return scores
+
+
+def _video_spans(name: str, truth: Mapping[str, VideoTruth], index: Mapping[str, str | None],
+                 normal_name_markers: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """Spans of a test video; a video without an annotation line is normal only if its name says so."""
+    entry = lookup_truth(truth, name, index)
+    if entry is not None:
+        return entry.spans
+    if any(marker in name for marker in normal_name_markers):
+        return ()
+    source = getattr(truth, "source", "<in-memory ground truth>")
+    raise GroundTruthError(f"video {name!r} has no line in {source} and its name contains none of the normal "
+                           f"markers {tuple(normal_name_markers)}; cannot tell its ground truth")
+
+
+def _vadclip_video(name: str, scores: np.ndarray, spans: tuple[tuple[int, int], ...],
+                   clip_len: int) -> tuple[np.ndarray, np.ndarray]:
+    covered = clip_len * scores.size
+    for start, end in spans:
+        # VadCLIP would silently score such a video as all-normal; a span nobody can see means the features are short.
+        if start >= covered:
+            raise ScoreError(f"video {name!r}: annotated span ({start}, {end}) starts at or beyond frame {covered} = "
+                             f"{clip_len} * T with T = {scores.size} snippets; the features are too short for the "
+                             f"ground truth")
+    return vadclip_frame_labels(spans, scores.size, clip_len), expand_scores(scores, clip_len)
+
+
+def _exact_video(name: str, scores: np.ndarray, spans: tuple[tuple[int, int], ...], n_frames: int | None,
+                 clip_len: int, end_inclusive: bool) -> tuple[np.ndarray, np.ndarray]:
+    if n_frames is None or n_frames <= 0:
+        raise ScoreError(f"video {name!r}: the exact protocol needs the video's frame count, got n_frames={n_frames}")
+    # Up to one snippet of tail frames is the extractor's normal remainder; more means frames were never featurised.
+    if clip_len * scores.size + clip_len <= n_frames:
+        raise ScoreError(f"video {name!r}: feature file shorter than the video: T = {scores.size} snippets cover "
+                         f"{clip_len * scores.size} frames but n_frames = {n_frames}")
+    labels = exact_frame_labels(spans, n_frames, end_inclusive)
+    return labels, expand_scores(scores, clip_len, n_frames)
+
+
+def build_frame_level(
+    videos: Sequence[tuple[str, np.ndarray, int | None]],
+    truth: Mapping[str, VideoTruth],
+    protocol: Literal["vadclip", "exact"] = "vadclip",
+    clip_len: int = CLIP_LEN,
+    normal_name_markers: Sequence[str] = NORMAL_NAME_MARKERS,
+    end_inclusive: bool = False,
+) -> FrameLevel:
+    """Pool frame labels and scores of ``videos`` (``(name, snippet_scores[T], n_frames)``) in the given order.
+
+    ``protocol="vadclip"`` (published VadCLIP numbers): ``clip_len * T`` frames per video, labels from
+    :func:`vadclip_frame_labels`, ``n_frames`` ignored. A span starting at or beyond ``clip_len * T`` raises (the
+    features are too short for the ground truth); VadCLIP itself would silently label such a video normal.
+
+    ``protocol="exact"``: ``n_frames`` frames per video, labels from :func:`exact_frame_labels` (``end_inclusive`` for
+    LAVAD's reading), scores repeated then cut or tail-padded (:func:`expand_scores`). ``clip_len * T + clip_len <=
+    n_frames`` (more than one snippet of frames missing) raises: the feature file is shorter than the video.
+
+    A video without a ground-truth line is normal only if its name contains one of ``normal_name_markers``; otherwise
+    it raises, naming the video and the annotation source. Empty, non-1-D or non-finite scores raise, naming the video
+    (and the first bad snippet).
+    """
+    if protocol not in ("vadclip", "exact"):
+        raise ValueError(f"protocol must be 'vadclip' or 'exact', got {protocol!r}")
+    if not videos:
+        raise ScoreError("no videos to evaluate")
+    index = _stem_index(truth)
+    labels, scores, offsets, names = [], [], [0], []
+    for name, snippet_scores, n_frames in videos:
+        checked = _checked_scores(name, snippet_scores)
+        spans = _video_spans(name, truth, index, normal_name_markers)
+        if protocol == "vadclip":
+            video_labels, video_scores = _vadclip_video(name, checked, spans, clip_len)
+        else:
+            video_labels, video_scores = _exact_video(name, checked, spans, n_frames, clip_len, end_inclusive)
+        labels.append(video_labels)
+        scores.append(video_scores)
+        offsets.append(offsets[-1] + video_labels.size)
+        names.append(name)
+    return FrameLevel(np.concatenate(labels), np.concatenate(scores), np.asarray(offsets, dtype=np.int64),
+                      tuple(names))

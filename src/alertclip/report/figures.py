@@ -1,0 +1,194 @@
+"""The report's figures: ROC curves, MSS margins, per-video score traces (matplotlib on Agg: deterministic PNG bytes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..eval.groundtruth import CLIP_LEN, NORMAL_NAME_MARKERS, lookup_truth, vadclip_frame_labels
+from ..io import atomic_open
+from .bootstrap import _truth
+from .formatting import mss_fmt, pct, pct_pm
+from .inputs import FIGURES_DIR, Results, read_roc, read_scores, read_signed
+
+DPI = 100
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+ABNORMAL_COLOUR, NORMAL_COLOUR = "#d62728", "#1f77b4"
+
+
+@dataclass
+class FigureSpec:
+    name: str
+    caption: str
+    sources: list[str]
+
+    @property
+    def path(self) -> Path:
+        return FIGURES_DIR / f"{self.name}.png"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=DPI, metadata={"Software": None})
+
+
+def _colour(i: int) -> str:
+    return COLOURS[i % len(COLOURS)]
+
+
+def _roc_figure(r: Results, stage: str, title: str, label: Callable[[str], str]):
+    fig = _figure(5.5, 5.0)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=0.8, label="chance")
+    for i, k in enumerate(r.backbones):
+        fpr, tpr = read_roc(r.file(stage, k, "roc.csv"))
+        ax.plot(fpr, tpr, color=_colour(i), linewidth=1.5, label=label(k))
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate", title=title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _mss_figure(r: Results):
+    n = len(r.backbones)
+    data = {k: read_signed(r.file("eval_mss", k, "signed.csv")) for k in r.backbones}
+    values = [row["signed"] for rows in data.values() for row in rows]
+    lo, hi = (min(values), max(values)) if values else (-1.0, 1.0)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    bins = np.linspace(lo, hi, 25)
+    fig = _figure(7.0, 1.8 * n + 0.6)
+    axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
+    for ax, k in zip(axes, r.backbones):
+        rows = data[k]
+        for kind, colour in (("abnormal", ABNORMAL_COLOUR), ("normal", NORMAL_COLOUR)):
+            vals = [row["signed"] for row in rows if row["kind"] == kind]
+            ax.hist(vals, bins=bins, color=colour, alpha=0.6, label=f"{kind} ({len(vals)})")
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_title(f"{k}: MSS {mss_fmt(r.need('eval_mss', k, 'mss'))}", fontsize=9)
+        ax.set_ylabel("videos")
+        ax.legend(loc="upper right", fontsize=7)
+    axes[-1].set_xlabel("signed margin per video (abnormal: s_A − s_N; normal: s_N − s_A)")
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class TraceVideo:
+    video: str
+    abnormal: bool
+    labels: np.ndarray  # (16 * T,) VadCLIP frame labels
+
+
+def select_trace_videos(scores: Mapping[str, np.ndarray], truth: Mapping, n_abnormal: int = 3,
+                        n_normal: int = 3) -> list[TraceVideo]:
+    """Deterministic choice: the ``n_abnormal`` videos with the most abnormal frames, then the ``n_normal`` longest
+    normal videos (ties by name). A video without a ground-truth entry counts as normal when its name says so
+    (``Normal``, ``label_A``, as the evaluation stages read it) and is skipped otherwise."""
+    ab, no = [], []
+    for v in sorted(scores):
+        entry = lookup_truth(truth, v)
+        if entry is None and not any(m in v for m in NORMAL_NAME_MARKERS):
+            continue
+        spans = entry.spans if entry is not None else ()
+        labels = vadclip_frame_labels(spans, len(scores[v]), CLIP_LEN)
+        (ab if spans else no).append(TraceVideo(v, bool(spans), labels))
+    ab.sort(key=lambda t: (-int(t.labels.sum()), t.video))
+    no.sort(key=lambda t: (-len(t.labels), t.video))
+    return ab[:n_abnormal] + no[:n_normal]
+
+
+def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of 1s, end exclusive."""
+    padded = np.concatenate([[0], labels.astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def _trace_figure(r: Results, title: str, videos: list[TraceVideo], scores: Mapping[str, Mapping[str, np.ndarray]],
+                  ylim: tuple[float, float] | None = None):
+    n = max(len(videos), 1)
+    fig = _figure(8.0, 1.7 * n + 0.8)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    if not videos:
+        axes[0].text(0.5, 0.5, "no test video with ground truth in the scores", ha="center", va="center")
+        axes[0].set_axis_off()
+    for ax, tv in zip(axes, videos):
+        for a, b in _runs(tv.labels):
+            ax.axvspan(a, b, color="#bbbbbb", alpha=0.5, linewidth=0)
+        for i, k in enumerate(r.backbones):
+            s = scores[k].get(tv.video)
+            if s is None or len(s) == 0:
+                continue
+            ax.stairs(s, np.arange(len(s) + 1) * CLIP_LEN, baseline=None, color=_colour(i), linewidth=1.2, label=k)
+        ax.set_xlim(0, max(len(tv.labels), 1))
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.set_title(f"{tv.video} ({'abnormal' if tv.abnormal else 'normal'})", fontsize=8)
+        ax.set_ylabel("score", fontsize=8)
+        ax.tick_params(labelsize=7)
+    if videos:
+        axes[0].legend(loc="upper right", fontsize=7, ncol=min(len(r.backbones), 4))
+        axes[-1].set_xlabel("frame (16 per snippet); grey: ground-truth abnormal frames")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def render_figures(r: Results) -> list[FigureSpec]:
+    """Draw every figure under ``root/results/report/figures`` and return their specs."""
+    import matplotlib
+    import matplotlib.style
+
+    specs: list[FigureSpec] = []
+
+    def emit(spec: FigureSpec, draw: Callable[[], Any]) -> None:
+        fig = draw()
+        _save(fig, r.root / spec.path)
+        specs.append(spec)
+
+    def roc_src(stage):
+        return [r.src(stage, k, n) for k in r.backbones for n in ("roc.csv", "metrics.json")]
+
+    ann = r.annotations_src
+    with matplotlib.style.context("default"), matplotlib.rc_context({"font.size": 9}):
+        emit(FigureSpec("roc_zeroshot", f"Zero-shot ROC curves on {r.dataset}, one line per backbone.",
+                        roc_src("eval_zeroshot")),
+             lambda: _roc_figure(r, "eval_zeroshot", f"Zero-shot ROC ({r.dataset})",
+                                 lambda k: f"{k} (AUC {pct(r.need('eval_zeroshot', k, 'auc'))})"))
+        emit(FigureSpec("roc_weakly", f"Weakly supervised ROC curves on {r.dataset} (prob1 averaged over seeds), "
+                        "one line per backbone; the legend gives AUC mean ± std over seeds.", roc_src("eval_weakly")),
+             lambda: _roc_figure(r, "eval_weakly", f"Weakly supervised ROC ({r.dataset})",
+                                 lambda k: f"{k} (AUC {pct_pm(r.need('eval_weakly', k, 'auc'))})"))
+        emit(FigureSpec("mss_distribution", "Per-video signed margin for each backbone, abnormal (red) vs normal "
+                        "(blue) test videos; MSS is their mean.",
+                        [r.src("eval_mss", k, n) for k in r.backbones for n in ("signed.csv", "metrics.json")]),
+             lambda: _mss_figure(r))
+        truth = _truth(r)
+        weak = {k: read_scores(r.file("eval_weakly", k, "scores.parquet")) for k in r.backbones}
+        zs = {k: read_scores(r.file("eval_zeroshot", k, "scores.parquet")) for k in r.backbones}
+        videos = select_trace_videos(weak[r.reference], truth)
+        chosen = ", ".join(v.video for v in videos) or "none"
+        emit(FigureSpec("traces_weakly", "Per-snippet weakly supervised scores (prob1, mean over seeds) of up to 3 "
+                        "abnormal test videos with the most abnormal frames and the 3 longest normal ones "
+                        f"({chosen}); grey: ground truth.",
+                        [r.src("eval_weakly", k, "scores.parquet") for k in r.backbones] + [ann]),
+             lambda: _trace_figure(r, "Weakly supervised scores (prob1, mean over seeds)", videos, weak, (0.0, 1.02)))
+        emit(FigureSpec("traces_zeroshot", f"Per-snippet zero-shot scores of the same test videos ({chosen}); "
+                        "grey: ground truth.",
+                        [r.src("eval_zeroshot", k, "scores.parquet") for k in r.backbones] + [ann]),
+             lambda: _trace_figure(r, "Zero-shot scores", videos, zs))
+    return specs

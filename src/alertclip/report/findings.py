@@ -1,0 +1,172 @@
+"""The "What this run shows" section: each gap between two backbones judged by its paired CI or seed noise, in words."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .bootstrap import BOOT_METRICS, _videos_text, comparison_pairs, paired_ci
+from .formatting import NA, _clean, _num, _pp
+from .inputs import Results
+
+
+def _n_seeds(stat: Any) -> int | None:
+    if isinstance(stat, Mapping) and isinstance(stat.get("per_seed"), list):
+        return len(stat["per_seed"])
+    return None
+
+
+def _mss4(x: Any) -> float | None:
+    """An MSS rounded like the tables (so text and tables agree)."""
+    v = _num(x)
+    return None if v is None else _clean(v, 4)
+
+
+def compare_sentence(what: str, key: str, ref: str, v: float | None, v0: float | None, unit: str, nd: int,
+                     noise: float | None = None, n_seeds: int | None = None, ci: tuple[float, float] | None = None,
+                     untested: str | None = None) -> tuple[str, str]:
+    """One comparison of ``key`` against ``ref`` on already rounded values; returns (verdict, sentence).
+
+    What decides whether the gap counts, by what the metric has:
+
+    * ``ci``: the paired-bootstrap 95% CI of ``key - ref`` (same units as the values, unrounded): the gap counts only
+      when the CI excludes 0 on the side of the gap; otherwise ``nodiff`` ("no difference (CI [..])");
+    * ``n_seeds``: seed statistics; the gap counts only when it exceeds ``noise`` (the larger seed std), else
+      ``noise``; with fewer than 2 seeds the noise is unknown and the gap is ``untested``;
+    * ``untested``: why the metric cannot be tested (no per-item results); the gap is described, not counted.
+
+    verdict: ``beats`` / ``worse`` (the gap counts) / ``nodiff`` / ``noise`` / ``untested`` / ``ties`` / ``n/a``.
+    """
+    if v is None or v0 is None:
+        return NA, f"{what}: `{key}` vs `{ref}` not computed (a value is missing or NaN)."
+    fmt = f"{{:.{nd}f}}"
+    gap = _clean(v - v0, nd)
+    vals = f"({fmt.format(v)} vs {fmt.format(v0)})"
+    mag = f"{fmt.format(abs(gap))}{unit}"
+    spread = ""
+    if ci is not None:
+        interval = f"[{_clean(ci[0], nd):+.{nd}f}, {_clean(ci[1], nd):+.{nd}f}]{unit}"
+        if (gap > 0 and ci[0] > 0) or (gap < 0 and ci[1] < 0):
+            spread = f"; the paired 95% CI of the gap, {interval}, excludes 0"
+        else:
+            return "nodiff", (f"{what}: `{key}` vs `{ref}`: no difference (CI {interval}); the gap of "
+                              f"{gap:+.{nd}f}{unit} {vals} does not survive resampling the test videos.")
+    elif noise is not None and abs(gap) <= noise:
+        return "noise", (f"{what}: `{key}` vs `{ref}` differ by {gap:+.{nd}f}{unit} {vals} — within seed noise "
+                         f"(the larger seed std is {fmt.format(noise)}{unit} over {n_seeds} seeds).")
+    elif noise is not None:
+        spread = f"; the gap exceeds the larger seed std ({fmt.format(noise)}{unit} over {n_seeds} seeds)"
+    elif n_seeds is not None and n_seeds < 2:
+        untested = "a single seed, so the seed noise is unknown"
+    if untested is not None:
+        if gap == 0:
+            return "ties", f"{what}: `{key}` ties with `{ref}` {vals}."
+        side = f"beats `{ref}` by" if gap > 0 else f"is worse than `{ref}` by"
+        return "untested", f"{what}: `{key}` {side} {mag} {vals}; not tested ({untested}), so the gap is not counted."
+    if gap > 0:
+        return "beats", f"{what}: `{key}` beats `{ref}` by {mag} {vals}{spread}."
+    if gap < 0:
+        return "worse", f"{what}: `{key}` is worse than `{ref}` by {mag} {vals}{spread}."
+    return "ties", f"{what}: `{key}` ties with `{ref}` {vals}{spread}."
+
+
+def _seed_noise(stat: Mapping, stat0: Mapping) -> tuple[float | None, int | None]:
+    """The larger of the two seed stds in percentage points (None with fewer than 2 seeds) and the seed count."""
+    n = min(_n_seeds(stat) or 0, _n_seeds(stat0) or 0) or None
+    if n is None or n < 2:
+        return None, n
+    s = [_pp(stat.get("std")), _pp(stat0.get("std"))]
+    s = [x for x in s if x is not None]
+    return (max(s) if s else None), n
+
+
+def _tally(what: str, verdicts: list[str], ref: str, others: Sequence[str] = ()) -> str:
+    """The section's headline: verdicts against the reference, then how many of the other pairs' gaps count."""
+    n = len(verdicts)
+    counts = {v: verdicts.count(v) for v in ("beats", "worse", "nodiff", "noise", "untested", "ties")}
+    parts = [f"{counts['beats']} of {n} tuned backbone(s) beat `{ref}`"]
+    for verdict, text in (("worse", "worse"), ("nodiff", "no difference (CI includes 0)"),
+                          ("noise", "within seed noise"), ("untested", "not tested"), ("ties", "tie")):
+        if counts[verdict]:
+            parts.append(f"{counts[verdict]} {text}")
+    line = f"**{what}** — " + ", ".join(parts) + "."
+    if others:
+        real = sum(v in ("beats", "worse") for v in others)
+        line += f" Other pairs: the gap counts in {real} of {len(others)}."
+    return line
+
+
+def findings(r: Results) -> list[str]:
+    """Markdown lines of the "What this run shows" section, derived only from the numbers."""
+    ref, tuned = r.reference, r.tuned
+    lines: list[str] = []
+    if not tuned:
+        return [f"Only the reference backbone `{ref}` was evaluated: there is nothing to compare it against."]
+    pairs = comparison_pairs(r)
+    others = [f"`{k}` vs `{b}`" for k, b in pairs if b != ref]
+    seed_counts = sorted({n for k in r.backbones for n in [_n_seeds(r.need("eval_weakly", k, "auc"))] if n is not None})
+    seeds_txt = "/".join(str(n) for n in seed_counts) or "an unknown number of"
+    lines.append(f"Tuned backbones {', '.join(f'`{k}`' for k in tuned)} against the reference `{ref}` "
+                 f"(params eval.reference) on {r.dataset}"
+                 + (f"; also {', '.join(others)}" if others else "") + ". "
+                 f"MSS and zero-shot AUC/AP are single deterministic runs: a gap counts only when the 95% CI of a "
+                 f"paired bootstrap over {_videos_text(r)} excludes 0 ({r.n_bootstrap} resamples with replacement, "
+                 f"seed {r.bootstrap_seed}, the same videos for both backbones), and reads \"no difference\" "
+                 "otherwise. The weakly supervised and open-vocabulary heads were trained "
+                 f"with {seeds_txt} seed(s) per backbone (params eval_weakly.seeds: {r.seeds}); a gap counts only when "
+                 "it exceeds the larger of the two seed stds. Retention keeps no per-image results, so its gaps are "
+                 "reported but not tested.")
+    if any(n != len(r.seeds) for n in seed_counts) and r.seeds:
+        lines.append(f"Warning: the metrics files hold {seeds_txt} seeds but params eval_weakly.seeds lists "
+                     f"{len(r.seeds)}: some results are stale.")
+    if seed_counts and seed_counts[0] < 3:
+        lines.append(f"With only {seed_counts[0]} seed(s), the seed std is a rough estimate of the noise.")
+
+    def section(title: str, items: list[tuple[str, str]]) -> None:
+        lines.append("")
+        lines.append(_tally(title, [v for (v, _), (_, b) in zip(items, pairs) if b == ref], ref,
+                            [v for (v, _), (_, b) in zip(items, pairs) if b != ref]))
+        lines.extend(f"- {s}" for _, s in items)
+
+    def booted(metric: str):
+        stage, name, _, label = BOOT_METRICS[metric]
+        rnd, raw, unit, nd = (_mss4, (lambda x: x), "", 4) if metric == "mss" else (_pp, (lambda x: 100 * x), " pp", 2)
+        out = []
+        for k, b in pairs:
+            ci = paired_ci(r, metric, k, b)
+            out.append(compare_sentence(label, k, b, rnd(r.need(stage, k, name)), rnd(r.need(stage, b, name)), unit,
+                                        nd, ci=(raw(ci.low), raw(ci.high))))
+        return out
+
+    def seeded(stage: str, metric: tuple[str, ...], label: str):
+        out = []
+        for k, b in pairs:
+            s, s0 = r.need(stage, k, *metric), r.need(stage, b, *metric)
+            noise, n = _seed_noise(s, s0)
+            out.append(compare_sentence(label, k, b, _pp(s.get("mean")), _pp(s0.get("mean")), " pp", 2, noise, n))
+        return out
+
+    def untested(stage: str, metric: tuple[str, ...], label: str, why: str):
+        return [compare_sentence(label, k, b, _pp(r.need(stage, k, *metric)), _pp(r.need(stage, b, *metric)), " pp", 2,
+                                 untested=why) for k, b in pairs]
+
+    section("MSS", booted("mss"))
+    section("Zero-shot AUC", booted("zs_auc"))
+    section("Zero-shot AP", booted("zs_ap"))
+    section("Weakly supervised AUC", seeded("eval_weakly", ("auc",), "Weakly AUC"))
+    section("Open vocabulary, novel-category AUC", seeded("eval_openvocab", ("novel", "auc"), "Novel AUC"))
+    section("Open vocabulary, base-category AUC", seeded("eval_openvocab", ("base", "auc"), "Base AUC"))
+    section("Retention i2t R@1", untested("eval_retention", ("i2t_r1",), "i2t R@1",
+                                          "no per-image results, so no CI"))
+
+    selections = sorted({str(r.info(s, k).get("selection")) for s in ("eval_weakly", "eval_openvocab")
+                         for k in r.backbones if r.info(s, k).get("selection")})
+    n_val = sorted({r.info("eval_weakly", k).get("n_val_videos") for k in r.backbones} - {None})
+    lines.append("")
+    lines.append("**Model selection** — the weakly supervised and open-vocabulary heads (their kind, and for the "
+                 "VadCLIP-style head the epoch kept for each seed) were chosen on a validation split of the *training* "
+                 "videos"
+                 + (f" ({'/'.join(str(n) for n in n_val)} videos)" if n_val else "")
+                 + (f"; recorded selection: {', '.join(selections)}" if selections else "")
+                 + ". VadCLIP selects its checkpoint on the test set, so its published numbers are not directly "
+                   "comparable (they are optimistic by construction).")
+    return lines

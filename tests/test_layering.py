@@ -1,0 +1,472 @@
+"""Layering guards for the pipeline's central promise: exact, explained reruns.
+
+1. No import cycles inside ``alertclip`` (lazy, function-level imports included), and ``alertclip.params`` is the
+   bottom layer (imports nothing from the package).
+2. ``dvc.yaml`` code deps cannot drift from the code: every in-package module a stage's entry point can execute is
+   covered by one of the stage's deps (so an edit reruns the stage), and no ``src/...`` dep is one the stage never
+   imports (so an edit does not rerun stages it cannot affect).
+3. The guards bite: both run on throwaway packages with a known cycle / a known missing dep.
+
+The import graph is read with ``ast`` only: nothing analysed here is imported (``alertclip.dag.load_stages``, which
+asks DVC to resolve dvc.yaml, is the one exception).
+"""
+
+from __future__ import annotations
+
+import ast
+import shlex
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+PACKAGE = "alertclip"
+
+# The dispatcher every stage's command goes through (``alertclip <stage>`` -> cli.main -> stages.entry_point). Declaring
+# it as a dep of every stage would rerun the whole pipeline on any CLI edit, so it is not part of any stage's closure.
+DISPATCHER = ("cli", "__main__")
+# A submodule importing a sibling (``from .rules import x`` in ``curation/curate.py``) also names its own package, whose
+# ``__init__`` is then an edge: a package ``__init__`` that re-exports submodules which import their siblings is
+# reported as a cycle (``curation -> curation.curate -> curation``). Python tolerates that one (the ``__init__`` is
+# already running when its submodule starts), but the layers stay one-way only if an ``__init__`` sits above its
+# submodules: keep it docstring-only, or re-export only modules that do not import through it. Set False to count
+# only other packages' ``__init__`` (the cycles that can fail at import time).
+OWN_PACKAGE_INIT_IS_AN_EDGE = True
+# Non-Python data read by a module: module -> the directory its stages must declare.
+DATA_DEPS = {"factory": "model_configs"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The import graph
+# ---------------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Edge:
+    src: str  # importing module, dotted ("alertclip.curation.curate"; a package is its __init__)
+    dst: str  # module executed by the import
+    file: Path
+    line: int
+    how: str  # "top-level" or "lazy" (inside a function), plus ", parent of <module>" for a parent package's __init__
+
+    def where(self, root: Path) -> str:
+        return f"{_rel(self.file, root)}:{self.line} ({self.how})"
+
+
+@dataclass
+class Graph:
+    package: str
+    src_root: Path
+    files: dict[str, Path]  # module -> file
+    edges: dict[str, list[Edge]]  # module -> its outgoing edges, in source order
+
+    def __repr__(self) -> str:  # pytest prints the fixture in a failure: keep it to one short line
+        return f"Graph({self.package!r}: {len(self.files)} modules, {sum(map(len, self.edges.values()))} imports)"
+
+    def succ(self, module: str) -> set[str]:
+        return {e.dst for e in self.edges.get(module, ())}
+
+    def is_package(self, module: str) -> bool:
+        return self.files[module].name == "__init__.py"
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _module_files(src_root: Path, package: str) -> dict[str, Path]:
+    files = {}
+    for path in sorted((src_root / package).rglob("*.py")):
+        parts = path.relative_to(src_root).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return files
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(tree: ast.Module):
+    """(node, lazy) for every import statement that can run: top level, in functions and classes, under try/if.
+
+    The body of ``if TYPE_CHECKING:`` is skipped: it never runs (only type checkers read it), so it cannot close a
+    cycle or make a stage depend on a file. Its ``else:`` branch does run and is kept.
+    """
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:
+        node, lazy = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node, lazy
+            continue
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            children = list(node.orelse)
+        else:
+            children = list(ast.iter_child_nodes(node))
+        inner = lazy or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        stack.extend((child, inner) for child in reversed(children))
+
+
+def _existing(module: str, files: dict[str, Path]) -> str | None:
+    """``module`` if it is a file of the package, else its nearest enclosing package that is (an attribute import)."""
+    while module and module not in files:
+        module = module.rpartition(".")[0]
+    return module or None
+
+
+def _ancestors(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def build_graph(src_root: Path, package: str = PACKAGE) -> Graph:
+    """Every in-package import of every module under ``src_root/package``, resolved to the modules it executes.
+
+    * ``import p.a.b`` and ``from p.a import b`` / ``from .a import b``: ``p.a.b`` when that is a module, else the
+      module or package ``p.a`` (``b`` is then an attribute of it); relative imports are resolved against the
+      importing module's package (``from . import rules`` inside ``p.curation`` -> ``p.curation.rules``).
+    * Importing ``p.x.y`` also executes ``p/__init__.py`` and ``p/x/__init__.py``: those parent packages become edges
+      too ("parent of p.x.y"), including the importer's own package (see OWN_PACKAGE_INIT_IS_AN_EDGE).
+    * Imports inside functions (lazy) count, they run when the function is called; ``if TYPE_CHECKING:`` blocks do not.
+    """
+    files = _module_files(src_root, package)
+    edges: dict[str, list[Edge]] = {}
+    for module, path in files.items():
+        own_pkg = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        skip = set() if OWN_PACKAGE_INIT_IS_AN_EDGE else set(_ancestors(module))
+        out: list[Edge] = []
+        seen: set[tuple[str, int]] = set()
+
+        def add(dst: str | None, node: ast.stmt, how: str) -> None:
+            if dst is None or dst == module or (dst, node.lineno) in seen:
+                return
+            seen.add((dst, node.lineno))
+            out.append(Edge(module, dst, path, node.lineno, how))
+
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node, lazy in _imports(tree):
+            how = "lazy" if lazy else "top-level"
+            targets: list[str | None] = []
+            if isinstance(node, ast.Import):
+                targets = [_existing(a.name, files) for a in node.names if a.name.split(".")[0] == package]
+            else:
+                if node.level:
+                    base_parts = own_pkg.split(".")
+                    if node.level > 1:
+                        base_parts = base_parts[: -(node.level - 1)]
+                    base = ".".join(base_parts + ([node.module] if node.module else []))
+                else:
+                    base = node.module or ""
+                if base.split(".")[0] != package:
+                    continue
+                for alias in node.names:
+                    sub = f"{base}.{alias.name}"
+                    targets.append(sub if alias.name != "*" and sub in files else _existing(base, files))
+            for dst in targets:
+                if dst is None:
+                    continue
+                for parent in _ancestors(dst):
+                    if parent not in skip:
+                        own = " (own package)" if parent in _ancestors(module) else ""
+                        add(parent, node, f"{how}, parent of {dst}{own}")
+                add(dst, node, how)
+        edges[module] = out
+    return Graph(package, src_root, files, edges)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Cycles
+# ---------------------------------------------------------------------------------------------------------------------
+
+def strongly_connected(graph: Graph) -> list[list[str]]:
+    """Tarjan's algorithm: the components of more than one module, or of one module importing itself."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    comps: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.succ(v)):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1 or v in graph.succ(v):
+                comps.append(sorted(comp))
+
+    for v in sorted(graph.files):
+        if v not in index:
+            visit(v)
+    return sorted(comps)
+
+
+def _shortest_cycle(graph: Graph, start: str, within: set[str]) -> list[str]:
+    prev: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        v = queue.popleft()
+        for w in sorted(graph.succ(v) & within):
+            if w == start:
+                path = [v]
+                while path[-1] != start:
+                    path.append(prev[path[-1]])
+                return [*reversed(path), start]
+            if w not in prev:
+                prev[w] = v
+                queue.append(w)
+    return [start]
+
+
+def find_cycles(graph: Graph) -> list[str]:
+    """One message per cycle: ``a -> b -> c -> a`` and, under it, the file:line of each import in the chain.
+
+    Each strongly connected component is covered by shortest cycles through its members until every member is on one.
+    """
+    messages = []
+    for comp in strongly_connected(graph):
+        members, covered = set(comp), set()
+        for start in comp:
+            if start in covered:
+                continue
+            chain = _shortest_cycle(graph, start, members)
+            covered.update(chain)
+            lines = [" -> ".join(chain)]
+            for a, b in zip(chain, chain[1:]):
+                hops = [e for e in graph.edges[a] if e.dst == b]
+                more = f" (+{len(hops) - 1} more)" if len(hops) > 1 else ""
+                lines.append(f"    {a} -> {b}: {hops[0].where(graph.src_root.parent)}{more}")
+            messages.append("\n".join(lines))
+    return messages
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stage closures and dvc.yaml code deps
+# ---------------------------------------------------------------------------------------------------------------------
+
+def entry_module(cmd: str, package: str = PACKAGE) -> str:
+    """The module a stage's command runs, as ``cli._run_stage`` maps it: ``alertclip <stage> ...`` (or ``python -m
+    alertclip <stage>``) -> ``stages.entry_point(<stage>)`` -> ``alertclip.stages.<stage>.run``."""
+    argv = shlex.split(cmd.split("&&")[0])
+    if argv[:2] == ["python", "-m"]:
+        argv = argv[2:]
+    assert argv and argv[0] == package and len(argv) > 1, f"not an `{package} <stage>` command: {cmd!r}"
+    return f"{package}.stages.{argv[1]}"
+
+
+def closure(graph: Graph, root: str) -> set[str]:
+    """Every in-package module executed by importing ``root``: its parent packages, and all it imports, transitively
+    (lazy imports included: they run when the stage calls the function)."""
+    todo = [root, *_ancestors(root)]
+    seen: set[str] = set()
+    while todo:
+        m = todo.pop()
+        if m in seen or m not in graph.files:
+            continue
+        seen.add(m)
+        todo.extend(graph.succ(m))
+    return seen
+
+
+def _docstring_only(path: Path) -> bool:
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        body = body[1:]
+    return all(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in body)
+
+
+def exempt(graph: Graph, module: str) -> bool:
+    """Modules a stage need not declare: the top-level ``__init__`` (a docstring and the version), package
+    ``__init__`` files that are only a docstring, and the shared dispatcher (see DISPATCHER)."""
+    if module == graph.package or module in {f"{graph.package}.{d}" for d in DISPATCHER}:
+        return True
+    return graph.is_package(module) and _docstring_only(graph.files[module])
+
+
+def _norm(dep: str) -> str:
+    return Path(dep).as_posix().rstrip("/").removeprefix("./")
+
+
+def _covered(file: str, deps: set[str]) -> bool:
+    return any(file == d or file.startswith(d + "/") for d in deps)
+
+
+def _stage_files(graph: Graph, stage, repo_root: Path) -> tuple[set[str], set[str]]:
+    """(repo-relative files of the stage's closure that need a dep, deps the closure justifies as data)."""
+    mods = closure(graph, entry_module(stage.cmd, graph.package))
+    files = {_rel(graph.files[m], repo_root) for m in mods if not exempt(graph, m)}
+    pkg_dir = _rel(graph.src_root / graph.package, repo_root)
+    data = {f"{pkg_dir}/{d}" for m, d in DATA_DEPS.items() if f"{graph.package}.{m}" in mods}
+    return files, data
+
+
+def missing_deps(stages, graph: Graph, repo_root: Path) -> dict[str, list[str]]:
+    """Stage name -> the files (and data directories) its closure needs that none of its deps covers, sorted."""
+    out = {}
+    for stage in stages:
+        deps = {_norm(d) for d in stage.deps}
+        files, data = _stage_files(graph, stage, repo_root)
+        missing = sorted({f for f in files if not _covered(f, deps)} | {d for d in data if not _covered(d, deps)})
+        if missing:
+            out[stage.name] = missing
+    return out
+
+
+def over_declared_deps(stages, graph: Graph, repo_root: Path) -> dict[str, list[str]]:
+    """Stage name -> its deps inside the package's source tree that its closure never uses (no imported file and no
+    data directory it reads lies at or under them), sorted."""
+    pkg_dir = _rel(graph.src_root / graph.package, repo_root)
+    out = {}
+    for stage in stages:
+        files, data = _stage_files(graph, stage, repo_root)
+        used = files | data
+        unused = sorted(d for d in {_norm(d) for d in stage.deps}
+                        if (d == pkg_dir or d.startswith(pkg_dir + "/")) and not any(_covered(u, {d}) for u in used))
+        if unused:
+            out[stage.name] = unused
+    return out
+
+
+def _report(per_stage: dict[str, list[str]]) -> str:
+    """A count, then one line per stage; the variants of a foreach stage that need the same fix share a line (they
+    are one entry of dvc.yaml)."""
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for name, files in per_stage.items():
+        groups.setdefault((name.split("@")[0], tuple(files)), []).append(name)
+    lines = []
+    for (base, files), names in sorted(groups.items()):
+        label = names[0] if len(names) == 1 else f"{base}@{{{','.join(sorted(n.split('@', 1)[1] for n in names))}}}"
+        lines.append(f"{label} ({len(files)}): {' '.join(files)}")
+    edits = sum(len(files) for _, files in groups)
+    return f"{sum(map(len, per_stage.values()))} (stage, path) pairs, {edits} dvc.yaml list entries:\n" + "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The guards on the real package and dvc.yaml
+# ---------------------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def graph() -> Graph:
+    return build_graph(SRC)
+
+
+@pytest.fixture(scope="module")
+def stages():
+    from alertclip.dag import load_stages
+
+    return load_stages(REPO)
+
+
+def test_no_import_cycles(graph):
+    cycles = find_cycles(graph)
+    assert not cycles, f"{len(cycles)} import cycle(s) in {PACKAGE}:\n" + "\n".join(cycles)
+
+
+def test_params_is_the_bottom_layer(graph):
+    edges = graph.edges[f"{PACKAGE}.params"]
+    assert not edges, f"{PACKAGE}.params must import nothing from the package:\n" + "\n".join(
+        f"    -> {e.dst}: {e.where(REPO)}" for e in edges)
+
+
+def test_every_stage_has_an_entry_module(graph, stages):
+    bad = {s.name: entry_module(s.cmd) for s in stages if entry_module(s.cmd) not in graph.files}
+    assert not bad, f"stage commands whose module does not exist: {bad}"
+    assert stages, "dvc.yaml resolved to no stages"
+
+
+def test_stage_code_deps_cover_their_imports(graph, stages):
+    missing = missing_deps(stages, graph, REPO)
+    assert not missing, ("code a stage executes that none of its dvc.yaml deps covers (an edit to it would not rerun "
+                         "the stage); add to the stage's deps: " + _report(missing))
+
+
+def test_stage_code_deps_are_not_over_declared(graph, stages):
+    extra = over_declared_deps(stages, graph, REPO)
+    assert not extra, ("src deps the stage never imports (an edit to them reruns a stage it cannot affect); remove "
+                       "from the stage's deps: " + _report(extra))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The guards bite
+# ---------------------------------------------------------------------------------------------------------------------
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def test_cycle_finder_sees_a_lazy_import_cycle(tmp_path):
+    _write(tmp_path / "src", {
+        "toy/__init__.py": '"""Docstring only."""\n',
+        "toy/base.py": "def f():\n    from .top import g\n    return g\n",  # the cycle closes inside a function
+        "toy/top.py": "from typing import TYPE_CHECKING\n\nfrom .lib.m import h\n\n"
+                      "if TYPE_CHECKING:\n    from .other import x\ng = 1\n",
+        "toy/lib/__init__.py": '"""Docstring only."""\n',
+        "toy/lib/m.py": "from ..base import f\nh = 1\n",
+        "toy/other.py": "import toy.top\n",  # reached only from the TYPE_CHECKING block: not on a cycle
+    })
+    g = build_graph(tmp_path / "src", "toy")
+    assert strongly_connected(g) == [["toy.base", "toy.lib.m", "toy.top"]]
+    assert "toy.other" not in g.succ("toy.top") and "toy.lib" in g.succ("toy.top")
+    [cycle] = find_cycles(g)
+    assert cycle.splitlines()[0] == "toy.base -> toy.top -> toy.lib.m -> toy.base", cycle
+    assert "toy.base -> toy.top: src/toy/base.py:2 (lazy)" in cycle
+    assert "toy.top -> toy.lib.m: src/toy/top.py:3 (top-level)" in cycle
+
+
+def test_cycle_finder_sees_an_init_reexport_cycle(tmp_path):
+    _write(tmp_path / "src", {
+        "toy/__init__.py": "",
+        "toy/pkg/__init__.py": "from .a import x\n",
+        "toy/pkg/a.py": "from .b import y\nx = y\n",  # executing toy.pkg.b names toy.pkg, whose __init__ imports a
+        "toy/pkg/b.py": "y = 1\n",
+    })
+    cycles = find_cycles(build_graph(tmp_path / "src", "toy"))
+    if OWN_PACKAGE_INIT_IS_AN_EDGE:
+        assert [c.splitlines()[0] for c in cycles] == ["toy.pkg -> toy.pkg.a -> toy.pkg"], cycles
+        assert "toy.pkg.a -> toy.pkg: src/toy/pkg/a.py:1 (top-level, parent of toy.pkg.b (own package))" in cycles[0]
+    else:
+        assert cycles == []
+
+
+def test_drift_checker_names_a_missing_and_an_extra_dep(tmp_path):
+    _write(tmp_path / "src", {
+        "toy/__init__.py": '"""Docstring only."""\n',
+        "toy/cli.py": "from . import stages\n",
+        "toy/stages/__init__.py": "NAMES = ('one',)\n",
+        "toy/stages/one.py": "from ..lib import util\n\ndef run():\n    from ..factory import make\n",
+        "toy/lib/__init__.py": '"""Docstring only."""\nfrom __future__ import annotations\n',
+        "toy/lib/util.py": "",
+        "toy/lib/unused.py": "",
+        "toy/factory.py": "",
+        "toy/model_configs/tiny.json": "{}",
+    })
+    g = build_graph(tmp_path / "src", "toy")
+    stage = SimpleNamespace(name="one@a", cmd="toy one --variant a",
+                            deps=("data/in", "src/toy/stages/one.py", "src/toy/lib/", "src/toy/lib/unused.py"))
+    assert missing_deps([stage], g, tmp_path) == {
+        "one@a": ["src/toy/factory.py", "src/toy/model_configs", "src/toy/stages/__init__.py"]}
+    assert over_declared_deps([stage], g, tmp_path) == {"one@a": ["src/toy/lib/unused.py"]}
+    fixed = SimpleNamespace(name="one@a", cmd=stage.cmd, deps=("src/toy/stages", "src/toy/lib/util.py",
+                                                               "src/toy/factory.py", "src/toy/model_configs"))
+    assert missing_deps([fixed], g, tmp_path) == {} and over_declared_deps([fixed], g, tmp_path) == {}
