@@ -8,7 +8,7 @@ Prints one row per variant side by side (stage 1 = global loss only, stage 2 = g
 with K captions), each with images/s (B*T frames per step), peak memory and MFU = model FLOPs per step (counted
 by ``torch.utils.flop_counter.FlopCounterMode`` on one real step, forward + backward) / (step time x measured
 peak), where the peak is a measured large bf16 matmul (``--peak-tflops`` overrides it). The step is the
-pipeline's own: :class:`alertclip.tune.BatchEncoder` + :func:`alertclip.tune.losses_from_embeddings`, AdamW,
+pipeline's own: :class:`alertclip.tune.BatchEncoder` + :func:`alertclip.losses.alert_clip_losses`, AdamW,
 gradient clipping, bf16 autocast on CUDA (``--precision``), optional ``--grad-checkpointing`` / ``--compile``.
 On CPU (``--arch alertclip-tiny``) it runs too, for checking the script; MFU is then against a measured fp32 peak.
 """
@@ -23,8 +23,9 @@ import time
 import torch
 
 from alertclip import factory
+from alertclip.losses import alert_clip_losses
 from alertclip.model import AlertClipModel, TemporalTransformer
-from alertclip.tune import BatchEncoder, losses_from_embeddings
+from alertclip.tune.batches import BatchEncoder
 
 
 def measured_peak_tflops(device: torch.device, dtype: torch.dtype, n: int = 8192, reps: int = 20) -> float:
@@ -70,7 +71,7 @@ def run_variant(model: AlertClipModel, batch: dict, full: bool, steps: int, prec
 
     def step() -> None:
         with autocast():
-            loss = losses_from_embeddings(fwd(batch, full), lam, lam)["loss"]
+            loss = alert_clip_losses(fwd(batch, full), lam, lam)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

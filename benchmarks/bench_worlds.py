@@ -129,7 +129,7 @@ def paired_zero_shot_delta(dest: Path, key: str, against: str) -> tuple[float, l
     p = load_params(dest / "params.yaml")
     ann = Path(p.eval.test_annotations)
     r = Results(dest, p.eval.dataset, [key, against], against, list(p.eval_weakly.seeds), dest / ann,
-                ann.as_posix(), n_bootstrap=int(p.eval.bootstrap_samples),
+                ann.as_posix(), int(p.frames.snippet_len), n_bootstrap=int(p.eval.bootstrap_samples),
                 bootstrap_seed=int(p.eval.bootstrap_seed), protocol=str(p.eval.protocol))
     for b in (key, against):
         r.metrics[("eval_zeroshot", b)] = json.loads(r.file("eval_zeroshot", b, "metrics.json").read_text("utf-8"))

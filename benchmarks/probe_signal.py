@@ -24,17 +24,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alertclip.backbone import images_to_tensor
-from alertclip.eval.prompts import prompt_set_embedding
+from alertclip.factory import images_to_tensor
 from alertclip.model import AlertClipModel, TemporalTransformer
 from alertclip.params import PromptParams, load_params
-from alertclip.tune import TunePaths, load_clip_set, lookalike_partners, val_videos
+from alertclip.prompts import prompt_set_embedding
+from alertclip.tune.data import TunePaths, load_clip_set, lookalike_partners, val_videos
 
 
 def load_any(model_dir: Path) -> tuple[AlertClipModel, object]:
     """A tuned directory (``temporal.pt``) or the base backbone (untrained temporal module: mean of frames)."""
     from alertclip import factory
-    from alertclip.tune import load_tuned
+    from alertclip.tune.checkpoints import load_tuned
 
     if (model_dir / "temporal.pt").exists():
         return load_tuned(model_dir)

@@ -15,8 +15,10 @@ import argparse
 from pathlib import Path
 
 from alertclip.params import load_params
-from alertclip.train import pin_threads
-from alertclip.tune import TuneParams, save_tuned, tune
+from alertclip.threads import pin_threads
+from alertclip.tune.checkpoints import save_tuned
+from alertclip.tune.run import tune
+from alertclip.tune.settings import TuneParams
 
 
 def overrides(text: str, base: TuneParams) -> dict:
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         for lr in args.lr:
             cfg = type(base).model_validate({**base.model_dump(), "lr": lr, "epochs": args.epochs or base.epochs,
                                              **overrides(variant, base)})
-            model, _, m = tune(cfg, prompts=p.eval.prompts)
+            model, _, m = tune(cfg, prompts=p.eval.prompts, snippet_len=p.frames.snippet_len)
             name = f"lr{lr:g}" + ("-" + variant.replace(",", "-").replace("=", "_") if variant else "")
             if args.save:
                 save_tuned(model, cfg.arch, args.save / name)

@@ -26,7 +26,7 @@ from alertclip.eval.vadclip import roc_auc, score_videos, train_vadclip, video_s
 from alertclip.eval.weakly import NORMAL, _split, category_of, class_phrase
 from alertclip.heldout import load_snippet_set
 from alertclip.params import load_params
-from alertclip.train import pin_threads
+from alertclip.threads import pin_threads
 
 CLIPS = Path("data/curated/clips.parquet")
 FRAMES = Path("data/frames")
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         clip, tok = open_backbone(p, name, "eval_weakly")
         train = load_features(features_dir(name)).by_video("train")
         fit, val = _split(train, p.eval_weakly.val_fraction)
-        snippets = load_snippet_set(CLIPS, FRAMES, set(val), novel=set())
+        snippets = load_snippet_set(CLIPS, FRAMES, set(val), novel=set(), snippet_len=p.frames.snippet_len)
         labels = {v: snippets.abnormal[[i for i, u in enumerate(snippets.videos) if u == v]] for v in val}
         missing = [v for v in val if len(labels[v]) != len(train[v])]
         if missing:

@@ -12,7 +12,10 @@ import torch
 
 from alertclip.params import Stage2Params
 from alertclip.train.distributed import context, init_from_env
-from alertclip.tune import TunePaths, tune
+from alertclip.tune.data import TunePaths
+from alertclip.tune.run import tune
+
+SNIPPET_LEN = 16  # params frames.snippet_len (default), as the fake curated set of test_tune cuts its snippets
 
 
 def main(root: str, out: str, overrides: str) -> None:
@@ -23,7 +26,7 @@ def main(root: str, out: str, overrides: str) -> None:
                       standard_negatives=root_p / "standard.parquet", backbone=root_p / "backbone" / "open_clip_model.pt",
                       stage1_dir=root_p / "none", novel_classes=root_p / "novel.txt")
     cfg = Stage2Params.model_validate(json.loads(overrides))
-    model, result, metrics = tune(cfg, paths)
+    model, result, metrics = tune(cfg, paths, snippet_len=SNIPPET_LEN)
     if context().is_main:
         Path(out).mkdir(parents=True, exist_ok=True)
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(out) / "weights.pt")

@@ -40,7 +40,7 @@ def main(spec_json: str) -> None:
     import optuna
 
     from alertclip.params import SweepParams
-    from alertclip.sweep import run_sweep
+    from alertclip.sweep.run import run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = json.loads(spec_json)

@@ -70,12 +70,12 @@ def test_sweep_ranges_checked_at_load(tmp_path, raw):
 
 
 def test_stage2_entry_point_applies_variant_and_sweep_switch(repo, monkeypatch, tmp_path):
-    from alertclip import sweep as sweep_mod
     from alertclip.stages import stage2 as entry
+    from alertclip.sweep import best as sweep_mod
 
     seen = {}
     monkeypatch.setattr(entry, "run_stage",
-                        lambda cfg, progress, variant, prompts=None: seen.update(cfg.model_dump(), variant=variant))
+                        lambda cfg, progress, variant, prompts=None, snippet_len=None: seen.update(cfg.model_dump(), variant=variant))
     monkeypatch.setattr(entry, "pin_threads", lambda n=0: 1)
     p = load_params(repo / "params.yaml")
     entry.run(p, progress=False, variant="no_hard")

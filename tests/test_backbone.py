@@ -17,9 +17,9 @@ from alertclip.backbone import (
     PretrainedUnavailable,
     fetch_pretrained,
     images_to_tensor,
-    load_pretrain_set,
     pretrain,
 )
+from alertclip.data.pretrain import load_pretrain_set
 from alertclip.io import sha256_file
 from alertclip.params import BackboneParams
 from alertclip.stages import backbone as stage

@@ -17,6 +17,7 @@ from alertclip.eval.bootstrap import (
 from alertclip.eval.groundtruth import FrameLevel, GroundTruth, VideoTruth, build_frame_level
 
 N_VIDEOS, T = 40, 6  # snippets per video; 16 frames each (VadCLIP protocol)
+SNIPPET_LEN = 16  # params frames.snippet_len (default)
 
 
 def world(seed: int = 0) -> tuple[GroundTruth, list[str], dict[str, np.ndarray]]:
@@ -30,14 +31,14 @@ def world(seed: int = 0) -> tuple[GroundTruth, list[str], dict[str, np.ndarray]]
         else:
             name = f"Fighting{v:03d}_x264"
             first = int(rng.integers(0, T - 2))
-            entries[name + ".mp4"] = VideoTruth(name + ".mp4", "Fighting", ((16 * first, 16 * (first + 2)),))
+            entries[name + ".mp4"] = VideoTruth(name + ".mp4", "Fighting", ((SNIPPET_LEN * first, SNIPPET_LEN * (first + 2)),))
             inside[name] = np.isin(np.arange(T), [first, first + 1])
         names.append(name)
     return GroundTruth(entries), names, inside
 
 
 def frames_of(truth, names, scores: dict[str, np.ndarray]) -> FrameLevel:
-    return build_frame_level([(v, scores[v], None) for v in names], truth)
+    return build_frame_level([(v, scores[v], None) for v in names], truth, clip_len=SNIPPET_LEN)
 
 
 def noise_scores(names, seed: int) -> dict[str, np.ndarray]:
@@ -112,7 +113,7 @@ def test_auc_ap_ci_contains_estimate_and_counts_skipped_resamples():
     assert boot["auc"].n_skipped == 0  # 20 videos of each class: a one-class draw of 40 is (1/2)^39 * 2
     # an abnormal video (both classes: its span and the rest) and a normal one: a quarter of the resamples draw the
     # normal video twice, hold normal frames only and are skipped, no more, no less
-    two = build_frame_level([(names[0], np.arange(T) / T, None), (names[1], np.full(T, 0.3), None)], truth)
+    two = build_frame_level([(names[0], np.arange(T) / T, None), (names[1], np.full(T, 0.3), None)], truth, clip_len=SNIPPET_LEN)
     idx = bootstrap_video_indices(2, 400, seed=9)
     expected = int((idx == 1).all(axis=1).sum())
     small = bootstrap_auc_ap(two, 400, seed=9)
@@ -152,7 +153,7 @@ def test_bootstrap_is_deterministic_with_the_seed():
 def test_paired_needs_the_same_videos_and_ground_truth():
     truth, names, inside = world(5)
     a = frames_of(truth, names, noise_scores(names, seed=1))
-    fewer = build_frame_level([(v, noise_scores(names, seed=2)[v], None) for v in names[:-1]], truth)
+    fewer = build_frame_level([(v, noise_scores(names, seed=2)[v], None) for v in names[:-1]], truth, clip_len=SNIPPET_LEN)
     with pytest.raises(ValueError, match="same test videos"):
         paired_bootstrap_auc_ap(a, fewer)
     relabelled = a._replace(labels=np.roll(a.labels, 16))

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from alertclip import factory
-from alertclip.backbone import CHECKPOINT_FILE
 from alertclip.eval import features as feat_mod
 from alertclip.eval.bootstrap import bootstrap_video_indices
 from alertclip.eval.features import extract, load_features
@@ -18,9 +17,11 @@ from alertclip.eval.mil import score_mil, train_linear_mil
 from alertclip.eval.retention import retention, scene_of
 from alertclip.eval.weakly import category_of, class_phrase, open_vocabulary_subsets, summarise, weakly_supervised
 from alertclip.eval.zeroshot import check_prompts, encode_prompts, mss, prompt_sets, zero_shot
+from alertclip.factory import CHECKPOINT_FILE
 from alertclip.params import LinearMilParams, VadClipParams
 
 D = 8
+SNIPPET_LEN = 16  # params frames.snippet_len (default)
 
 
 def _unit(x):
@@ -41,7 +42,7 @@ def test_mss_hand_case_uses_abnormal_span_only():
     fight = np.stack([e[1], e[0], e[0], e[1]])
     normal = np.stack([e[1], _unit(e[0] + e[1]), e[1]])
     value, rows = mss({"V/Fighting/Fighting001_x264.mp4": fight, "V/Normal/Normal_Videos_001_x264.mp4": normal},
-                      _truth(), t_a, t_n)
+                      _truth(), t_a, t_n, SNIPPET_LEN)
     assert rows[0].abnormal and rows[0].snippets == 2 and rows[0].signed == pytest.approx(1.0)
     # normal: mean cos to t_N = (1 + 0.7071 + 1) / 3, to t_A = 0.7071 / 3
     assert rows[1].signed == pytest.approx((2.0 + 2 ** -0.5) / 3 - (2 ** -0.5) / 3)
@@ -51,9 +52,9 @@ def test_mss_hand_case_uses_abnormal_span_only():
 def test_mss_unknown_abnormal_video_and_empty_prompts_fail():
     e = np.eye(D)
     with pytest.raises(GroundTruthError, match="Arson003_x264.mp4.*fake.txt"):
-        mss({"V/Arson/Arson003_x264.mp4": e[:2]}, _truth(), e[[0]], e[[1]])
+        mss({"V/Arson/Arson003_x264.mp4": e[:2]}, _truth(), e[[0]], e[[1]], SNIPPET_LEN)
     with pytest.raises(ValueError, match="empty prompt set"):
-        mss({"V/Normal/Normal_Videos_001_x264.mp4": e[:2]}, _truth(), np.zeros((0, D)), e[[1]])
+        mss({"V/Normal/Normal_Videos_001_x264.mp4": e[:2]}, _truth(), np.zeros((0, D)), e[[1]], SNIPPET_LEN)
     clip, _, _, tok = factory.create("alertclip-tiny")
     with pytest.raises(ValueError, match="empty prompt set"):
         encode_prompts(clip, tok, "a cctv video where {}", [])
@@ -91,7 +92,7 @@ def test_mss_and_zeroshot_stages_write_bootstrap_cis(tmp_path, monkeypatch):
     import json
     from types import SimpleNamespace
 
-    from alertclip.params import EvalParams
+    from alertclip.params import EvalParams, FramesParams
     from alertclip.stages import eval_mss, eval_zeroshot
 
     rng = np.random.default_rng(0)
@@ -108,7 +109,7 @@ def test_mss_and_zeroshot_stages_write_bootstrap_cis(tmp_path, monkeypatch):
         monkeypatch.setattr(mod, "load_features", lambda path: feats)
         monkeypatch.setattr(mod, "read_truth", lambda p: truth)
         monkeypatch.setattr(mod, "RESULTS", tmp_path)
-    p = SimpleNamespace(eval=EvalParams(bootstrap_samples=200, bootstrap_seed=3))
+    p = SimpleNamespace(eval=EvalParams(bootstrap_samples=200, bootstrap_seed=3), frames=FramesParams(snippet_len=SNIPPET_LEN))
     eval_mss.run(p, variant="base")
     eval_zeroshot.run(p, variant="base")
     m = json.loads((tmp_path / "eval_mss/base/metrics.json").read_text(encoding="utf-8"))["VAGTA-synth"]
@@ -132,7 +133,8 @@ def test_zero_shot_separates_aligned_snippets():
     fight = np.stack([e[1], e[0], e[0], e[1]])  # snippets 1-2 abnormal (frames 16..47)
     normal = np.stack([e[1], e[1], e[1]])
     metrics, scores, frames = zero_shot({"V/Fighting/Fighting001_x264.mp4": fight,
-                                         "V/Normal/Normal_Videos_001_x264.mp4": normal}, _truth(), e[[0]], e[[1]], 100.0)
+                                         "V/Normal/Normal_Videos_001_x264.mp4": normal}, _truth(), e[[0]], e[[1]], 100.0,
+                                        clip_len=SNIPPET_LEN)
     assert metrics["auc"] == pytest.approx(1.0) and metrics["ap"] == pytest.approx(1.0)
     assert frames.labels.size == 16 * 7 and metrics["n_frames"] == 112
     assert scores["V/Fighting/Fighting001_x264.mp4"][1] > 0.99 > 0.01 > scores["V/Fighting/Fighting001_x264.mp4"][0]
@@ -210,7 +212,7 @@ def test_weakly_supervised_plumbing_seeds_and_subsets():
     clip, _, _, tok = factory.create("alertclip-tiny")
     cfg = VadClipParams(visual_length=16, batch_per_class=8, epochs=3, lr=1e-3, milestones=(10,))
     res = weakly_supervised(train, test, GroundTruth(truth, source="t.txt"), clip, tok, cfg, [0, 1], 0.3,
-                            exclude={"Explosion"}, subsets=open_vocabulary_subsets(test, {"Explosion"}))
+                            exclude={"Explosion"}, subsets=open_vocabulary_subsets(test, {"Explosion"}), clip_len=SNIPPET_LEN)
     assert res["info"]["classes"] == ["Normal", "Arson", "Fighting"]  # the novel class is not trained
     for key in ("base", "novel"):
         m = res["metrics"][key]
@@ -227,7 +229,8 @@ def test_linear_mil_head_finds_the_segment_and_chooses_its_class():
     train, _ = _world(rng, 12, "tr")
     test, truth = _world(rng, 3, "te")
     cfg = LinearMilParams(epochs=30, lr=1e-2, batch_size=8)
-    res = weakly_supervised(train, test, GroundTruth(truth, source="t.txt"), None, None, cfg, [0, 1], 0.3)
+    res = weakly_supervised(train, test, GroundTruth(truth, source="t.txt"), None, None, cfg, [0, 1], 0.3,
+                            clip_len=SNIPPET_LEN)
     m = res["metrics"]["all"]
     assert m["auc"]["mean"] > 0.85  # snippets 4..9 of abnormal videos score above the rest (chance 0.5)
     assert m["auc_prob2"]["mean"] > 0.6  # the class branch is trained on the top-k snippets only: weaker, not blind

@@ -24,7 +24,9 @@ from alertclip.eval.groundtruth import (
 )
 from alertclip.eval.metrics import MetricError, frame_auc_ap
 from alertclip.eval.mss import mean_sign_score
-from alertclip.eval.prompts import zero_shot_scores
+from alertclip.prompts import zero_shot_scores
+
+SNIPPET_LEN = 16  # params frames.snippet_len (default)
 
 # The original file's style: two spaces between fields and two trailing spaces.
 UCF_TEXT = (
@@ -117,7 +119,7 @@ def test_vadclip_labels_end_exclusive_and_tail_drop():
 
 def test_vadclip_labels_overflow_and_minus_one_pairs():
     np.testing.assert_array_equal(vadclip_frame_labels([(3, 100), (-1, -1)], 1, clip_len=4), [0, 0, 0, 1])
-    labels = vadclip_frame_labels([(400, 528)], 30)  # 480 frames kept: 400..479 abnormal, 480..527 dropped
+    labels = vadclip_frame_labels([(400, 528)], 30, clip_len=SNIPPET_LEN)  # 480 frames kept: 400..479 abnormal, 480..527 dropped
     assert labels.size == 480 and labels.sum() == 80 and labels[399] == 0 and labels[400] == 1
 
 
@@ -144,7 +146,7 @@ def small_truth() -> GroundTruth:
 def test_build_frame_level_vadclip_pools_in_order_with_offsets():
     videos = [("Normal_Videos_101_x264.mp4", np.array([0.1, 0.2]), None),
               ("Videos/Fighting/Fighting016_x264.mp4", np.array([0.3, 0.4, 0.5]), 999)]
-    pooled = build_frame_level(videos, small_truth())
+    pooled = build_frame_level(videos, small_truth(), clip_len=SNIPPET_LEN)
     np.testing.assert_array_equal(pooled.offsets, [0, 32, 80])
     normal_labels, normal_scores = pooled.video(0)
     fight_labels, fight_scores = pooled.video(1)
@@ -156,47 +158,48 @@ def test_build_frame_level_vadclip_pools_in_order_with_offsets():
 
 def test_build_frame_level_exact_uses_real_frames():
     pooled = build_frame_level([("Fighting016_x264", np.array([0.3, 0.4, 0.5]), 50)], small_truth(),
-                               protocol="exact", end_inclusive=True)
+                               protocol="exact", end_inclusive=True, clip_len=SNIPPET_LEN)
     assert pooled.labels.size == 50 and np.flatnonzero(pooled.labels).tolist() == list(range(20, 41))
     assert np.all(pooled.scores[48:] == 0.5)
 
 
 def test_missing_truth_line_is_an_error_unless_name_is_normal():
     truth = small_truth()
-    assert build_frame_level([("XD_v=1_label_A", np.ones(2), None)], truth).labels.sum() == 0
+    assert build_frame_level([("XD_v=1_label_A", np.ones(2), None)], truth, clip_len=SNIPPET_LEN).labels.sum() == 0
     with pytest.raises(GroundTruthError, match=r"'Arson015_x264.mp4' has no line in tiny.txt"):
-        build_frame_level([("Arson015_x264.mp4", np.ones(2), None)], truth)
+        build_frame_level([("Arson015_x264.mp4", np.ones(2), None)], truth, clip_len=SNIPPET_LEN)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_scores_name_video_and_snippet(bad):
     with pytest.raises(ScoreError, match=r"video 'Fighting016_x264.mp4'.* at snippet 2"):
-        build_frame_level([("Fighting016_x264.mp4", np.array([0.1, 0.2, bad, bad]), None)], small_truth())
+        build_frame_level([("Fighting016_x264.mp4", np.array([0.1, 0.2, bad, bad]), None)], small_truth(), clip_len=SNIPPET_LEN)
 
 
 def test_empty_scores_rejected():
     with pytest.raises(ScoreError, match=r"'Normal_Videos_1'.*empty score array"):
-        build_frame_level([("Normal_Videos_1", np.array([]), None)], small_truth())
+        build_frame_level([("Normal_Videos_1", np.array([]), None)], small_truth(), clip_len=SNIPPET_LEN)
 
 
 def test_exact_protocol_rejects_features_shorter_than_video():
-    ok = build_frame_level([("Normal_Videos_1", np.ones(3), 63)], small_truth(), protocol="exact")
+    ok = build_frame_level([("Normal_Videos_1", np.ones(3), 63)], small_truth(), protocol="exact", clip_len=SNIPPET_LEN)
     assert ok.labels.size == 63  # 48 covered + 15 padded: less than one snippet missing
     with pytest.raises(ScoreError, match=r"'Normal_Videos_1': feature file shorter.*T = 3.*n_frames = 64"):
-        build_frame_level([("Normal_Videos_1", np.ones(3), 64)], small_truth(), protocol="exact")
+        build_frame_level([("Normal_Videos_1", np.ones(3), 64)], small_truth(), protocol="exact", clip_len=SNIPPET_LEN)
     with pytest.raises(ScoreError, match=r"needs the video's frame count"):
-        build_frame_level([("Normal_Videos_1", np.ones(3), None)], small_truth(), protocol="exact")
+        build_frame_level([("Normal_Videos_1", np.ones(3), None)], small_truth(), protocol="exact", clip_len=SNIPPET_LEN)
 
 
 def test_vadclip_protocol_rejects_span_beyond_features():
-    build_frame_level([("Fighting016_x264.mp4", np.ones(2), None)], small_truth())  # 32 frames: span starts at 20
+    # 32 frames: span starts at 20
+    build_frame_level([("Fighting016_x264.mp4", np.ones(2), None)], small_truth(), clip_len=SNIPPET_LEN)
     with pytest.raises(ScoreError, match=r"'Fighting016_x264.mp4': annotated span \(20, 40\).*T = 1 snippets"):
-        build_frame_level([("Fighting016_x264.mp4", np.ones(1), None)], small_truth())
+        build_frame_level([("Fighting016_x264.mp4", np.ones(1), None)], small_truth(), clip_len=SNIPPET_LEN)
     edge = VideoTruth("Arson015_x264.mp4", "Arson", ((32, 40),))
     edge_truth = GroundTruth({edge.name: edge})
-    build_frame_level([(edge.name, np.ones(3), None)], edge_truth)
+    build_frame_level([(edge.name, np.ones(3), None)], edge_truth, clip_len=SNIPPET_LEN)
     with pytest.raises(ScoreError, match=r"span \(32, 40\) starts at or beyond frame 32"):
-        build_frame_level([(edge.name, np.ones(2), None)], edge_truth)
+        build_frame_level([(edge.name, np.ones(2), None)], edge_truth, clip_len=SNIPPET_LEN)
 
 
 # ------------------------------------------------------------------------------------------------ AUC / AP
@@ -297,7 +300,7 @@ def detection_case(fight_high=(2, 3, 4), shooting_everywhere_flat=False):
 
 def test_perfect_detector_scores_one_for_scored_classes():
     probs, gt = detection_case()
-    result = detection_map(probs, gt, CLASSES)
+    result = detection_map(probs, gt, CLASSES, clip_len=SNIPPET_LEN)
     assert result.per_class["Fighting"] == (1.0,) * 5 and result.per_class["Shooting"] == (1.0,) * 5
     assert result.per_class["Normal"] == (0.0,) * 5  # UCF quirk: the normal GT is not scored
     assert result.map_at_iou == pytest.approx((2 / 3,) * 5) and result.average == pytest.approx(2 / 3)
@@ -305,8 +308,8 @@ def test_perfect_detector_scores_one_for_scored_classes():
 
 def test_ucf_quirk_lowers_mean_by_normal_share():
     probs, gt = detection_case()
-    scored = detection_map(probs, gt, CLASSES, ucf_normal_quirk=False)
-    quirk = detection_map(probs, gt, CLASSES, ucf_normal_quirk=True)
+    scored = detection_map(probs, gt, CLASSES, ucf_normal_quirk=False, clip_len=SNIPPET_LEN)
+    quirk = detection_map(probs, gt, CLASSES, ucf_normal_quirk=True, clip_len=SNIPPET_LEN)
     assert scored.per_class["Normal"] == (1.0,) * 5  # run [0, 112) vs GT [0, 128): IoU 7/8, ranked first
     for with_quirk, without in zip(quirk.map_at_iou, scored.map_at_iou):
         assert with_quirk == pytest.approx(without - scored.per_class["Normal"][0] / len(CLASSES))
@@ -315,20 +318,20 @@ def test_ucf_quirk_lowers_mean_by_normal_share():
 def test_shifted_proposal_loses_at_high_iou():
     probs, gt = detection_case(fight_high=(4, 5, 6, 7))
     gt[0] = [(32, 96, "Fighting")]  # proposal [64, 128): IoU 32 / 96 = 1/3
-    result = detection_map(probs, gt, CLASSES)
+    result = detection_map(probs, gt, CLASSES, clip_len=SNIPPET_LEN)
     assert result.per_class["Fighting"] == (1.0, 1.0, 1.0, 0.0, 0.0)
     assert result.map_at_iou[3] == pytest.approx(1 / 3)
 
 
 def test_iou_exactly_at_threshold_is_a_match():
     probs, gt = detection_case(fight_high=(3, 4, 5))  # proposal [48, 96) vs GT [32, 80): IoU 32 / 64 = 0.5
-    assert detection_map(probs, gt, CLASSES).per_class["Fighting"] == (1.0,) * 5
+    assert detection_map(probs, gt, CLASSES, clip_len=SNIPPET_LEN).per_class["Fighting"] == (1.0,) * 5
 
 
 def test_false_positive_ranked_first_halves_ap():
     probs, gt = detection_case()
     probs[1][:, 1] = column(.05, .05, .05, .05, .95, .95, .05, .05)  # Fighting where video 1 has no Fighting GT
-    assert detection_map(probs, gt, CLASSES).per_class["Fighting"] == (0.5,) * 5
+    assert detection_map(probs, gt, CLASSES, clip_len=SNIPPET_LEN).per_class["Fighting"] == (0.5,) * 5
 
 
 def two_class_probs(fight: np.ndarray) -> np.ndarray:
@@ -341,7 +344,7 @@ def test_greedy_match_takes_best_iou_gt(gt_order):
     # list order), leaving GT1 to P2 = [0, 32) (0.8, IoU 0.25), a match up to IoU 0.2 only.
     fight = column(.8, .8, .05, .9, .9, .9, .05, .05)
     gt = [[(16, 64, "Fighting"), (48, 96, "Fighting")][::gt_order]]
-    result = detection_map([two_class_probs(fight)], gt, ["Normal", "Fighting"])
+    result = detection_map([two_class_probs(fight)], gt, ["Normal", "Fighting"], clip_len=SNIPPET_LEN)
     assert result.per_class["Fighting"] == (1.0, 1.0, 0.5, 0.5, 0.5)
 
 
@@ -352,7 +355,7 @@ def test_class_score_reranks_proposals():
     fp[5] = 0.9
     tp[[10, 11]] = 0.8
     gt = [[(0, 512, "Normal")], [(160, 192, "Fighting")]]
-    result = detection_map([two_class_probs(fp), two_class_probs(tp)], gt, ["Normal", "Fighting"])
+    result = detection_map([two_class_probs(fp), two_class_probs(tp)], gt, ["Normal", "Fighting"], clip_len=SNIPPET_LEN)
     assert result.per_class["Fighting"] == (1.0,) * 5
 
 
@@ -366,17 +369,17 @@ def test_runs_shorter_than_two_frames_are_not_proposals():
 
 def test_class_without_proposals_zeroes_whole_map():
     probs, gt = detection_case(shooting_everywhere_flat=True)
-    result = detection_map(probs, gt, CLASSES)
+    result = detection_map(probs, gt, CLASSES, clip_len=SNIPPET_LEN)
     assert result.classes_without_proposals == ("Shooting",)
     assert result.map_at_iou == (0.0,) * 5 and result.average == 0.0
-    relaxed = detection_map(probs, gt, CLASSES, zero_if_class_without_proposals=False)
+    relaxed = detection_map(probs, gt, CLASSES, zero_if_class_without_proposals=False, clip_len=SNIPPET_LEN)
     assert relaxed.map_at_iou == pytest.approx((1 / 3,) * 5)
     assert relaxed.as_dict()["mAP@0.1"] == pytest.approx(1 / 3)
 
 
 def test_detection_ground_truth_from_annotation_table(tmp_path):
     truth = read_ucf_temporal(write(tmp_path, UCF_TEXT))
-    segments = detection_ground_truth([("Fighting016_x264__5.npy", 8), ("Normal_Videos_101_x264", 8)], truth)
+    segments = detection_ground_truth([("Fighting016_x264__5.npy", 8), ("Normal_Videos_101_x264", 8)], truth, clip_len=SNIPPET_LEN)
     assert segments == [[(400, 528, "Fighting")], [(0, 128, "Normal")]]
 
 

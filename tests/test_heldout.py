@@ -11,8 +11,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from alertclip import factory
-from alertclip.backbone import images_to_tensor
-from alertclip.heldout import SNIPPET_LEN, load_snippet_set, snippet_auc
+from alertclip.factory import images_to_tensor
+from alertclip.heldout import load_snippet_set, snippet_auc
+
+SNIPPET_LEN = 16  # params frames.snippet_len (default)
 
 
 def _world(root: Path) -> tuple[Path, Path]:
@@ -38,19 +40,19 @@ def _world(root: Path) -> tuple[Path, Path]:
 
 def test_snippets_labelled_from_annotated_abnormal_clips(tmp_path):
     clips, frames = _world(tmp_path)
-    s = load_snippet_set(clips, frames, {"A.mp4", "N.mp4", "X.mp4"}, novel={"explosion"})
+    s = load_snippet_set(clips, frames, {"A.mp4", "N.mp4", "X.mp4"}, novel={"explosion"}, snippet_len=SNIPPET_LEN)
     assert s.videos == ["A.mp4"] * 4 + ["N.mp4"] * 4  # X holds a novel class, B is not a validation video
     # A's span, frames 20-40 (1-based) = 19-39: snippets 1 (16-31) and 2 (32-47); its look-alike is normal
     assert s.abnormal.tolist() == [False, True, True, False] + [False] * 4
     shard = np.load(frames / "snippets-000.npy")
     np.testing.assert_array_equal(s.frames, shard[[0, 1, 2, 3, 4, 5, 6, 7]])
-    with_novel = load_snippet_set(clips, frames, {"A.mp4", "X.mp4"}, novel=set())
+    with_novel = load_snippet_set(clips, frames, {"A.mp4", "X.mp4"}, novel=set(), snippet_len=SNIPPET_LEN)
     assert with_novel.abnormal.tolist()[4:] == [True, False, False, False]
 
 
 def test_snippet_auc_is_the_prompt_gap_ranked(tmp_path):
     clips, frames = _world(tmp_path)
-    s = load_snippet_set(clips, frames, {"A.mp4", "N.mp4"}, novel=set())
+    s = load_snippet_set(clips, frames, {"A.mp4", "N.mp4"}, novel=set(), snippet_len=SNIPPET_LEN)
     torch.manual_seed(0)
     clip, *_ = factory.create("alertclip-tiny")
     rng = np.random.default_rng(1)
@@ -60,6 +62,6 @@ def test_snippet_auc_is_the_prompt_gap_ranked(tmp_path):
     want = roc_auc_score(s.abnormal.astype(int), f @ t_a - f @ t_n)
     assert snippet_auc(clip, s, t_a, t_n, batch_size=3) == pytest.approx(want)
     assert snippet_auc(clip, s, t_n, t_a) == pytest.approx(1 - want)
-    normal_only = load_snippet_set(clips, frames, {"N.mp4"}, novel=set())
+    normal_only = load_snippet_set(clips, frames, {"N.mp4"}, novel=set(), snippet_len=SNIPPET_LEN)
     with pytest.raises(ValueError, match="needs abnormal and normal snippets; got 0 of 4"):
         snippet_auc(clip, normal_only, t_a, t_n)

@@ -386,6 +386,50 @@ def test_params_is_the_bottom_layer(graph):
         f"    -> {e.dst}: {e.where(REPO)}" for e in edges)
 
 
+# The layers, bottom first (README "Layout" shows the same): a module may import its own layer (no cycles) and the
+# layers below, never one above. Top-level subpackages and modules of alertclip, by name.
+LAYERS = (
+    ("params", "paths", "io", "threads"),  # settings, where files live, atomic writes
+    ("data", "synth", "curation", "hardneg"),  # reading, making and cleaning the data
+    ("factory", "model", "losses", "prompts", "retrieval"),  # the model and what it is trained / scored with
+    ("train", "backbone"),  # the training loop; pre-training the synthetic backbone
+    ("tune", "heldout", "ablation"),  # stages 1 and 2
+    ("sweep",),  # the Optuna study over stage 2
+    ("eval",),  # every evaluation
+    ("report",),  # the report over all evaluations
+    ("stages", "cli", "__main__", "dag"),  # entry points
+)
+
+
+def layer_of(module: str, package: str = PACKAGE) -> int:
+    parts = module.split(".")
+    if parts == [package]:
+        return -1  # the package's own __init__ (a docstring and the version)
+    for i, names in enumerate(LAYERS):
+        if parts[1] in names:
+            return i
+    raise AssertionError(f"{module}: in no layer of LAYERS (add it where it belongs)")
+
+
+def upward_imports(graph: Graph) -> list[str]:
+    return [f"{e.src} (layer {layer_of(e.src)}) imports {e.dst} (layer {layer_of(e.dst)}): {e.where(REPO)}"
+            for m in sorted(graph.files) for e in graph.edges[m] if layer_of(e.dst) > layer_of(m)]
+
+
+def test_imports_run_one_way(graph):
+    upward = upward_imports(graph)
+    assert not upward, "imports from a higher layer:\n" + "\n".join(upward)
+
+
+def test_report_edits_never_rerun_training_and_feature_edits_rerun_every_evaluation(graph, stages):
+    for s in stages:
+        mods = closure(graph, entry_module(s.cmd))
+        if s.name.split("@")[0] in ("backbone", "stage1", "stage2", "sweep"):
+            assert not any(m.startswith(f"{PACKAGE}.report") or m.startswith(f"{PACKAGE}.eval.") for m in mods), s.name
+        if s.name.split("@")[0] in ("features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab"):
+            assert f"{PACKAGE}.eval.features" in mods and "src/alertclip/eval/features.py" in s.deps, s.name
+
+
 def test_every_stage_has_an_entry_module(graph, stages):
     bad = {s.name: entry_module(s.cmd) for s in stages if entry_module(s.cmd) not in graph.files}
     assert not bad, f"stage commands whose module does not exist: {bad}"
@@ -470,3 +514,10 @@ def test_drift_checker_names_a_missing_and_an_extra_dep(tmp_path):
     fixed = SimpleNamespace(name="one@a", cmd=stage.cmd, deps=("src/toy/stages", "src/toy/lib/util.py",
                                                                "src/toy/factory.py", "src/toy/model_configs"))
     assert missing_deps([fixed], g, tmp_path) == {} and over_declared_deps([fixed], g, tmp_path) == {}
+
+
+def test_layer_check_sees_an_upward_import(tmp_path):
+    _write(tmp_path, {"alertclip/__init__.py": "", "alertclip/params.py": "from .report import x\n",
+                      "alertclip/report.py": "x = 1\n"})
+    found = upward_imports(build_graph(tmp_path))
+    assert len(found) == 1 and "alertclip.params (layer 0) imports alertclip.report (layer 7)" in found[0]

@@ -12,10 +12,7 @@ import torch.nn.functional as F
 from alertclip.losses import (
     LOGIT_SCALE_INIT,
     LOGIT_SCALE_MAX,
-    AlertClipLoss,
-    GlobalInfoNCELoss,
-    HardNegativeLoss,
-    RegionInfoNCELoss,
+    alert_clip_losses,
     hard_negative_loss,
     region_infonce,
     scale_from_log,
@@ -26,6 +23,11 @@ from alertclip.losses import (
 # column-wise cross-entropies differ, so a one-directional loss cannot pass the hand computation.
 V = torch.tensor([[1.0, 0.0], [0.6, 0.8]], dtype=torch.float64)
 T = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+
+
+def _log_scale(value: float = LOGIT_SCALE_INIT) -> torch.nn.Parameter:
+    """A learnable ``logit_scale`` like the CLIP model's (log of 1 / tau)."""
+    return torch.nn.Parameter(torch.tensor(float(value)))
 
 
 def _unit(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -96,7 +98,7 @@ def test_perfect_alignment_with_large_scale_goes_to_zero():
 
 def test_single_pair_is_finite_zero():
     v = _unit(1, 8, seed=5).requires_grad_()
-    loss = GlobalInfoNCELoss()(v, _unit(1, 8, seed=6))
+    loss = symmetric_infonce(v, _unit(1, 8, seed=6), scale_from_log(_log_scale()))
     assert torch.isfinite(loss) and loss.item() == 0.0
     loss.backward()
     assert torch.equal(v.grad, torch.zeros_like(v))
@@ -106,47 +108,39 @@ def test_single_pair_is_finite_zero():
 
 
 def test_logit_scale_init_and_clamp_at_100():
-    m = GlobalInfoNCELoss()
-    assert isinstance(m.logit_scale, torch.nn.Parameter) and m.logit_scale.requires_grad
-    assert m.logit_scale.item() == pytest.approx(math.log(1 / 0.07)) == pytest.approx(LOGIT_SCALE_INIT)
-    assert m.scale().item() == pytest.approx(1 / 0.07, rel=1e-6)
-
-    big = GlobalInfoNCELoss(init_logit_scale=math.log(1000.0))
+    assert LOGIT_SCALE_INIT == pytest.approx(math.log(1 / 0.07))
+    assert scale_from_log(_log_scale()).item() == pytest.approx(1 / 0.07, rel=1e-6)
+    big = _log_scale(math.log(1000.0))
     assert LOGIT_SCALE_MAX == 100.0
-    assert big.scale().item() == pytest.approx(100.0)
-    big = big.double()
+    assert scale_from_log(big).item() == pytest.approx(100.0)
     v, t = _unit(6, 4, seed=30), _unit(6, 4, seed=31)
-    assert big(v, t).item() == pytest.approx(symmetric_infonce(v, t, 100.0).item(), rel=1e-12)
-    assert abs(big(v, t).item() - symmetric_infonce(v, t, 1000.0).item()) > 1e-3
+    loss = symmetric_infonce(v, t, scale_from_log(big).double())
+    assert loss.item() == pytest.approx(symmetric_infonce(v, t, 100.0).item(), rel=1e-6)
+    assert abs(loss.item() - symmetric_infonce(v, t, 1000.0).item()) > 1e-3
     assert scale_from_log(torch.tensor(math.log(50.0))).item() == pytest.approx(50.0, rel=1e-6)  # below the cap: plain exp
-    big(v, t).backward()
-    assert big.logit_scale.grad.item() == 0.0  # clamped: no push beyond the cap
+    loss.backward()
+    assert big.grad.item() == 0.0  # clamped: no push beyond the cap
 
 
 def test_gradients_flow_to_logit_scale_and_inputs():
-    for module, args in [
-        (GlobalInfoNCELoss(), (V.float(), T.float())),
-        (RegionInfoNCELoss(), (V.float(), T.float())),
-        (HardNegativeLoss(), (V.float(), T.float(), T.float().flip(0).unsqueeze(1))),
+    for fn, args in [
+        (symmetric_infonce, (V.float(), T.float())),
+        (region_infonce, (V.float(), T.float())),
+        (hard_negative_loss, (V.float(), T.float(), T.float().flip(0).unsqueeze(1))),
     ]:
+        log_scale = _log_scale()
         args = tuple(a.clone().requires_grad_() for a in args)
-        module(*args).backward()
-        assert module.logit_scale.grad is not None and module.logit_scale.grad.abs().item() > 1e-6, type(module).__name__
-        assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in args), type(module).__name__
+        fn(*args, scale_from_log(log_scale)).backward()
+        assert log_scale.grad is not None and log_scale.grad.abs().item() > 1e-6, fn.__name__
+        assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in args), fn.__name__
 
 
-def test_logit_scale_override_uses_given_parameter():
-    m = GlobalInfoNCELoss()
+def test_tensor_scale_gives_the_hand_value():
     external = torch.nn.Parameter(torch.tensor(math.log(3.0), dtype=torch.float64))
-    loss = m(V, T, logit_scale=external)
+    loss = symmetric_infonce(V, T, scale_from_log(external))
     assert loss.item() == pytest.approx(_hand_infonce_vt(3.0), rel=1e-9)
     loss.backward()
-    assert external.grad is not None and m.logit_scale.grad is None
-
-
-def test_learnable_false_freezes_scale():
-    m = GlobalInfoNCELoss(learnable=False)
-    assert not m.logit_scale.requires_grad
+    assert external.grad is not None
 
 
 # --- region InfoNCE ------------------------------------------------------------------------------------------
@@ -157,14 +151,14 @@ def test_region_infonce_matches_hand_computation():
 
 
 def test_empty_regions_give_connected_zero():
-    m = RegionInfoNCELoss()
+    log_scale = _log_scale()
     v_r = torch.zeros(0, 8, requires_grad=True)
     t_r = torch.zeros(0, 8, requires_grad=True)
-    loss = m(v_r, t_r)
+    loss = region_infonce(v_r, t_r, scale_from_log(log_scale))
     assert loss.shape == () and loss.item() == 0.0
     assert loss.grad_fn is not None
     loss.backward()
-    assert m.logit_scale.grad is not None and m.logit_scale.grad.item() == 0.0
+    assert log_scale.grad is not None and log_scale.grad.item() == 0.0
     assert v_r.grad is not None and v_r.grad.shape == (0, 8)
     assert t_r.grad is not None
 
@@ -272,73 +266,62 @@ def test_hard_negative_shape_errors():
         hard_negative_loss(v, tp, torch.zeros(2, 3, 4), 1.0, torch.ones(2, 3))
 
 
-# --- combination ---------------------------------------------------------------------------------------------
+# --- combination: alert_clip_losses, the loss training computes --------------------------------------------------
 
 
-def _batch():
-    return dict(v=_unit(4, 6, seed=21), t=_unit(4, 6, seed=22), v_region=_unit(5, 6, seed=23),
-                t_region=_unit(5, 6, seed=24), t_neg=_unit(4, 3, 6, seed=25),
+def _embeddings(scale: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """A batch of 4 clips as BatchEncoder gives it; clip 2 has no region (its v_r row is zero)."""
+    has = torch.tensor([True, True, False, True])
+    v_r = _unit(4, 6, seed=23) * has[:, None]
+    return dict(v=_unit(4, 6, seed=21), t=_unit(4, 6, seed=22), v_r=v_r, has_region=has, t_reg=_unit(4, 6, seed=24),
+                t_neg=_unit(4, 3, 6, seed=25), scale=scale if scale is not None else torch.tensor(1 / 0.07, dtype=torch.float64),
                 neg_valid=torch.tensor([[True, True, False], [True, True, True], [False, False, False], [True, False, True]]))
 
 
-def test_alertclip_loss_combines_with_weights():
-    b = _batch()
-    m = AlertClipLoss(lambda_region=0.5, lambda_hard=2.0).double()
-    out = m(**b)
-    s = m.scale().item()  # 1 / 0.07 up to the float32 rounding of the parameter's initial value
-    assert s == pytest.approx(1 / 0.07, rel=1e-6)
-    g = symmetric_infonce(b["v"], b["t"], s).item()
-    r = region_infonce(b["v_region"], b["t_region"], s).item()
-    h = hard_negative_loss(b["v"], b["t"], b["t_neg"], s, b["neg_valid"]).item()
+def test_alert_clip_losses_combine_with_weights_and_anchor_on_regions():
+    log_scale = _log_scale()
+    e = _embeddings(scale_from_log(log_scale).double())
+    out = alert_clip_losses(e, 0.5, 2.0)
+    s = float(e["scale"].detach())
+    has = e["has_region"]
+    g = symmetric_infonce(e["v"], e["t"], s).item()
+    r = region_infonce(e["v_r"][has], e["t_reg"][has], s).item()
+    anchor = torch.where(has[:, None], e["v_r"], e["v"])  # the paper's anchor: the region embedding
+    h = hard_negative_loss(anchor, e["t_reg"], e["t_neg"], s, e["neg_valid"]).item()
     assert min(g, r, h) > 1e-3
     assert out["global"].item() == pytest.approx(g, rel=1e-9)
     assert out["region"].item() == pytest.approx(r, rel=1e-9)
     assert out["hard"].item() == pytest.approx(h, rel=1e-9)
+    clip_anchored = hard_negative_loss(e["v"], e["t_reg"], e["t_neg"], s, e["neg_valid"]).item()
+    assert abs(out["hard"].item() - clip_anchored) > 1e-3  # not anchored on the clip embedding
     assert out["loss"].item() == pytest.approx(g + 0.5 * r + 2.0 * h, rel=1e-9)
-    assert out["total"].item() == out["loss"].item()
-    assert out["scale"].item() == pytest.approx(s, rel=1e-9)
-    assert all(not out[k].requires_grad for k in ("total", "global", "region", "hard", "scale"))
-    assert out["loss"].requires_grad
+    assert out["n_regions"].item() == 3
+    assert all(not out[k].requires_grad for k in ("global", "region", "hard", "scale"))
     out["loss"].backward()
-    assert m.logit_scale.grad is not None and m.logit_scale.grad.abs().item() > 0
+    assert log_scale.grad is not None and log_scale.grad.abs().item() > 0
 
 
-def test_stage1_lambdas_zero_accept_none_and_ignore_extra_terms():
-    b = _batch()
-    m = AlertClipLoss()
-    assert (m.lambda_region, m.lambda_hard) == (0.0, 0.0)
-    out = m(b["v"].float(), b["t"].float())
-    g = symmetric_infonce(b["v"], b["t"], 1 / 0.07).item()
-    assert out["loss"].item() == pytest.approx(g, rel=1e-5)
-    assert out["region"].item() == 0.0 and out["hard"].item() == 0.0
-
-    # given anyway: logged, but not part of the total
-    m64 = AlertClipLoss().double()
-    full = m64(**b)
-    assert full["loss"].item() == pytest.approx(symmetric_infonce(b["v"], b["t"], m64.scale()).item(), rel=1e-12)
-    assert full["region"].item() > 1e-3 and full["hard"].item() > 1e-3
+def test_zero_weights_keep_terms_out_of_the_total_and_stage1_computes_global_only():
+    e = _embeddings()
+    out = alert_clip_losses(e, 0.0, 0.0)
+    g = symmetric_infonce(e["v"], e["t"], e["scale"]).item()
+    assert out["loss"].item() == pytest.approx(g, rel=1e-12)
+    assert out["region"].item() > 1e-3 and out["hard"].item() > 1e-3  # measured for the logs
+    stage1 = {k: e[k] for k in ("v", "t", "scale")}  # BatchEncoder without the region/negative parts
+    out1 = alert_clip_losses(stage1, 0.0, 0.0)
+    assert out1["loss"].item() == pytest.approx(g, rel=1e-12) and out1["region"].item() == 0.0 == out1["hard"].item()
 
 
-def test_missing_inputs_for_weighted_term_raise():
-    b = _batch()
-    with pytest.raises(ValueError, match="lambda_region"):
-        AlertClipLoss(lambda_region=1.0).double()(b["v"], b["t"])
-    with pytest.raises(ValueError, match="lambda_hard"):
-        AlertClipLoss(lambda_hard=1.0).double()(b["v"], b["t"])
-    with pytest.raises(ValueError, match="together"):
-        AlertClipLoss().double()(b["v"], b["t"], v_region=b["v_region"])
-    with pytest.raises(ValueError, match="lambda_hard"):
-        AlertClipLoss(lambda_hard=-1.0)
-
-
-def test_alertclip_empty_regions_still_backprop():
-    b = _batch()
-    m = AlertClipLoss(lambda_region=1.0, lambda_hard=1.0).double()
-    out = m(b["v"], b["t"], v_region=torch.zeros(0, 6, dtype=torch.float64), t_region=torch.zeros(0, 6, dtype=torch.float64),
-            t_neg=b["t_neg"], neg_valid=b["neg_valid"])
-    assert out["region"].item() == 0.0
+def test_no_regions_and_no_negatives_still_backprop():
+    log_scale = _log_scale()
+    e = _embeddings(scale_from_log(log_scale).double())
+    e["has_region"] = torch.zeros(4, dtype=torch.bool)
+    e["t_neg"] = e["t_neg"][:, :0]  # K = 0
+    e["neg_valid"] = e["neg_valid"][:, :0]
+    out = alert_clip_losses(e, 1.0, 1.0)
+    assert out["region"].item() == 0.0 and out["hard"].item() == 0.0 and out["n_regions"].item() == 0
     out["loss"].backward()
-    assert torch.isfinite(m.logit_scale.grad)
+    assert torch.isfinite(log_scale.grad)
 
 
 # --- duplicate-aware InfoNCE (groups) -------------------------------------------------------------------------
@@ -377,8 +360,6 @@ def test_distinct_groups_equal_the_plain_loss_bit_for_bit(fn):
     plain = fn(v, t, scale)
     grouped = fn(v, t, scale, groups=torch.tensor([3, 1, 4, 0, 5, 9, 2]))
     assert torch.equal(plain, grouped)
-    assert torch.equal(GlobalInfoNCELoss()(v, t), GlobalInfoNCELoss()(v, t, groups=torch.arange(7)))
-    assert torch.equal(RegionInfoNCELoss()(v, t), RegionInfoNCELoss()(v, t, groups=torch.arange(7)))
 
 
 def test_equal_captions_are_not_pushed_apart():
@@ -417,12 +398,12 @@ def test_groups_shape_and_dtype_checked():
         region_infonce(V3, T3, 1.0, groups=torch.tensor([0.0, 1.0, 2.0]))
 
 
-def test_alertclip_loss_passes_groups():
-    b = _batch()
-    m = AlertClipLoss(lambda_region=1.0).double()
-    g, rg = torch.tensor([0, 0, 1, 2]), torch.tensor([5, 6, 5, 7, 8])
-    out = m(b["v"], b["t"], v_region=b["v_region"], t_region=b["t_region"], groups=g, region_groups=rg)
-    s = m.scale()
-    assert out["global"].item() == pytest.approx(symmetric_infonce(b["v"], b["t"], s, g).item(), rel=1e-12)
-    assert out["region"].item() == pytest.approx(region_infonce(b["v_region"], b["t_region"], s, rg).item(), rel=1e-12)
-    assert out["global"].item() != pytest.approx(symmetric_infonce(b["v"], b["t"], s).item(), rel=1e-6)
+def test_alert_clip_losses_pass_caption_ids():
+    e = _embeddings()
+    e["text_id"], e["region_id"] = torch.tensor([0, 0, 1, 2]), torch.tensor([5, 6, 9, 5])
+    out = alert_clip_losses(e, 1.0, 0.0)
+    s, has = e["scale"], e["has_region"]
+    assert out["global"].item() == pytest.approx(symmetric_infonce(e["v"], e["t"], s, e["text_id"]).item(), rel=1e-12)
+    assert out["region"].item() == pytest.approx(
+        region_infonce(e["v_r"][has], e["t_reg"][has], s, e["region_id"][has]).item(), rel=1e-12)
+    assert out["global"].item() != pytest.approx(symmetric_infonce(e["v"], e["t"], s).item(), rel=1e-6)

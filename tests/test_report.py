@@ -24,6 +24,7 @@ from alertclip.report.markdown import build_report
 DATASET = "VAGTA-synth"
 BACKBONES = {"base": "data/models/backbone", "stage1": "data/models/stage1", "full": "data/models/stage2"}
 ANNOTATIONS = "data/synth/published/annotations/Temporal_Anomaly_Annotation.txt"
+SNIPPET_LEN = 16  # params frames.snippet_len (default)
 # name in the scores -> snippet count; "Other/Unknown_x264" has no ground truth and must be skipped by the traces.
 VIDEOS = {"Abuse/Abuse001_x264": 5, "Fighting/Fighting002_x264": 5, "Normal/Normal_Videos_003_x264": 5,
           "Normal/Normal_Videos_004_x264": 6, "Other/Unknown_x264": 4}
@@ -83,7 +84,7 @@ def zeroshot_scores(key: str) -> dict[str, np.ndarray]:
         if v not in SPANS and "Normal" not in v:
             continue  # no ground truth: eval_zeroshot would have failed on it
         n = VIDEOS[v]
-        inside = vadclip_frame_labels(SPANS.get(v, ()), n).reshape(n, 16).any(axis=1)
+        inside = vadclip_frame_labels(SPANS.get(v, ()), n, SNIPPET_LEN).reshape(n, SNIPPET_LEN).any(axis=1)
         if v not in SPANS:
             out[v] = np.full(n, 0.5)
         elif key == "full" or (key == "stage1" and v.startswith("Abuse")):
@@ -123,7 +124,7 @@ def make_tree(root: Path) -> Path:
         _write(res / "eval_mss" / k / "signed.csv", "video,kind,signed,s_abnormal,s_normal,snippets\n" + "".join(
             f"{v},{kind},{s:.6f},0.250000,0.240000,{VIDEOS[v]}\n" for v, kind, s in signed))
         zs = zeroshot_scores(k)
-        frames = build_frame_level([(v, s, None) for v, s in zs.items()], truth)
+        frames = build_frame_level([(v, s, None) for v, s in zs.items()], truth, clip_len=SNIPPET_LEN)
         _json(res / "eval_zeroshot" / k / "metrics.json", {DATASET: {
             **frame_auc_ap(frames.labels, frames.scores), "n_videos": len(zs), "n_frames": int(frames.labels.size),
             "abnormal_frame_share": float(frames.labels.mean()), "logit_scale": 100.0, "protocol": "vadclip"}})
@@ -147,7 +148,7 @@ def make_tree(root: Path) -> Path:
 def params() -> SimpleNamespace:
     return SimpleNamespace(eval=SimpleNamespace(backbones=dict(BACKBONES), reference="base", dataset=DATASET,
                                                 test_annotations=ANNOTATIONS),
-                           eval_weakly=SimpleNamespace(seeds=[0, 1, 2]))
+                           eval_weakly=SimpleNamespace(seeds=[0, 1, 2]), frames=SimpleNamespace(snippet_len=SNIPPET_LEN))
 
 
 @pytest.fixture(scope="module")
@@ -314,12 +315,12 @@ def test_missing_file_names_file_and_stage(tmp_path):
 def test_trace_selection_deterministic(tmp_path):
     truth = read_ucf_temporal(make_tree(tmp_path) / ANNOTATIONS)
     scores = {v: np.zeros(n) for v, n in VIDEOS.items()}
-    chosen = select_trace_videos(scores, truth)
+    chosen = select_trace_videos(scores, truth, SNIPPET_LEN)
     assert [t.video for t in chosen] == ["Fighting/Fighting002_x264", "Abuse/Abuse001_x264",
                                          "Normal/Normal_Videos_004_x264", "Normal/Normal_Videos_003_x264"]
     # Unannotated videos: normal by name (like the eval stages) or skipped; at most 3 of each kind.
     more = {**scores, "Normal/Normal_Videos_099_x264": np.zeros(9), "Normal/Normal_Videos_098_x264": np.zeros(9)}
-    assert [t.video for t in select_trace_videos(more, truth)][2:] == [
+    assert [t.video for t in select_trace_videos(more, truth, SNIPPET_LEN)][2:] == [
         "Normal/Normal_Videos_098_x264", "Normal/Normal_Videos_099_x264", "Normal/Normal_Videos_004_x264"]
     assert int(chosen[0].labels.sum()) == 40 and len(chosen[0].labels) == 80
 

@@ -17,23 +17,20 @@ import torch
 import yaml
 from sweep_worker import EPOCHS, fake_objective, fake_value
 
-from alertclip import sweep
 from alertclip.params import SWEPT, SweepParams, SweepRange
-from alertclip.sweep import (
-    SweepInterrupted,
-    SweepStorageError,
-    best_overrides,
-    make_study,
-    open_storage,
-    render_plots,
-    run_sweep,
-    study_name,
-)
+from alertclip.sweep import objective as sweep
+from alertclip.sweep.best import best_overrides
+from alertclip.sweep.objective import SweepInterrupted
+from alertclip.sweep.outputs import render_plots
+from alertclip.sweep.run import run_sweep
+from alertclip.sweep.storage import SweepStorageError, open_storage
+from alertclip.sweep.study import make_study, study_name
 
 WORKER = Path(__file__).resolve().parent / "sweep_worker.py"
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("trials.parquet", "best.json", "optimization_history.png", "param_importances.png")
 BASE = {"epochs": EPOCHS}
+SNIPPET_LEN = 16  # params frames.snippet_len (default)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -328,12 +325,13 @@ def test_several_workers_heartbeat_fails_and_retries_stale_trial(tmp_path):
 
 
 def test_tune_objective_glue(tmp_path, monkeypatch):
-    import alertclip.tune as tune_mod
-    from alertclip.train import NonFiniteLossError, TrainResult
+    import alertclip.tune.run as tune_mod
+    from alertclip.train.loop import NonFiniteLossError, TrainResult
 
     seen = []
 
-    def fake_tune(cfg, paths, progress=False, on_val=None):
+    def fake_tune(cfg, paths, progress=False, on_val=None, *, snippet_len):
+        assert snippet_len == SNIPPET_LEN  # the objective passes params frames.snippet_len through
         seen.append(cfg)
         if cfg.lr > 5e-4:
             raise NonFiniteLossError("step 3: loss nan")
@@ -345,7 +343,7 @@ def test_tune_objective_glue(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tune_mod, "tune", fake_tune)
     base = {"epochs": 2, "batch_size": 4, "use_sweep": True, "lambda_region": 1.0}  # a stage-2 switch is dropped
-    objective = sweep.tune_objective(sweep._tune_base(base, SweepParams()))
+    objective = sweep.tune_objective(sweep._tune_base(base, SweepParams()), snippet_len=SNIPPET_LEN)
     reports = []
     value = objective({"lambda_region": 2.0, "lambda_hard": 0.5, "temperature": 0.05, "lr": 1e-4},
                       lambda e, v: reports.append((e, v)))
@@ -372,7 +370,7 @@ def test_real_stage2_sweep(tmp_path):
     paths = _world(tmp_path / "world")
     base = {**CFG, "epochs": 1, "init": "base", "use_sweep": False}
     cfg = SweepParams.model_validate({"n_trials": 2, "storage": str(tmp_path / "j.log"), "n_startup_trials": 2, "epochs": None})
-    best = run_sweep(cfg, base, out_dir=tmp_path / "out", paths=paths)
+    best = run_sweep(cfg, base, out_dir=tmp_path / "out", paths=paths, snippet_len=SNIPPET_LEN)
     assert best["n_complete"] == 2 and math.isfinite(best["value"])
     table = pl.read_parquet(tmp_path / "out" / "trials.parquet")
     assert table["n_epochs"].to_list() == [1, 1] and table["value"].to_list() == [v[0] for v in table["epoch_values"]]

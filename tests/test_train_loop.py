@@ -14,17 +14,16 @@ import pytest
 import torch
 from torch import nn
 
-from alertclip.train import (
+from alertclip.train.loop import (
     CHECKPOINT_NAME,
     LoopConfig,
     NonFiniteLossError,
     PermutationBatches,
     load_checkpoint,
-    lr_multiplier,
     train,
-    warmup_schedule,
     write_curve,
 )
+from alertclip.train.schedule import lr_multiplier, warmup_schedule
 
 N_ITEMS, BATCH = 40, 8  # 5 steps per epoch
 
@@ -166,7 +165,7 @@ import sys, time
 from pathlib import Path
 import torch
 from torch import nn
-from alertclip.train import LoopConfig, PermutationBatches, train
+from alertclip.train.loop import LoopConfig, PermutationBatches, train
 
 out = Path(sys.argv[1])
 torch.manual_seed(0)

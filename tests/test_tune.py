@@ -11,36 +11,19 @@ import pytest
 import torch
 
 from alertclip import factory
-from alertclip.backbone import CHECKPOINT_FILE, images_to_tensor
-from alertclip.losses import hard_negative_loss, region_infonce, symmetric_infonce
+from alertclip.factory import CHECKPOINT_FILE, images_to_tensor
+from alertclip.losses import alert_clip_losses, hard_negative_loss, region_infonce, symmetric_infonce
 from alertclip.params import ParamsError, PromptParams, Stage1Params, Stage2Params, parse_params
 from alertclip.train.distributed import DistContext, shard_slice
-from alertclip.tune import (
-    TEMPORAL_FILE,
-    VAL_STATE,
-    BalancedBatches,
-    BatchEncoder,
-    TunePaths,
-    _ValidatedBatches,
-    as_stage2,
-    batch_losses,
-    build_model,
-    config_digest,
-    load_clip_set,
-    load_tuned,
-    loop_config,
-    losses_from_embeddings,
-    make_batch,
-    prompt_vectors,
-    run_stage,
-    stage_of,
-    tune,
-    val_auc,
-    val_videos,
-    zero_shot_clip_scores,
-)
+from alertclip.tune.batches import BalancedBatches, BatchEncoder, batch_losses, make_batch
+from alertclip.tune.checkpoints import TEMPORAL_FILE, build_model, config_digest, load_tuned
+from alertclip.tune.data import TunePaths, load_clip_set, val_videos
+from alertclip.tune.run import run_stage, tune
+from alertclip.tune.settings import as_stage2, loop_config, stage_of
+from alertclip.tune.validation import VAL_STATE, _ValidatedBatches, prompt_vectors, val_auc, zero_shot_clip_scores
 
 T = 4
+SNIPPET_LEN = 16  # params frames.snippet_len (default)
 CFG = dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, checkpoint_every=0, val_fraction=0.3, temporal_layers=1,
            temporal_heads=2, k_negatives=3)
 PROMPTS = PromptParams(template="a video where {}", normal=["the scene is calm", "someone talks"],
@@ -68,7 +51,7 @@ def _world(root: Path) -> TunePaths:
                          start=1, end=20))
     np.save(root / "frames" / "clips-000.npy", frames)
     # 3 snippets a video (select_on=val_video_auc): the annotated frames 1-20 cover snippets 0 and 1
-    snippets = [dict(video=f"v{i:02d}.mp4", split="test" if i >= 12 else "train", snippet=k, frame=16 * k + 8, shard=0,
+    snippets = [dict(video=f"v{i:02d}.mp4", split="test" if i >= 12 else "train", snippet=k, frame=SNIPPET_LEN * k + 8, shard=0,
                      row=3 * i + k) for i in range(n) for k in range(3)]
     np.save(root / "frames" / "snippets-000.npy", np.repeat(frames[:, 0], 3, axis=0))
     pl.DataFrame(snippets).write_parquet(root / "frames" / "snippets.parquet")
@@ -98,8 +81,10 @@ def staged(world):
     torch.set_num_threads(2)
     out = world.clips.parent / "out"
     # seed 0: the validation videos v00, v04 are both abnormal, so the selection falls back to the val loss
-    m1 = run_stage(Stage1Params(**CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS)
-    m2 = run_stage(Stage2Params(**CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS)
+    m1 = run_stage(Stage1Params(**CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS,
+                   snippet_len=SNIPPET_LEN)
+    m2 = run_stage(Stage2Params(**CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS,
+                   snippet_len=SNIPPET_LEN)
     return out, m1, m2
 
 
@@ -154,7 +139,8 @@ def test_checkpoint_loads_with_plain_open_clip(staged, world):
 
 def test_stage1_is_deterministic(staged, world, tmp_path):
     out, _, _ = staged
-    run_stage(Stage1Params(**CFG), False, world, tmp_path / "models", tmp_path / "results", tmp_path / "cache", prompts=PROMPTS)
+    run_stage(Stage1Params(**CFG), False, world, tmp_path / "models", tmp_path / "results", tmp_path / "cache", prompts=PROMPTS,
+              snippet_len=SNIPPET_LEN)
     a = torch.load(out / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -186,7 +172,7 @@ def test_batch_without_regions_and_negative_padding(world, caplog):
     tokens = tok(data.texts)
     no_region = [data.keys.index(k) for k in ("c00", "c05", "c06")]  # no boxes / no region caption
     assert np.isnan(data.boxes[no_region]).all()
-    with caplog.at_level("INFO", logger="alertclip.tune"):
+    with caplog.at_level("INFO", logger="alertclip.losses"):
         out = batch_losses(model, make_batch(data, np.array(no_region), model, tokens), 1.0, 1.0)
     assert "batch without regions: region loss skipped" in caplog.text
     assert float(out["region"]) == 0.0 and float(out["n_regions"]) == 0 and torch.isfinite(out["loss"])
@@ -221,7 +207,7 @@ def test_init_base_vs_stage1(staged, world):
             m, _ = build_model(c, world.backbone)
         starts[init] = m.clip.visual.conv1.weight.detach().clone()
     assert not torch.equal(starts["stage1"], starts["base"])
-    model, result, metrics = tune(cfg.model_copy(update={"init": "base"}), world)
+    model, result, metrics = tune(cfg.model_copy(update={"init": "base"}), world, snippet_len=SNIPPET_LEN)
     assert metrics["init"] == "base" and not result.interrupted
 
 
@@ -278,7 +264,7 @@ def test_clip_set_labels_and_caption_ids_reach_the_losses(world):
     model.eval()
     with torch.no_grad():
         e = BatchEncoder(model)(batch, True)
-        out = losses_from_embeddings(e, 1.0, 1.0)
+        out = alert_clip_losses(e, 1.0, 1.0)
         has = e["has_region"].nonzero().flatten()
         groups, rgroups = batch["text_id"], batch["region_id"][has]
         assert int(groups[1]) == int(groups[3]) and len(has) >= 3
@@ -289,7 +275,7 @@ def test_clip_set_labels_and_caption_ids_reach_the_losses(world):
         assert float(out["hard"]) == hard_negative_loss(anchor, e["t_reg"], e["t_neg"], e["scale"], e["neg_valid"]).item()
         stage1 = BatchEncoder(model)(batch, False)
         assert torch.equal(stage1["text_id"], groups)
-        assert float(losses_from_embeddings(stage1, 0.0, 0.0)["global"]) == pytest.approx(float(out["global"]), rel=1e-5)
+        assert float(alert_clip_losses(stage1, 0.0, 0.0)["global"]) == pytest.approx(float(out["global"]), rel=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ balanced batches
@@ -378,7 +364,7 @@ def test_balanced_batches_errors_and_params():
 
 
 def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog):
-    from alertclip import tune as tune_mod
+    from alertclip.tune import run as tune_mod
 
     cfg = Stage1Params(**{**CFG, "epochs": 1})
     data = load_clip_set(world)
@@ -391,16 +377,16 @@ def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog):
 
     monkeypatch.setattr(tune_mod, "make_batch", spy)
     with caplog.at_level("WARNING", logger="alertclip.tune"):
-        _, result, metrics = tune(cfg, world)  # no prompts: selected on the val loss, with a warning
+        _, result, metrics = tune(cfg, world, snippet_len=SNIPPET_LEN)  # no prompts: selected on the val loss, with a warning
     assert "selecting the epoch on the validation loss" in caplog.text
     assert metrics["selected_on"] == "val_loss" and "no validation prompts" in metrics["select_fallback"]
     assert metrics["batching"] == "pairs" and result.step == 2  # 4 abnormal / 5 normal train clips: 4 // 2
     assert all(sum(b) == 2 for b in seen[:result.step])  # the training batches come first, validation chunks after
-    _, result, metrics = tune(cfg.model_copy(update={"batching": "random"}), world)
+    _, result, metrics = tune(cfg.model_copy(update={"batching": "random"}), world, snippet_len=SNIPPET_LEN)
     assert metrics["batching"] == "random" and result.step == 9 // 4
     assert metrics["n_train_abnormal"] + metrics["n_val_abnormal"] == int(data.abnormal.sum())
     with pytest.raises(ValueError, match="need >= 3 abnormal and >= 3 normal"):
-        tune(cfg.model_copy(update={"batch_size": 6, "val_fraction": 0.5}), world)  # 2 abnormal train clips
+        tune(cfg.model_copy(update={"batch_size": 6, "val_fraction": 0.5}), world, snippet_len=SNIPPET_LEN)  # 2 abnormal train clips
 
 
 # ------------------------------------------------------------------------------------------ epoch selection
@@ -495,7 +481,7 @@ def test_stage_metrics_record_selection(staged, world, tmp_path, caplog):
         assert all("auc" not in r for r in m["val"])
     cfg = Stage1Params(**{**CFG, "seed": 1})  # validation v04 (abnormal), v07, v09 (normal)
     with caplog.at_level("WARNING", logger="alertclip.tune"):
-        m = run_stage(cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS)
+        m = run_stage(cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS, snippet_len=SNIPPET_LEN)
     assert "select_on=val_auc" not in caplog.text
     assert m["selected_on"] == "val_auc" and "select_fallback" not in m
     assert [r["epoch"] for r in m["val"]] == [0, 1] and all(0.0 <= r["auc"] <= 1.0 for r in m["val"])
@@ -507,13 +493,13 @@ def test_selection_on_the_validation_videos_snippets(world, tmp_path):
     from alertclip.heldout import load_snippet_set, snippet_auc
 
     cfg = Stage1Params(**{**CFG, "seed": 1, "select_on": "val_video_auc"})  # validation v04 (abnormal), v07, v09 (normal)
-    m = run_stage(cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS)
+    m = run_stage(cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS, snippet_len=SNIPPET_LEN)
     assert m["selected_on"] == "val_video_auc" and "select_fallback" not in m
     assert all(0.0 <= r["auc"] <= 1.0 and 0.0 <= r["clip_auc"] <= 1.0 for r in m["val"])
     best = max(m["val"], key=lambda r: (r["auc"], -r["total"]))
     assert m["best_epoch"] == best["epoch"] and m["best_val_auc"] == best["auc"]
     # the recorded AUC is the kept weights' snippet AUC over v04, v07, v09 (9 snippets, v04's first two abnormal)
-    snippets = load_snippet_set(world.clips, world.frames_dir, {"v04.mp4", "v07.mp4", "v09.mp4"}, set())
+    snippets = load_snippet_set(world.clips, world.frames_dir, {"v04.mp4", "v07.mp4", "v09.mp4"}, set(), snippet_len=SNIPPET_LEN)
     assert snippets.abnormal.tolist() == [True, True, False] + [False] * 6
     model, tok = load_tuned(tmp_path / "m" / "stage1")
     t_a, t_n = prompt_vectors(model, tok, PROMPTS)
@@ -521,7 +507,7 @@ def test_selection_on_the_validation_videos_snippets(world, tmp_path):
 
 
 def test_pairs_batching_puts_each_abnormal_clip_beside_its_own_videos_lookalike():
-    from alertclip.tune import lookalike_partners
+    from alertclip.tune.data import lookalike_partners
 
     # 6 abnormal videos, each with one abnormal clip and one normal look-alike clip; 10 normal videos with 2 clips
     videos = [f"A{i}" for i in range(6)] * 2 + [f"N{i}" for i in range(10)] * 2

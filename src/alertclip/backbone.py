@@ -4,7 +4,7 @@
 pre-training set (``data/synth/pretrain``: ``images.npy`` (N, H, W, 3) uint8 and ``captions.parquet`` with columns
 ``row, video, split, caption``; captions name scene, objects and colours, and event words that are not grounded in the
 pixels: see :mod:`alertclip.synth.captions`) through
-:func:`alertclip.train.train`. Images go through the model's val preprocessing done on arrays
+:func:`alertclip.train.loop.train`. Images go through the model's val preprocessing done on arrays
 (:func:`images_to_tensor`: bicubic resize to the model's size when needed, scale to [0, 1], normalise with the model's
 mean/std; no augmentation), so training is deterministic on CPU. The held-out split gives image->text R@k.
 
@@ -19,19 +19,20 @@ import json
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .data.pretrain import PretrainSet
+from .factory import CHECKPOINT_FILE, CONFIG_FILE, RECORD_FILE, images_to_tensor
 from .io import sha256_file, write_json
 from .losses import scale_from_log, symmetric_infonce
 from .params import BackboneParams
-from .train import LoopConfig, PermutationBatches, TrainResult, train
+from .retrieval import retrieval_at_k
+from .train.loop import LoopConfig, PermutationBatches, TrainResult, train
 
 log = logging.getLogger(__name__)
 
@@ -39,98 +40,20 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
     "RECORD_FILE",
-    "PretrainSet",
     "PretrainedUnavailable",
     "fetch_pretrained",
     "images_to_tensor",
-    "load_pretrain_set",
     "pretrain",
     "retrieval_at_k",
     "save_backbone",
 ]
 
-CHECKPOINT_FILE = "open_clip_model.pt"
-CONFIG_FILE = "config.json"
-RECORD_FILE = "weights.json"
 
 
 def loop_config(cfg: BackboneParams, checkpoint_dir: Path | None, progress: bool = False) -> LoopConfig:
     return LoopConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
                       grad_clip=cfg.grad_clip or None, seed=cfg.seed, checkpoint_dir=checkpoint_dir,
                       checkpoint_every=cfg.checkpoint_every, progress=progress, desc="backbone")
-
-
-@dataclass
-class PretrainSet:
-    images: np.ndarray  # (N, H, W, 3) uint8
-    captions: list[str]
-    split: np.ndarray  # (N,) str: "train" | "heldout"
-
-    def indices(self, split: str) -> np.ndarray:
-        return np.flatnonzero(self.split == split)
-
-
-def load_pretrain_set(directory: str | Path) -> PretrainSet:
-    """Read ``images.npy`` + ``captions.parquet`` (row i of the table describes ``images[row]``)."""
-    import polars as pl
-
-    directory = Path(directory)
-    images = np.load(directory / "images.npy")
-    table = pl.read_parquet(directory / "captions.parquet").sort("row")
-    rows = table["row"].to_numpy()
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{directory}/images.npy must be (N, H, W, 3) uint8; got {images.shape} {images.dtype}")
-    if len(rows) != len(images) or not np.array_equal(rows, np.arange(len(images))):
-        raise ValueError(f"{directory}/captions.parquet must have one row per image (rows 0..{len(images) - 1})")
-    return PretrainSet(images, table["caption"].to_list(), table["split"].to_numpy().astype(str))
-
-
-def _visual_cfg(model: nn.Module) -> tuple[tuple[int, int], Tensor, Tensor]:
-    cfg = getattr(model.visual, "preprocess_cfg", None) or {}
-    size = cfg.get("size") or model.visual.image_size
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    mean = torch.tensor(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)), dtype=torch.float32)
-    std = torch.tensor(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)), dtype=torch.float32)
-    return size, mean, std
-
-
-def images_to_tensor(images: np.ndarray | Tensor, model: nn.Module) -> Tensor:
-    """uint8 (B, H, W, 3) -> normalised float (B, 3, h, w): the model's val preprocessing for arrays.
-
-    Equal to open_clip's ``preprocess_val`` when the arrays already have the model's size (the synthetic world: 64 px);
-    otherwise a bicubic (antialiased) resize of the short side and a centre crop, close to but not bit-equal to PIL's.
-    """
-    size, mean, std = _visual_cfg(model)
-    x = torch.as_tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-    if tuple(x.shape[-2:]) != size:
-        h, w = x.shape[-2:]
-        s = max(size[0] / h, size[1] / w)
-        x = F.interpolate(x, size=(max(size[0], round(h * s)), max(size[1], round(w * s))), mode="bicubic",
-                          antialias=True, align_corners=False).clamp_(0, 1)
-        top, left = (x.shape[-2] - size[0]) // 2, (x.shape[-1] - size[1]) // 2
-        x = x[..., top:top + size[0], left:left + size[1]]
-    return (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
-
-
-@torch.no_grad()
-def retrieval_at_k(model: nn.Module, tokenizer, images: np.ndarray, captions: list[str], ks=(1, 5),
-                   chunk: int = 256) -> dict:
-    """Image->text R@k with the distinct captions as candidates (duplicate captions count as one target)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    distinct = sorted(set(captions))
-    target = torch.tensor([distinct.index(c) for c in captions])
-    txt = torch.cat([model.encode_text(tokenizer(distinct[i:i + chunk]).to(device), normalize=True).float().cpu()
-                     for i in range(0, len(distinct), chunk)])
-    img = torch.cat([model.encode_image(images_to_tensor(images[i:i + chunk], model).to(device), normalize=True).float().cpu()
-                     for i in range(0, len(images), chunk)])
-    ranks = (img @ txt.T).argsort(dim=1, descending=True)
-    hit_rank = (ranks == target[:, None]).float().argmax(dim=1)
-    model.train(was_training)
-    out = {f"i2t_r{k}": float((hit_rank < k).float().mean()) for k in ks}
-    out.update(n_images=len(images), n_captions=len(distinct), chance_r1=1.0 / len(distinct))
-    return out
 
 
 def _eval_indices(idx: np.ndarray, max_eval: int) -> np.ndarray:

@@ -14,9 +14,11 @@ import logging
 import os
 import sys
 import time
+from importlib import import_module
 from pathlib import Path
+from typing import Callable
 
-LOG_DIR = Path("logs")
+from .paths import LOG_DIR
 
 
 def setup_logging(stage: str) -> Path:
@@ -34,11 +36,20 @@ def setup_logging(stage: str) -> Path:
     return path
 
 
-def _run_stage(args: argparse.Namespace) -> int:
-    from importlib import import_module
+# The dvc.yaml stages, each an entry module alertclip.stages.<name> with run(params, progress, [variant]). The list
+# lives here, in the dispatcher every stage shares, not in alertclip/stages/__init__.py, which every stage imports.
+NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "stage2", "features",
+         "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention", "report")
+# Stages run once per variant (dvc.yaml foreach over params ablations / eval.backbones): `alertclip <stage> --variant KEY`.
+VARIANT_STAGES = ("stage2", "features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")
 
+
+def entry_point(name: str) -> Callable:
+    return import_module(f"alertclip.stages.{name}").run
+
+
+def _run_stage(args: argparse.Namespace) -> int:
     from .params import ParamsError, load_params
-    from .stages import entry_point
 
     if getattr(args, "explain", None):  # a question about the stage's last results, not a run
         print(import_module(f"alertclip.stages.{args.stage}").explain(args.explain))
@@ -96,8 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alertclip", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    from .stages import NAMES, VARIANT_STAGES
-
     for name in NAMES:
         sp = sub.add_parser(name, help=f"run the {name} stage")
         sp.add_argument("--params", default="params.yaml")

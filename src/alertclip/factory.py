@@ -15,12 +15,17 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import open_clip
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 ARCH_ATTR = "alertclip_arch"  # set on models made by create(), read by save_checkpoint()
+CHECKPOINT_FILE = "open_clip_model.pt"  # the towers, in a model directory (data/models/<name>/)
+CONFIG_FILE = "config.json"  # its open_clip model config
+RECORD_FILE = "weights.json"  # where its weights came from
 
 _registered: set[Path] = set()
 
@@ -97,3 +102,30 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, arch: str | None 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _visual_cfg(model: nn.Module) -> tuple[tuple[int, int], Tensor, Tensor]:
+    cfg = getattr(model.visual, "preprocess_cfg", None) or {}
+    size = cfg.get("size") or model.visual.image_size
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    mean = torch.tensor(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)), dtype=torch.float32)
+    std = torch.tensor(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)), dtype=torch.float32)
+    return size, mean, std
+
+
+def images_to_tensor(images: np.ndarray | Tensor, model: nn.Module) -> Tensor:
+    """uint8 (B, H, W, 3) -> normalised float (B, 3, h, w): the model's val preprocessing for arrays.
+
+    Equal to open_clip's ``preprocess_val`` when the arrays already have the model's size (the synthetic world: 64 px);
+    otherwise a bicubic (antialiased) resize of the short side and a centre crop, close to but not bit-equal to PIL's.
+    """
+    size, mean, std = _visual_cfg(model)
+    x = torch.as_tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    if tuple(x.shape[-2:]) != size:
+        h, w = x.shape[-2:]
+        s = max(size[0] / h, size[1] / w)
+        x = F.interpolate(x, size=(max(size[0], round(h * s)), max(size[1], round(w * s))), mode="bicubic",
+                          antialias=True, align_corners=False).clamp_(0, 1)
+        top, left = (x.shape[-2] - size[0]) // 2, (x.shape[-1] - size[1]) // 2
+        x = x[..., top:top + size[0], left:left + size[1]]
+    return (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)

@@ -3,7 +3,7 @@
 The test zero-shot AUC pools every snippet of every test video, most of them showing only walkers; a clip-level AUC
 (event clip against look-alike clip) never sees that background, and on the default world the two disagreed about
 which stage-1 setting was better. Here each held-out training video contributes all its snippets (one frame per
-16, from the ``frames`` stage), labelled abnormal when the snippet's 16 frames overlap one of the video's annotated
+``frames.snippet_len``, from the ``frames`` stage), labelled abnormal when the snippet's frames overlap one of the video's annotated
 abnormal clips (VAGTA ``frames_25`` spans, curated), as VadCLIP labels a test snippet from its frame ground truth.
 Videos with a clip of a novel (held-out) class are left out, so the novel classes stay unseen.
 """
@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SNIPPET_LEN = 16  # frames per snippet, as the frames stage cuts them (VadCLIP's 16-frame snippets)
-
 
 @dataclass
 class SnippetSet:
@@ -29,8 +27,9 @@ class SnippetSet:
         return len(self.videos)
 
 
-def load_snippet_set(clips: Path, frames_dir: Path, videos: set[str], novel: set[str]) -> SnippetSet:
-    """The snippets of ``videos`` (training videos), labelled from the curated clips table ``clips``."""
+def load_snippet_set(clips: Path, frames_dir: Path, videos: set[str], novel: set[str], snippet_len: int) -> SnippetSet:
+    """The snippets of ``videos`` (training videos), labelled from the curated clips table ``clips``; a snippet is
+    ``snippet_len`` frames (params ``frames.snippet_len``, as the frames stage cut them)."""
     import polars as pl
 
     from .data.frames import open_frames
@@ -50,7 +49,7 @@ def load_snippet_set(clips: Path, frames_dir: Path, videos: set[str], novel: set
         raise FileNotFoundError(f"no snippets-*.npy frame shards in {frames_dir}")
     names, rows, labels = [], [], []
     for video, snippet, shard, row in index.select("video", "snippet", "shard", "row").iter_rows():
-        lo, hi = snippet * SNIPPET_LEN, snippet * SNIPPET_LEN + SNIPPET_LEN - 1
+        lo, hi = snippet * snippet_len, snippet * snippet_len + snippet_len - 1
         names.append(video)
         rows.append(shards[shard][row])
         labels.append(any(s <= hi and lo <= e for s, e in spans.get(video, ())))
@@ -65,7 +64,7 @@ def snippet_auc(clip: torch.nn.Module, snippets: SnippetSet, t_abnormal: np.ndar
     the order the test's ``softmax(logit_scale * [cos_A, cos_N])[A]`` gives, as that is monotone in the gap."""
     from sklearn.metrics import roc_auc_score
 
-    from .backbone import images_to_tensor
+    from .factory import images_to_tensor
 
     labels = snippets.abnormal
     if labels.all() or not labels.any():

@@ -1,15 +1,16 @@
-"""Alert-CLIP training losses (OpenCLIP style): pure functions plus one ``torch.nn.Module`` per loss.
+"""Alert-CLIP training losses (OpenCLIP style): pure functions on normalised embeddings.
 
 Three losses tune CLIP for abnormality-aware video-text matching:
 
-* :func:`symmetric_infonce` / :class:`GlobalInfoNCELoss` -- clip-level video-text InfoNCE with in-batch negatives,
+* :func:`symmetric_infonce` -- clip-level video-text InfoNCE with in-batch negatives,
   ``(CE(s * v @ t.T, arange) + CE(s * t @ v.T, arange)) / 2`` (CLIP's loss).
-* :func:`region_infonce` / :class:`RegionInfoNCELoss` -- the same symmetric form over all R regions of the batch
+* :func:`region_infonce` -- the same symmetric form over all R regions of the batch
   (region embeddings vs. region-caption embeddings); R = 0 gives a graph-connected zero.
-* :func:`hard_negative_loss` / :class:`HardNegativeLoss` -- per clip, the positive caption against its own K hard
+* :func:`hard_negative_loss` -- per clip, the positive caption against its own K hard
   negative captions: ``-log(e^{s+/tau} / (e^{s+/tau} + sum_k e^{s-_k/tau}))``, with a validity mask for clips that
   have fewer than K negatives.
-* :class:`AlertClipLoss` -- ``L_g + lambda_region * L_r + lambda_hard * L_h`` with one shared temperature.
+* :func:`alert_clip_losses` -- ``L_g + lambda_region * L_r + lambda_hard * L_h`` with one shared temperature, the
+  hard-negative term anchored on the region embedding: what training computes.
 
 Conventions
 -----------
@@ -18,7 +19,7 @@ Conventions
 * Temperature follows CLIP: the learnable parameter ``logit_scale`` holds ``log(1 / tau)`` (init ``log(1 / 0.07)``);
   at use it is exponentiated and clamped to at most :data:`LOGIT_SCALE_MAX` = 100 (OpenCLIP's cap) by
   :func:`scale_from_log`. Above the cap the clamp passes no gradient to the parameter, so it cannot drift further.
-  The pure functions take the *exponentiated* scale ``s = 1 / tau`` (tensor or float); the modules take care of it.
+  The functions take the *exponentiated* scale ``s = 1 / tau`` (tensor or float); the model owns the parameter.
 * Shape mismatches raise :class:`ValueError` naming the shapes.
 * Non-finite inputs are **not** checked here (that would cost a device sync per step); the training loop checks the
   loss for finiteness.
@@ -30,19 +31,19 @@ Conventions
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "LOGIT_SCALE_INIT",
     "LOGIT_SCALE_MAX",
-    "AlertClipLoss",
-    "GlobalInfoNCELoss",
-    "HardNegativeLoss",
-    "RegionInfoNCELoss",
+    "alert_clip_losses",
     "hard_negative_loss",
     "region_infonce",
     "scale_from_log",
@@ -174,113 +175,37 @@ def hard_negative_loss(v: Tensor, t_pos: Tensor, t_neg: Tensor, scale: Tensor | 
     return (torch.logsumexp(logits, dim=1) - pos).mean()
 
 
-class _ScaledLoss(nn.Module):
-    """Holds the learnable ``logit_scale`` = log(1 / tau)."""
+def alert_clip_losses(e: dict[str, Tensor], lambda_region: float, lambda_hard: float) -> dict[str, Tensor]:
+    """``L_g + lambda_region * L_r + lambda_hard * L_h``, the loss training minimises, with one shared scale.
 
-    def __init__(self, init_logit_scale: float = LOGIT_SCALE_INIT, learnable: bool = True,
-                 max_scale: float = LOGIT_SCALE_MAX) -> None:
-        super().__init__()
-        self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)), requires_grad=learnable)
-        self.max_scale = float(max_scale)
+    ``e``: the embeddings of a batch (:class:`alertclip.tune.batches.BatchEncoder`, local or gathered from every process):
+    ``v`` (B, D) clip embeddings, ``t`` (B, D) clip captions, ``scale`` (the exponentiated, clamped logit scale) and,
+    for the region and hard-negative terms, ``v_r`` (B, D) region embeddings (zeros where ``has_region`` (B,) is
+    False), ``t_reg`` (B, D) region captions, ``t_neg`` (B, K, D) their negatives (``neg_valid`` (B, K)). Caption ids
+    (``text_id``, ``region_id``), when present, keep equal captions out of each other's InfoNCE negatives.
 
-    def scale(self, logit_scale: Tensor | None = None) -> Tensor:
-        """The exponentiated, clamped scale; ``logit_scale`` overrides this module's own (e.g. ``model.logit_scale``)."""
-        return scale_from_log(self.logit_scale if logit_scale is None else logit_scale, self.max_scale)
-
-
-class GlobalInfoNCELoss(_ScaledLoss):
-    """Module form of :func:`symmetric_infonce` with a learnable temperature.
-
-    ``forward(v, t, logit_scale=None, groups=None)``: ``logit_scale`` (log space, like OpenCLIP's
-    ``model.logit_scale``) replaces this module's own parameter when given; ``groups``: caption ids (B,).
-    """
-
-    def forward(self, v: Tensor, t: Tensor, logit_scale: Tensor | None = None, groups: Tensor | None = None) -> Tensor:
-        return symmetric_infonce(v, t, self.scale(logit_scale), groups)
-
-
-class RegionInfoNCELoss(_ScaledLoss):
-    """Module form of :func:`region_infonce` (R = 0 gives a graph-connected zero; ``groups``: caption ids (R,))."""
-
-    def forward(self, v_r: Tensor, t_r: Tensor, logit_scale: Tensor | None = None,
-                groups: Tensor | None = None) -> Tensor:
-        return region_infonce(v_r, t_r, self.scale(logit_scale), groups)
-
-
-class HardNegativeLoss(_ScaledLoss):
-    """Module form of :func:`hard_negative_loss` (``neg_valid``: True where a negative exists)."""
-
-    def forward(self, v: Tensor, t_pos: Tensor, t_neg: Tensor, neg_valid: Tensor | None = None,
-                logit_scale: Tensor | None = None) -> Tensor:
-        return hard_negative_loss(v, t_pos, t_neg, self.scale(logit_scale), neg_valid)
-
-
-class AlertClipLoss(_ScaledLoss):
-    """``total = L_global + lambda_region * L_region + lambda_hard * L_hard`` with one shared learnable temperature.
-
-    Stage 1 is ``lambda_region = lambda_hard = 0``: then the region / hard-negative inputs may be ``None``. A term with
-    weight 0 never enters the total; if its inputs are given anyway it is still computed (without grad) for logging.
-    A term with positive weight and missing inputs raises :class:`ValueError`.
-
-    ``forward`` returns a dict:
-
-    * ``"loss"``: the total, attached to the graph -- call ``backward()`` on this one;
-    * ``"total"``, ``"global"``, ``"region"``, ``"hard"``, ``"scale"``: detached 0-dim tensors for logging
-      (``float(d["global"])``); a term that was not computed is 0.
-    """
-
-    def __init__(self, lambda_region: float = 0.0, lambda_hard: float = 0.0, init_logit_scale: float = LOGIT_SCALE_INIT,
-                 learnable: bool = True, max_scale: float = LOGIT_SCALE_MAX) -> None:
-        super().__init__(init_logit_scale, learnable, max_scale)
-        for name, value in (("lambda_region", lambda_region), ("lambda_hard", lambda_hard)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
-        self.lambda_region = float(lambda_region)
-        self.lambda_hard = float(lambda_hard)
-
-    def forward(self, v: Tensor, t: Tensor, *, v_region: Tensor | None = None, t_region: Tensor | None = None,
-                t_neg: Tensor | None = None, neg_valid: Tensor | None = None,
-                logit_scale: Tensor | None = None, groups: Tensor | None = None,
-                region_groups: Tensor | None = None) -> dict[str, Tensor]:
-        """``v``, ``t``: clip / caption embeddings (B, D); ``v_region``, ``t_region``: (R, D); ``t_neg``: (B, K, D)
-        hard negatives of ``t`` (``neg_valid`` (B, K) bool, True = present). ``logit_scale`` overrides the module's.
-        ``groups`` (B,) / ``region_groups`` (R,): caption ids, equal captions are not each other's negatives."""
-        scale = self.scale(logit_scale)
-        l_global = symmetric_infonce(v, t, scale, groups)
-        total = l_global
+    The hard-negative term is anchored where the paper puts it: the negatives invert the REGION caption, so the
+    anchor is the clip's region embedding and the positive its region caption (a clip without a region: its video
+    embedding, the region caption also describing the clip). Without ``v_r`` (stage 1) only ``L_g`` is computed.
+    A term with weight 0 is still computed, detached, for the logs. Returns ``loss`` (attached) and detached
+    ``global``, ``region``, ``hard``, ``scale``, ``n_regions``."""
+    scale = e["scale"]
+    l_global = symmetric_infonce(e["v"], e["t"], scale, e.get("text_id"))
+    if "v_r" not in e:
         zero = l_global.detach().new_zeros(())
-
-        if (v_region is None) != (t_region is None):
-            raise ValueError("v_region and t_region must be given together")
-        if v_region is None:
-            if self.lambda_region > 0:
-                raise ValueError(f"lambda_region={self.lambda_region} > 0 needs v_region and t_region")
-            l_region = zero
-        elif self.lambda_region > 0:
-            l_region = region_infonce(v_region, t_region, scale, region_groups)
-            total = total + self.lambda_region * l_region
-        else:
-            with torch.no_grad():
-                l_region = region_infonce(v_region, t_region, scale, region_groups)
-
-        if t_neg is None:
-            if self.lambda_hard > 0:
-                raise ValueError(f"lambda_hard={self.lambda_hard} > 0 needs t_neg")
-            if neg_valid is not None:
-                raise ValueError("neg_valid given without t_neg")
-            l_hard = zero
-        elif self.lambda_hard > 0:
-            l_hard = hard_negative_loss(v, t, t_neg, scale, neg_valid)
-            total = total + self.lambda_hard * l_hard
-        else:
-            with torch.no_grad():
-                l_hard = hard_negative_loss(v, t, t_neg, scale, neg_valid)
-
-        return {
-            "loss": total,
-            "total": total.detach(),
-            "global": l_global.detach(),
-            "region": l_region.detach(),
-            "hard": l_hard.detach(),
-            "scale": scale.detach(),
-        }
+        return {"loss": l_global, "global": l_global.detach(), "region": zero, "hard": zero, "scale": scale.detach()}
+    index = e["has_region"].nonzero().flatten()
+    if index.numel() == 0:
+        log.info("batch without regions: region loss skipped (0 this step)")
+    region_id = e.get("region_id")
+    l_region = region_infonce(e["v_r"][index], e["t_reg"][index], scale, None if region_id is None else region_id[index])
+    anchor = torch.where(e["has_region"][:, None], e["v_r"], e["v"])  # region embedding where the clip has one
+    K = e["t_neg"].shape[1]
+    l_hard = hard_negative_loss(anchor, e["t_reg"], e["t_neg"], scale, e["neg_valid"]) if K else l_global.new_zeros(())
+    total = l_global
+    if lambda_region > 0:
+        total = total + lambda_region * l_region
+    if lambda_hard > 0:
+        total = total + lambda_hard * l_hard
+    return {"loss": total, "global": l_global.detach(), "region": l_region.detach(), "hard": l_hard.detach(),
+            "scale": scale.detach(), "n_regions": torch.tensor(float(index.numel()))}

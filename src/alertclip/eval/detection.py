@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .groundtruth import CLIP_LEN, NORMAL_NAME_MARKERS, ScoreError, VideoTruth, _stem_index, _video_spans, lookup_truth
+from .groundtruth import NORMAL_NAME_MARKERS, ScoreError, VideoTruth, _stem_index, _video_spans, lookup_truth
 
 DETECTION_IOUS = (0.1, 0.2, 0.3, 0.4, 0.5)
 """IoU thresholds of VadCLIP's mAP table."""
@@ -37,7 +37,8 @@ def detection_ground_truth(
     videos: Sequence[tuple[str, int]],
     truth: Mapping[str, VideoTruth],
     normal_class: str = "Normal",
-    clip_len: int = CLIP_LEN,
+    *,
+    clip_len: int,
     normal_name_markers: Sequence[str] = NORMAL_NAME_MARKERS,
 ) -> list[list[Segment]]:
     """Per-video GT segments for :func:`detection_map` from ``(name, T)`` pairs (VadCLIP ``make_gt_mAP_ucf.py``).
@@ -144,7 +145,8 @@ def detection_map(
     gt_segments: Sequence[Sequence[Segment]],
     classes: Sequence[str],
     iou_thresholds: Sequence[float] = DETECTION_IOUS,
-    clip_len: int = CLIP_LEN,
+    *,
+    clip_len: int,
     normal_class: str = "Normal",
     ucf_normal_quirk: bool = True,
     zero_if_class_without_proposals: bool = True,

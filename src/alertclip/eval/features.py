@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..backbone import CHECKPOINT_FILE, images_to_tensor
+from ..factory import CHECKPOINT_FILE, images_to_tensor
 from ..io import atomic_path, sha256_file, write_json
+from ..paths import CACHE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def encode_snippets(model: torch.nn.Module, frames_dir: Path, batch_size: int = 
 
 
 def extract(model_dir: Path, frames_dir: Path, out_dir: Path, arch: str, batch_size: int = 256,
-            cache_dir: Path = Path("data/.cache/features"), progress: bool = False, name: str = "",
+            cache_dir: Path = CACHE_DIR / "features", progress: bool = False, name: str = "",
             precision: str = "auto") -> dict:
     """Write ``out_dir/{snippets.npy, index.parquet, meta.json}`` for the OpenCLIP checkpoint in ``model_dir``."""
     import polars as pl

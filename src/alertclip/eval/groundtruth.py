@@ -22,7 +22,6 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-CLIP_LEN = 16
 """Frames per snippet in VadCLIP's feature protocol (one CLIP vector per 16 frames)."""
 
 NORMAL_NAME_MARKERS = ("Normal", "label_A")
@@ -199,7 +198,7 @@ def lookup_truth(truth: Mapping[str, VideoTruth], name: str,
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def vadclip_frame_labels(spans: Iterable[tuple[int, int]], n_snippets: int, clip_len: int = CLIP_LEN) -> np.ndarray:
+def vadclip_frame_labels(spans: Iterable[tuple[int, int]], n_snippets: int, clip_len: int) -> np.ndarray:
     """Frame labels of one video exactly as VadCLIP's ``make_gt_ucf.py`` / ``make_gt_xd.py`` build them.
 
     ``vec = zeros((T + 1) * clip_len)``; ``vec[s:e] = 1`` for each span; keep ``vec[:-clip_len]``. Hence:
@@ -236,7 +235,7 @@ def exact_frame_labels(spans: Iterable[tuple[int, int]], n_frames: int, end_incl
     return vec
 
 
-def expand_scores(snippet_scores: np.ndarray, clip_len: int = CLIP_LEN, n_frames: int | None = None) -> np.ndarray:
+def expand_scores(snippet_scores: np.ndarray, clip_len: int, n_frames: int | None = None) -> np.ndarray:
     """Snippet scores to frame scores: ``np.repeat(scores, clip_len)`` (VadCLIP's test loop).
 
     With ``n_frames`` (the exact protocol) the repeated scores are cut to ``n_frames``; when ``clip_len * T < n_frames``
@@ -321,7 +320,8 @@ def build_frame_level(
     videos: Sequence[tuple[str, np.ndarray, int | None]],
     truth: Mapping[str, VideoTruth],
     protocol: Literal["vadclip", "exact"] = "vadclip",
-    clip_len: int = CLIP_LEN,
+    *,
+    clip_len: int,
     normal_name_markers: Sequence[str] = NORMAL_NAME_MARKERS,
     end_inclusive: bool = False,
 ) -> FrameLevel:

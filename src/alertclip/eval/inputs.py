@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-FEATURES_ROOT = Path("data/features")
-MEDIA_TABLE = Path("data/frames/media.parquet")
+from ..paths import FEATURES_DIR as FEATURES_ROOT
+from ..paths import MEDIA_TABLE
 
 
 def backbone_dir(p: Any, key: str) -> Path:
@@ -21,8 +21,8 @@ def open_backbone(p: Any, variant: str | None, stage: str):
     """``(clip, tokenizer)`` of backbone ``variant`` for an ``<stage>@<variant>`` evaluation, torch pinned to one thread
     (small models: two evaluations share the cores, and the bytes match under both engines)."""
     from .. import factory
-    from ..backbone import CHECKPOINT_FILE
-    from ..train import pin_threads
+    from ..factory import CHECKPOINT_FILE
+    from ..threads import pin_threads
 
     if variant is None:
         raise ValueError(f"{stage} needs --variant <backbone> (a key of eval.backbones)")

@@ -16,7 +16,8 @@ import re
 import numpy as np
 import torch
 
-from ..backbone import images_to_tensor, retrieval_at_k
+from ..factory import images_to_tensor
+from ..retrieval import retrieval_at_k
 
 _SCENE = re.compile(r"^an? (.+?) scene\b")
 

@@ -76,10 +76,10 @@ def _split(train: dict[str, np.ndarray], fraction: float) -> tuple[list[str], li
 
 
 def _evaluate(scores: list[dict], names: list[str], truth, categories: list[str], protocol: str,
-              n_frames: dict[str, int] | None) -> dict:
+              n_frames: dict[str, int] | None, clip_len: int) -> dict:
     def frame_level(key: str):
         return build_frame_level([(v, s[key], (n_frames or {}).get(v)) for v, s in zip(names, scores)], truth,
-                                 protocol)
+                                 protocol, clip_len=clip_len)
 
     f1, f2 = frame_level("prob1"), frame_level("prob2")
     m1 = frame_auc_ap(f1.labels, f1.scores, n_videos=len(names))
@@ -87,8 +87,9 @@ def _evaluate(scores: list[dict], names: list[str], truth, categories: list[str]
     out = {"auc": m1["auc"], "ap": m1["ap"], "auc_prob2": m2["auc"], "ap_prob2": m2["ap"]}
     if not {category_of(v) for v in names} <= set(categories):
         return out  # classes the head never saw (open vocabulary): no class scores to detect them with
-    gt = detection_ground_truth([(v, len(s["prob1"])) for v, s in zip(names, scores)], truth, normal_class=NORMAL)
-    det = detection_map([s["class_probs"] for s in scores], gt, categories, normal_class=NORMAL)
+    gt = detection_ground_truth([(v, len(s["prob1"])) for v, s in zip(names, scores)], truth, normal_class=NORMAL,
+                                clip_len=clip_len)
+    det = detection_map([s["class_probs"] for s in scores], gt, categories, clip_len=clip_len, normal_class=NORMAL)
     out["map_avg"] = det.average
     out.update({f"map@{t:.1f}": m for t, m in zip(det.iou_thresholds, det.map_at_iou)})
     return out
@@ -97,8 +98,10 @@ def _evaluate(scores: list[dict], names: list[str], truth, categories: list[str]
 def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray], truth, clip, tokenizer,
                       cfg: VadClipParams | LinearMilParams, seeds: Sequence[int], val_fraction: float, protocol: str = "vadclip",
                       n_frames: dict[str, int] | None = None, exclude: set[str] = frozenset(),
-                      subsets: dict[str, list[str]] | None = None) -> dict:
+                      subsets: dict[str, list[str]] | None = None, *, clip_len: int) -> dict:
     """Train and evaluate the head once per seed; returns ``{"metrics", "per_seed", "scores", "history"}``.
+
+    ``clip_len``: frames per snippet (params ``frames.snippet_len``), for the frame-level ground truth.
 
     ``exclude``: categories whose training videos are dropped (open vocabulary). ``subsets``: named lists of test
     videos evaluated separately (``{"all": every test video}`` by default). ``scores``: prob1 per test video, mean
@@ -126,7 +129,8 @@ def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
                                        phrases, clip, tokenizer, cfg, seed)
             scores = dict(zip(names, score_videos(head, [test[v] for v in names], clip)))
         for key, videos in subsets.items():
-            per_seed[key].append(_evaluate([scores[v] for v in videos], videos, truth, categories, protocol, n_frames))
+            per_seed[key].append(_evaluate([scores[v] for v in videos], videos, truth, categories, protocol, n_frames,
+                                                clip_len))
         for v in names:
             mean_prob1[v] += scores[v]["prob1"] / len(seeds)
         history.append({"seed": seed, "best_val_auc": hist.get("best_auc"), "best_epoch": hist.get("best_epoch"),

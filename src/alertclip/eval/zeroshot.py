@@ -22,8 +22,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..prompts import prompt_set_embedding, zero_shot_scores
 from .groundtruth import (
-    CLIP_LEN,
     NORMAL_NAME_MARKERS,
     GroundTruthError,
     build_frame_level,
@@ -32,7 +32,6 @@ from .groundtruth import (
 )
 from .metrics import frame_auc_ap
 from .mss import mean_sign_score
-from .prompts import prompt_set_embedding, zero_shot_scores
 
 
 @torch.no_grad()
@@ -112,8 +111,9 @@ class VideoMSS:
 
 
 def mss(test: dict[str, np.ndarray], truth, t_abnormal: np.ndarray, t_normal: np.ndarray,
-        clip_len: int = CLIP_LEN) -> tuple[float, list[VideoMSS]]:
-    """MSS over the ``test`` videos (``{video: (T, D) features}``) and the per-video rows."""
+        clip_len: int) -> tuple[float, list[VideoMSS]]:
+    """MSS over the ``test`` videos (``{video: (T, D) features}``, one row per ``clip_len``-frame snippet) and the
+    per-video rows."""
     if len(t_abnormal) == 0 or len(t_normal) == 0:
         raise ValueError("empty prompt set: MSS needs both P_A and P_N")
     a, n = prompt_set_embedding(t_abnormal, "t_abnormal"), prompt_set_embedding(t_normal, "t_normal")
@@ -145,10 +145,11 @@ def mss(test: dict[str, np.ndarray], truth, t_abnormal: np.ndarray, t_normal: np
 
 
 def zero_shot(test: dict[str, np.ndarray], truth, t_abnormal: np.ndarray, t_normal: np.ndarray, logit_scale: float,
-              protocol: str = "vadclip", n_frames: dict[str, int] | None = None):
+              protocol: str = "vadclip", n_frames: dict[str, int] | None = None, *, clip_len: int):
     """``(metrics, {video: snippet scores}, pooled FrameLevel)``: frame AUC/AP of the zero-shot snippet scores."""
     scores = {v: zero_shot_scores(f, t_abnormal, t_normal, logit_scale) for v, f in test.items()}
-    frames = build_frame_level([(v, s, (n_frames or {}).get(v)) for v, s in scores.items()], truth, protocol)
+    frames = build_frame_level([(v, s, (n_frames or {}).get(v)) for v, s in scores.items()], truth, protocol,
+                               clip_len=clip_len)
     metrics = frame_auc_ap(frames.labels, frames.scores, n_videos=len(scores))
     metrics.update(n_videos=len(scores), n_frames=int(frames.labels.size),
                    abnormal_frame_share=float(frames.labels.mean()))

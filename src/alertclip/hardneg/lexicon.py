@@ -333,13 +333,5 @@ def polarity(text: str) -> Polarity | None:
     return "normal" if "normal" in pols else None
 
 
-def synth_event(text: str) -> str | None:
-    """The world event named by a VAGTA-synth caption (first synth phrasing that matches), else ``None``."""
-    for m in find_matches(text):
-        if m.phrase.event is not None:
-            return m.phrase.event
-    return None
-
-
 def opposite(pol: Polarity) -> Polarity:
     return _opposite(pol)

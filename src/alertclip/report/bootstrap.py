@@ -79,7 +79,8 @@ def zeroshot_frames(r: Results, key: str):
                                        f"`eval_zeroshot@{key}`")
             counts = {str(v): int(n) for v, n in zip(t["video"].to_list(), t["n_frames"].to_list())}
         try:
-            frames = build_frame_level([(v, scores[v], counts.get(v)) for v in sorted(scores)], _truth(r), protocol)
+            frames = build_frame_level([(v, scores[v], counts.get(v)) for v in sorted(scores)], _truth(r), protocol,
+                                       clip_len=r.snippet_len)
             point = frame_auc_ap(frames.labels, frames.scores, n_videos=len(scores))
         except ValueError as exc:
             raise ReportInputError(f"{src} with {r.annotations_src}: {exc}") from exc

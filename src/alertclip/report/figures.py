@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..eval.groundtruth import CLIP_LEN, NORMAL_NAME_MARKERS, lookup_truth, vadclip_frame_labels
+from ..eval.groundtruth import NORMAL_NAME_MARKERS, lookup_truth, vadclip_frame_labels
 from ..io import atomic_open
 from .bootstrap import _truth
 from .formatting import mss_fmt, pct, pct_pm
@@ -93,7 +93,7 @@ class TraceVideo:
     labels: np.ndarray  # (16 * T,) VadCLIP frame labels
 
 
-def select_trace_videos(scores: Mapping[str, np.ndarray], truth: Mapping, n_abnormal: int = 3,
+def select_trace_videos(scores: Mapping[str, np.ndarray], truth: Mapping, clip_len: int, n_abnormal: int = 3,
                         n_normal: int = 3) -> list[TraceVideo]:
     """Deterministic choice: the ``n_abnormal`` videos with the most abnormal frames, then the ``n_normal`` longest
     normal videos (ties by name). A video without a ground-truth entry counts as normal when its name says so
@@ -104,7 +104,7 @@ def select_trace_videos(scores: Mapping[str, np.ndarray], truth: Mapping, n_abno
         if entry is None and not any(m in v for m in NORMAL_NAME_MARKERS):
             continue
         spans = entry.spans if entry is not None else ()
-        labels = vadclip_frame_labels(spans, len(scores[v]), CLIP_LEN)
+        labels = vadclip_frame_labels(spans, len(scores[v]), clip_len)
         (ab if spans else no).append(TraceVideo(v, bool(spans), labels))
     ab.sort(key=lambda t: (-int(t.labels.sum()), t.video))
     no.sort(key=lambda t: (-len(t.labels), t.video))
@@ -133,7 +133,7 @@ def _trace_figure(r: Results, title: str, videos: list[TraceVideo], scores: Mapp
             s = scores[k].get(tv.video)
             if s is None or len(s) == 0:
                 continue
-            ax.stairs(s, np.arange(len(s) + 1) * CLIP_LEN, baseline=None, color=_colour(i), linewidth=1.2, label=k)
+            ax.stairs(s, np.arange(len(s) + 1) * r.snippet_len, baseline=None, color=_colour(i), linewidth=1.2, label=k)
         ax.set_xlim(0, max(len(tv.labels), 1))
         if ylim is not None:
             ax.set_ylim(*ylim)
@@ -180,7 +180,7 @@ def render_figures(r: Results) -> list[FigureSpec]:
         truth = _truth(r)
         weak = {k: read_scores(r.file("eval_weakly", k, "scores.parquet")) for k in r.backbones}
         zs = {k: read_scores(r.file("eval_zeroshot", k, "scores.parquet")) for k in r.backbones}
-        videos = select_trace_videos(weak[r.reference], truth)
+        videos = select_trace_videos(weak[r.reference], truth, r.snippet_len)
         chosen = ", ".join(v.video for v in videos) or "none"
         emit(FigureSpec("traces_weakly", "Per-snippet weakly supervised scores (prob1, mean over seeds) of up to 3 "
                         "abnormal test videos with the most abnormal frames and the 3 longest normal ones "

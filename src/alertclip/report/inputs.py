@@ -10,7 +10,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-RESULTS = Path("results")
+from ..paths import RESULTS
+
 REPORT_MD = RESULTS / "report.md"
 REPORT_DIR = RESULTS / "report"
 TABLES_DIR = REPORT_DIR / "tables"
@@ -58,6 +59,7 @@ class Results:
     seeds: list
     annotations: Path
     annotations_src: str
+    snippet_len: int  # frames per snippet (params frames.snippet_len): snippet scores -> frames
     metrics: dict[tuple[str, str], dict] = field(default_factory=dict)
     training: dict[str, dict] = field(default_factory=dict)
     n_bootstrap: int = 1000
@@ -116,7 +118,7 @@ def load_results(root: str | Path, p: Any) -> Results:
     root = Path(root)
     dataset, backbones, ref, seeds, ann = _params(p)
     ann_path = Path(ann) if Path(ann).is_absolute() else root / ann
-    res = Results(root, dataset, backbones, ref, seeds, ann_path, Path(ann).as_posix(),
+    res = Results(root, dataset, backbones, ref, seeds, ann_path, Path(ann).as_posix(), int(p.frames.snippet_len),
                   n_bootstrap=int(getattr(p.eval, "bootstrap_samples", 1000)),
                   bootstrap_seed=int(getattr(p.eval, "bootstrap_seed", 0)),
                   protocol=str(getattr(p.eval, "protocol", "vadclip")))

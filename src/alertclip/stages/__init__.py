@@ -1,18 +1,5 @@
-"""One module per pipeline stage; ``STAGES`` maps the dvc.yaml stage name to its entry point.
+"""One module per pipeline stage, each with ``run(params, progress, [variant])``; ``alertclip.cli`` lists them.
 
-Each stage's dvc.yaml deps include its own module here, so editing one entry point reruns only its stage.
+Each stage's dvc.yaml deps include its own module and what it imports (``tests/test_layering.py`` checks), so
+editing one entry point reruns only its stage. This file stays a docstring: every stage imports it.
 """
-
-from __future__ import annotations
-
-from importlib import import_module
-from typing import Callable
-
-NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "stage2", "features",
-         "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention", "report")
-# Stages run once per variant (dvc.yaml foreach over params ablations / eval.backbones): `alertclip <stage> --variant KEY`.
-VARIANT_STAGES = ("stage2", "features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")
-
-
-def entry_point(name: str) -> Callable:
-    return import_module(f"{__name__}.{name}").run

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 
-from ..backbone import config_digest, fetch_pretrained, load_pretrain_set, pretrain, save_backbone
+from ..backbone import config_digest, fetch_pretrained, pretrain, save_backbone
+from ..data.pretrain import load_pretrain_set
 from ..io import write_json
 from ..params import Params
-from ..train import pin_threads, write_curve
-from .paths import RESULTS, SYNTH_DIR
+from ..paths import BACKBONE_DIR as MODEL_DIR
+from ..paths import CACHE_DIR as CACHE_ROOT
+from ..paths import PRETRAIN_DIR, RESULTS
+from ..threads import pin_threads
+from ..train.loop import write_curve
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = Path("data/models/backbone")
-PRETRAIN_DIR = SYNTH_DIR / "pretrain"
-CACHE_DIR = Path("data/.cache/backbone")
+CACHE_DIR = CACHE_ROOT / "backbone"
 
 
 def run(p: Params, progress: bool = True) -> None:

@@ -10,11 +10,10 @@ import polars as pl
 from ..curation.curate import curate, write_outputs
 from ..data.sources import layout
 from ..params import Params
-from .paths import FRAMES_DIR, RAW_DIR, RESULTS, SYNTH_DIR
+from ..paths import CURATED_DIR, FRAMES_DIR, RAW_DIR, RESULTS, SYNTH_DIR
 
 log = logging.getLogger(__name__)
 
-CURATED_DIR = Path("data/curated")
 REPORT_DIR = RESULTS / "curation"
 TRUTH = SYNTH_DIR / "truth" / "defects.json"
 

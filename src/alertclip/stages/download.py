@@ -9,7 +9,7 @@ from ..data.download.fetch import fetch
 from ..data.download.local import link_local
 from ..data.download.manifest import FileSpec, load_manifest
 from ..params import Params
-from .paths import DOWNLOAD_CACHE, RAW_DIR, SYNTH_DIR
+from ..paths import DOWNLOAD_CACHE, RAW_DIR, SYNTH_DIR
 
 log = logging.getLogger(__name__)
 

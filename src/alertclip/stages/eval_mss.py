@@ -18,7 +18,7 @@ from ..eval.inputs import features_dir, open_backbone, read_truth
 from ..eval.zeroshot import mss, prompt_sets
 from ..io import atomic_open, write_json
 from ..params import Params
-from .paths import RESULTS
+from ..paths import RESULTS
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     clip, tok = open_backbone(p, variant, "eval_mss")
     t_a, t_n = prompt_sets(clip, tok, p.eval.prompts)
     test = load_features(features_dir(variant)).by_video("test")
-    value, rows = mss(test, read_truth(p), t_a, t_n)
+    value, rows = mss(test, read_truth(p), t_a, t_n, p.frames.snippet_len)
     ab = [r.signed for r in rows if r.abnormal]
     no = [r.signed for r in rows if not r.abnormal]
     # videos in name order: the report resamples signed.csv the same way, so its paired draws are these draws

@@ -16,11 +16,10 @@ from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
 from ..eval.weakly import open_vocabulary_subsets, weakly_supervised
 from ..io import write_json
 from ..params import Params
-from .paths import RESULTS
+from ..paths import NOVEL_CLASSES, RESULTS
 
 log = logging.getLogger(__name__)
 
-NOVEL_CLASSES = Path("data/synth/published/annotations/novel_classes.txt")
 
 
 def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
@@ -36,7 +35,7 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     res = weakly_supervised(train, test, read_truth(p), clip, tok, p.eval_weakly.head_params, p.eval_weakly.seeds,
                             p.eval_weakly.val_fraction, p.eval.protocol,
                             frame_counts() if p.eval.protocol == "exact" else None, exclude=novel,
-                            subsets=open_vocabulary_subsets(test, novel))
+                            subsets=open_vocabulary_subsets(test, novel), clip_len=p.frames.snippet_len)
     info = {**res["info"], "novel_classes": sorted(novel),
             "n_test_videos": {k: len(v) for k, v in open_vocabulary_subsets(test, novel).items()}}
     write_json(RESULTS / "eval_openvocab" / variant / "metrics.json",

@@ -17,7 +17,7 @@ from ..eval.scores import write_roc, write_snippet_scores
 from ..eval.weakly import weakly_supervised
 from ..io import write_json
 from ..params import Params
-from .paths import RESULTS
+from ..paths import RESULTS
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,14 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     n_frames = frame_counts() if p.eval.protocol == "exact" else None
     test = feats.by_video("test")
     res = weakly_supervised(feats.by_video("train"), test, truth, clip, tok, p.eval_weakly.head_params, p.eval_weakly.seeds,
-                            p.eval_weakly.val_fraction, p.eval.protocol, n_frames)
+                            p.eval_weakly.val_fraction, p.eval.protocol, n_frames,
+                            clip_len=p.frames.snippet_len)
     out = RESULTS / "eval_weakly" / variant
     write_json(out / "metrics.json", {p.eval.dataset: res["metrics"]["all"], "info": res["info"]})
     write_json(out / "training.json", res["history"])
     write_snippet_scores(out / "scores.parquet", res["scores"])
     frames = build_frame_level([(v, s, (n_frames or {}).get(v)) for v, s in res["scores"].items()], truth,
-                               p.eval.protocol)
+                               p.eval.protocol, clip_len=p.frames.snippet_len)
     write_roc(out / "roc.csv", frames.labels, frames.scores)
     m = res["metrics"]["all"]
     log.info("eval_weakly@%s: AUC %.4f +- %.4f, AP %.4f +- %.4f over %d seeds", variant, m["auc"]["mean"],

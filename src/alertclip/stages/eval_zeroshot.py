@@ -21,7 +21,7 @@ from ..eval.scores import write_roc, write_snippet_scores
 from ..eval.zeroshot import prompt_sets, zero_shot
 from ..io import write_json
 from ..params import Params
-from .paths import RESULTS
+from ..paths import RESULTS
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,11 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     scale = float(feats.meta["logit_scale"])
     truth = read_truth(p)
     counts = frame_counts() if p.eval.protocol == "exact" else None
-    metrics, scores, frames = zero_shot(feats.by_video("test"), truth, t_a, t_n, scale, p.eval.protocol, counts)
+    metrics, scores, frames = zero_shot(feats.by_video("test"), truth, t_a, t_n, scale, p.eval.protocol, counts,
+                                        clip_len=p.frames.snippet_len)
     # videos in name order: the report rebuilds the frames from scores.parquet that way, so its paired draws are these
-    by_name = build_frame_level([(v, scores[v], (counts or {}).get(v)) for v in sorted(scores)], truth, p.eval.protocol)
+    by_name = build_frame_level([(v, scores[v], (counts or {}).get(v)) for v in sorted(scores)], truth, p.eval.protocol,
+                                clip_len=p.frames.snippet_len)
     boot = bootstrap_auc_ap(by_name, p.eval.bootstrap_samples, p.eval.bootstrap_seed)
     metrics.update(auc_ci95=boot["auc"].ci, ap_ci95=boot["ap"].ci, n_bootstrap=p.eval.bootstrap_samples,
                    bootstrap_seed=p.eval.bootstrap_seed, bootstrap_skipped=boot["auc"].n_skipped)

@@ -12,8 +12,8 @@ import logging
 from ..eval.features import extract
 from ..eval.inputs import backbone_dir, features_dir
 from ..params import Params
-from ..train import pin_threads
-from .paths import FRAMES_DIR
+from ..paths import FRAMES_DIR
+from ..threads import pin_threads
 
 log = logging.getLogger(__name__)
 

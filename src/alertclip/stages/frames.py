@@ -8,7 +8,7 @@ from ..data.frames import FrameSettings, extract_frames
 from ..data.sources import layout
 from ..io import write_json
 from ..params import Params
-from .paths import FRAMES_DIR, RAW_DIR, RESULTS
+from ..paths import FRAMES_DIR, RAW_DIR, RESULTS
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,11 @@ import polars as pl
 from ..hardneg.build import build
 from ..io import atomic_path, write_json
 from ..params import Params
-from .paths import RESULTS
+from ..paths import CLIPS, HARDNEG, RESULTS
+from ..paths import STANDARD_NEGATIVES as STANDARD
 
 log = logging.getLogger(__name__)
 
-CURATED_DIR = Path("data/curated")
-CLIPS = CURATED_DIR / "clips.parquet"
-HARDNEG = CURATED_DIR / "hardneg.parquet"
-STANDARD = CURATED_DIR / "standard_negatives.parquet"
 STATS = RESULTS / "hardneg" / "stats.json"
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 
 from ..params import Params
-from ..sweep import SweepInterrupted, run_sweep
-from ..train import pin_threads
+from ..sweep.objective import SweepInterrupted
+from ..sweep.run import run_sweep
+from ..threads import pin_threads
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 def run(p: Params, progress: bool = True) -> None:
     pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
     try:
-        run_sweep(p.sweep, p.stage2, progress=progress)
+        run_sweep(p.sweep, p.stage2, progress=progress, snippet_len=p.frames.snippet_len)
     except SweepInterrupted as err:
         log.warning("sweep: %s; rerun the stage to resume", err)
         raise SystemExit(143) from None

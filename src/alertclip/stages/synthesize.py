@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from ..params import Params
+from ..paths import SYNTH_DIR
 from ..synth.generate import synthesize as generate_world
-from .paths import SYNTH_DIR
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,6 @@ import contextlib
 import csv
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -330,15 +329,3 @@ def write_curve(path: str | Path, history: Sequence[dict]) -> None:
         writer.writeheader()
         for row in history:
             writer.writerow(row)
-
-
-def pin_threads(n: int = 0) -> int:
-    """Fix torch's CPU thread count (``n``, or every core shared by the processes ``torchrun`` starts on this
-    machine when 0) and return it.
-
-    Float reductions differ with the thread count, and Snakemake exports OMP_NUM_THREADS=<rule threads> while
-    ``dvc repro`` exports nothing: without pinning, the same stage gives different bytes under the two engines.
-    """
-    n = n or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
-    torch.set_num_threads(n)
-    return n

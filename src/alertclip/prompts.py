@@ -1,4 +1,5 @@
-"""Zero-shot scoring from text prompts: one unit vector per prompt set and each snippet's binary prompt-margin score."""
+"""Text prompts as directions: one unit vector per prompt set (training validation and the zero-shot evaluations) and
+each snippet's binary prompt-margin score."""
 
 from __future__ import annotations
 

@@ -1,0 +1,24 @@
+"""Every repository path the stages read and write, in one place: the contract of dvc.yaml's deps and outs (tests
+check that each declared out is written). Relative to the repository root, where every stage runs."""
+
+from pathlib import Path
+
+DATA = Path("data")
+SYNTH_DIR = DATA / "synth"  # synthesize: the embedded VAGTA-synth world (published / truth / pretrain)
+PRETRAIN_DIR = SYNTH_DIR / "pretrain"  # stills + captions that pre-train the synthetic backbone
+NOVEL_CLASSES = SYNTH_DIR / "published" / "annotations" / "novel_classes.txt"  # held out for open vocabulary
+RAW_DIR = DATA / "raw"  # download: the source's annotations and videos
+FRAMES_DIR = DATA / "frames"  # frames: clip and snippet frame arrays
+MEDIA_TABLE = FRAMES_DIR / "media.parquet"  # one row per video: decode status and frame count
+CURATED_DIR = DATA / "curated"  # curate, hardneg
+CLIPS = CURATED_DIR / "clips.parquet"
+HARDNEG = CURATED_DIR / "hardneg.parquet"
+STANDARD_NEGATIVES = CURATED_DIR / "standard_negatives.parquet"
+MODELS_DIR = DATA / "models"  # backbone, stage1, stage2/<variant>
+BACKBONE_DIR = MODELS_DIR / "backbone"
+FEATURES_DIR = DATA / "features"  # features@<backbone>
+CACHE_DIR = DATA / ".cache"  # resume state and downloads: outside every output, so it survives a failed stage
+DOWNLOAD_CACHE = CACHE_DIR / "downloads"
+RESULTS = Path("results")  # metrics, plots, the report
+SWEEP_RESULTS = RESULTS / "sweep"
+LOG_DIR = Path("logs")  # one log per stage run

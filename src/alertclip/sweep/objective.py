@@ -1,0 +1,95 @@
+"""A sweep trial's objective: stage-2 training with the sampled values, the validation global + hard loss per epoch."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..params import Stage2Params, SweepParams
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..tune.data import TunePaths
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[int, float], None]
+# objective(trial_params, report) -> the trial's value; report(epoch, value) raises optuna.TrialPruned when pruned.
+Objective = Callable[[dict[str, float], Report], float]
+
+
+class SweepInterrupted(RuntimeError):
+    """Training stopped on SIGTERM; the trial is marked FAIL and rerunning the sweep retries it (exit status 143)."""
+
+
+def tune_objective(base: Mapping[str, Any], paths: "TunePaths | None" = None, progress: bool = False,
+                   snippet_len: int | None = None) -> Objective:
+    """The real objective: stage 2 (:func:`alertclip.tune.run.tune`) with ``{**base, **trial_params}``, reporting the
+    unweighted validation ``global + hard`` after each epoch; returns the minimum over epochs."""
+    import optuna
+
+    from ..train.loop import NonFiniteLossError
+    from ..tune import run as tune_run
+    from ..tune.data import TunePaths
+
+    def objective(trial_params: dict[str, float], report: Report) -> float:
+        cfg = Stage2Params.model_validate({**base, **trial_params})
+        values: list[float] = []
+
+        def on_val(epoch: int, val: dict) -> None:
+            value = float(val["global"]) + float(val["hard"])
+            values.append(value)
+            report(epoch, value)
+
+        try:
+            _, result, _ = tune_run.tune(cfg, paths or TunePaths(), progress=progress, on_val=on_val,
+                                         snippet_len=snippet_len)
+        except NonFiniteLossError as err:
+            raise optuna.TrialPruned(f"diverged: {err}") from err
+        if result.interrupted:
+            raise SweepInterrupted(f"stopped by a signal at step {result.step}/{result.total_steps}")
+        if not values:
+            raise RuntimeError("sweep: no validation losses (fewer than 2 validation clips; raise stage2.val_fraction)")
+        return min(values)
+
+    return objective
+
+
+def _trial_func(cfg: SweepParams, objective: Objective):
+    import optuna
+
+    def func(trial: "optuna.Trial") -> float:
+        params = {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in cfg.searched()}
+
+        def report(epoch: int, value: float) -> None:
+            trial.report(float(value), step=int(epoch))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} (value {float(value):.6g})")
+
+        value = float(objective(dict(params), report))
+        if not math.isfinite(value):
+            raise optuna.TrialPruned(f"non-finite value {value}")
+        return value
+
+    return func
+
+
+def _tune_base(base_params: Stage2Params | Mapping[str, Any] | None, cfg: SweepParams) -> dict[str, Any]:
+    """The stage-2 params a trial starts from: the training keys of ``base_params`` (``use_sweep``, a switch of the
+    stage-2 entry point, and unknown keys dropped), ``epochs`` from the sweep when set; validated with mid-range
+    trial values."""
+    if isinstance(base_params, Stage2Params):
+        base_params = base_params.model_dump()
+    known = set(Stage2Params.model_fields) - {"use_sweep"}
+    base = {k: v for k, v in dict(base_params or {}).items() if k in known}
+    dropped = sorted(set(base_params or {}) - known)
+    if dropped:
+        log.info("sweep: stage-2 keys not used by a trial: %s", dropped)
+    if cfg.epochs is not None:
+        base["epochs"] = cfg.epochs
+    probe = {name: (r.low * r.high) ** 0.5 if r.log else (r.low + r.high) / 2 for name, r in cfg.searched()}
+    Stage2Params.model_validate({**base, **probe})  # a bad base config fails here, before the storage or any training
+    return base

@@ -1,0 +1,240 @@
+"""Alert-CLIP tuning: stage 1 (global video-text InfoNCE) and stage 2 (joint global + region + hard-negative loss).
+
+Data (:func:`load_clip_set`): the curated training clips (``data/curated/clips.parquet``, rows with ``split ==
+"train"`` only; clips whose ``category`` is listed in ``novel_classes.txt`` are dropped, they are held out for the
+open-vocabulary evaluation). Per clip:
+
+* frames: the clip's T frames from ``data/frames/clips-NNN.npy`` at ``(shard, row)``, through the model's val
+  preprocessing (:func:`alertclip.factory.images_to_tensor`); a clip with fewer listed frames than the array's T is
+  padded and ``mask`` (B, T) marks its real frames;
+* text (video-level InfoNCE): ``global_caption``; when it is missing/empty the ``region_caption`` stands in;
+* region (region InfoNCE): ``region_caption`` + ``boxes`` (T x 4 normalised xyxy, NaN = not shown). A clip with no
+  region caption or no shown box on a real frame contributes no region (its boxes are all NaN);
+* negatives: K negatives of the REGION caption, from ``hardneg.parquet`` (``negatives="hard"``) or
+  ``standard_negatives.parquet`` (``"standard"``), ordered by ``rank``; fewer than K are padded and ``neg_valid``
+  marks the real ones (a row with none contributes 0 to the hard-negative loss);
+* label: ``abnormal`` (balanced batches, validation AUC).
+
+Equal captions are not negatives of each other: the batch carries the caption ids (``text_id``, ``region_id``), the
+InfoNCE terms mask same-id pairs (``groups``). Batches (``batching``): ``balanced`` (:class:`BalancedBatches`, half
+abnormal + half normal clips, an epoch = the smaller class once), ``pairs`` (the same, and each abnormal clip's
+normal partner is a normal clip of its own video when there is one -- on VAGTA-synth its look-alike event, same
+scene and place: the two captions then differ only in the event, the one thing the batch must be solved by) or
+``random`` (:class:`PermutationBatches`).
+
+Hard-negative anchor (a choice): the negatives invert the region caption, so the positive is the region caption and
+the anchor is the clip's REGION embedding ``v_r`` when the clip has a region, else its video embedding ``v`` (the
+region caption also describes the clip as a whole). Positive = the region caption (or the clip's text when it has
+none). This is :func:`alertclip.losses.hard_negative_loss` on those anchors; global and region terms are
+:func:`~alertclip.losses.symmetric_infonce` / :func:`~alertclip.losses.region_infonce`, all with the CLIP model's
+own ``logit_scale`` (trained, clamped to 100 like OpenCLIP), so the saved checkpoint carries the temperature.
+
+Validation: a fraction of the TRAINING videos, chosen by a seeded hash of the video name (:func:`val_videos`), never
+test videos. After every epoch the validation losses are computed (fixed chunks of ``batch_size`` clips, in order,
+eval mode, no grad) and, given the prompts (params ``eval.prompts``), the zero-shot clip AUC (:func:`val_auc`). The
+kept weights (``select_on``): the epoch with the highest val AUC, ties to the lower val total (``val_auc``: the task
+is telling abnormal from normal, which the losses only stand in for; ``val_video_auc``: the same over every snippet
+of the validation videos, background included, as the test is scored: :mod:`alertclip.heldout`), or the lowest val
+total (``val_loss``; also the
+fallback, logged and recorded, when the prompts are missing or the validation split holds one class only). With
+fewer than 2 validation clips the last epoch is kept.
+
+Stage 1 = ``lambda_region = lambda_hard = 0`` from the base backbone (region / hard terms are still measured on the
+validation split for reporting); stage 2 = the joint loss from the stage-1 weights (``init="stage1"``: towers and
+temporal module) or from the base backbone with a fresh temporal module (``init="base"``, the "joint" ablation).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data.sources import read_novel_classes
+from ..factory import CHECKPOINT_FILE
+from ..io import sha256_file, write_json
+from ..model import AlertClipModel
+from ..params import PromptParams
+from ..paths import CACHE_DIR, MODELS_DIR, RESULTS
+from ..train.distributed import context, shard_slice
+from ..train.loop import BatchSource, PermutationBatches, TrainResult, train
+from .batches import BalancedBatches, BatchEncoder, batch_losses, make_batch
+from .checkpoints import TEMPORAL_FILE, build_model, config_digest, save_tuned
+from .data import TunePaths, load_clip_set, lookalike_partners, val_videos
+from .settings import TuneParams, as_stage2, loop_config, stage_of
+from .validation import VAL_STATE, _auc_unavailable, _ValidatedBatches, evaluate, prompt_vectors, val_auc
+
+log = logging.getLogger(__name__)
+
+def tune(cfg: TuneParams, paths: TunePaths = TunePaths(), checkpoint_dir: Path | None = None,
+         progress: bool = False, on_val=None, prompts: PromptParams | None = None, *,
+         snippet_len: int) -> tuple[AlertClipModel, TrainResult, dict]:
+    """Train one stage; returns ``(model with the best-val weights, loop result, metrics)`` (metrics carry timings
+    ``wall_s`` / ``samples_per_s`` / ``resumed_from_step`` from the loop: callers log them, not store them).
+
+    ``on_val(epoch, val)`` is called after each epoch's validation with the val losses (and ``auc`` when computed;
+    a sweep reports to Optuna there; an exception it raises, such as ``optuna.TrialPruned``, ends the run).
+
+    ``prompts`` (params ``eval.prompts``): the prompt sets of the validation AUC. Without them, or with one class
+    only in the validation split, the kept epoch is chosen on the validation loss (a warning;
+    ``metrics["select_fallback"]`` says why).
+
+    ``snippet_len``: frames per snippet of the ``frames`` stage (params ``frames.snippet_len``), for
+    ``select_on: val_video_auc``, which labels every snippet of the validation videos.
+
+    ``result.interrupted``: SIGTERM arrived; the loop checkpoint (and ``val.pt``) are in ``checkpoint_dir``.
+    """
+    stage, cfg = stage_of(cfg), as_stage2(cfg)
+    if stage == "stage2" and cfg.init == "stage1":
+        model, tokenizer = build_model(cfg, Path(paths.stage1_dir) / CHECKPOINT_FILE, Path(paths.stage1_dir) / TEMPORAL_FILE)
+    else:
+        model, tokenizer = build_model(cfg, paths.backbone)
+    model.set_trainable("visual", cfg.train_visual, cfg.last_n)
+    model.set_trainable("text", cfg.train_text, cfg.last_n)
+    model.clip.set_grad_checkpointing(cfg.grad_checkpointing)
+    if cfg.temperature is not None:
+        with torch.no_grad():
+            model.clip.logit_scale.fill_(float(np.log(1.0 / cfg.temperature)))
+    ctx = context()
+    device = ctx.device()
+    model.to(device)
+
+    data = load_clip_set(paths, cfg.negatives, cfg.k_negatives)
+    held = val_videos(data.videos, cfg.val_fraction, cfg.seed)
+    is_val = np.array([v in held for v in data.videos], dtype=bool)
+    train_set, val_set = data.subset(np.flatnonzero(~is_val)), data.subset(np.flatnonzero(is_val))
+    if len(train_set) < cfg.batch_size:
+        raise ValueError(f"{len(train_set)} training clips (after the validation split) < batch_size {cfg.batch_size}")
+    local = shard_slice(cfg.batch_size, ctx)  # checks divisibility before any work
+    tokens = tokenizer(data.texts)
+    val_prompts = prompts
+    no_auc = _auc_unavailable(val_prompts, val_set)
+    select_on, fallback = cfg.select_on, None
+    snippets = None
+    if select_on == "val_video_auc" and no_auc is None:
+        from ..heldout import load_snippet_set
+
+        snippets = load_snippet_set(paths.clips, paths.frames_dir, held, read_novel_classes(paths.novel_classes),
+                                    snippet_len)
+        if snippets.abnormal.all() or not snippets.abnormal.any():
+            no_auc = (f"the validation videos' {len(snippets)} snippets hold {int(snippets.abnormal.sum())} abnormal "
+                      "ones (needs both kinds)")
+    if select_on in ("val_auc", "val_video_auc") and no_auc is not None and len(val_set) >= 2:
+        fallback = no_auc
+        log.warning("%s: select_on=%s, but %s: selecting the epoch on the validation loss instead", stage, select_on,
+                    no_auc)
+        select_on = "val_loss"
+    log.info("%s: %d train clips (%d abnormal), %d val clips (%d abnormal, %d videos), %d regions, %d texts, "
+             "%d process(es), %s batches", stage, len(train_set), int(train_set.abnormal.sum()), len(val_set),
+             int(val_set.abnormal.sum()), len(held), int((~np.isnan(train_set.boxes).any(-1) & train_set.mask).any(1).sum()),
+             len(data.texts), ctx.world_size, cfg.batching)
+    encoder: torch.nn.Module = BatchEncoder(model)
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        encoder = DistributedDataParallel(encoder, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def fetch(idx: Tensor) -> dict[str, Tensor]:
+        return make_batch(train_set, idx.numpy()[local], model, tokens)  # this process's shard of the global batch
+
+    def loss_fn(batch: dict[str, Tensor]) -> dict:
+        return batch_losses(encoder, batch, cfg.lambda_region, cfg.lambda_hard, ctx=ctx)
+
+    def validate() -> dict | None:
+        # Every process scores the whole (small) validation split: same weights, same numbers, same best epoch.
+        val = evaluate(model, val_set, tokens, cfg.batch_size, cfg.lambda_region, cfg.lambda_hard)
+        if val is not None and no_auc is None:  # also measured (not selected on) with select_on=val_loss
+            val["clip_auc"] = val_auc(model, val_set, tokenizer, val_prompts, cfg.batch_size)
+            val["auc"] = val["clip_auc"]
+            if snippets is not None:
+                from ..heldout import snippet_auc
+
+                val["auc"] = snippet_auc(model.clip, snippets, *prompt_vectors(model, tokenizer, val_prompts))
+        return val
+
+    inner: BatchSource
+    if cfg.batching in ("balanced", "pairs"):
+        partner = lookalike_partners(train_set) if cfg.batching == "pairs" else None
+        inner = BalancedBatches(train_set.abnormal, cfg.batch_size, cfg.seed, fetch, partner=partner)
+    else:
+        inner = PermutationBatches(len(train_set), cfg.batch_size, cfg.seed, fetch)
+    state_path = Path(checkpoint_dir) / VAL_STATE if checkpoint_dir and ctx.is_main else None
+    batches = _ValidatedBatches(inner, validate, model, state_path, on_val,
+                                "val_auc" if select_on == "val_video_auc" else select_on)
+    if checkpoint_dir and not ctx.is_main and (Path(checkpoint_dir) / VAL_STATE).exists():
+        batches.load(Path(checkpoint_dir) / VAL_STATE)  # resume: read-only on the other processes
+    params = [p for p in model.parameters() if p.requires_grad]
+    result = train(model, params, loss_fn, batches, loop_config(cfg, checkpoint_dir, stage, progress))
+    metrics = dict(result.final)
+    if not result.interrupted:
+        batches.run_val(cfg.epochs - 1)  # the loop does not ask for a batch after the very last update when stopped
+        last = [r for r in result.history if r["epoch"] == cfg.epochs - 1]
+        metrics["train_last_epoch"] = {k: float(np.mean([r[k] for r in last])) for k in ("loss", "global", "region", "hard")}
+        metrics["val"] = [{"epoch": e, **batches.records[e]} for e in sorted(batches.records)]
+        if cfg.lambda_region > 0:
+            metrics["batches_without_regions"] = sum(1 for r in result.history if r.get("n_regions") == 0)
+        if batches.best is not None:
+            model.load_state_dict(batches.best.state)
+            metrics.update(best_epoch=batches.best.epoch, best_val_total=batches.best.total, best_val_auc=batches.best.auc,
+                           selected_on=select_on)
+        else:  # fewer than 2 validation clips: nothing to select on
+            metrics.update(best_epoch=cfg.epochs - 1, best_val_total=None, best_val_auc=None, selected_on="last_epoch")
+        if fallback is not None:
+            metrics["select_fallback"] = fallback
+        metrics.update(stage=stage, n_train_clips=len(train_set), n_val_clips=len(val_set), n_val_videos=len(held),
+                       n_train_abnormal=int(train_set.abnormal.sum()), n_val_abnormal=int(val_set.abnormal.sum()),
+                       batching=cfg.batching, lambda_region=cfg.lambda_region, lambda_hard=cfg.lambda_hard,
+                       negatives=cfg.negatives, init=cfg.init if stage == "stage2" else "base")
+    model.eval()
+    return model, result, metrics
+
+
+def run_stage(cfg: TuneParams, progress: bool = True, paths: TunePaths = TunePaths(),
+              models_dir: Path = MODELS_DIR, results_dir: Path = RESULTS,
+              cache_dir: Path = CACHE_DIR, variant: str | None = None,
+              prompts: PromptParams | None = None, *, snippet_len: int) -> dict:
+    """The ``stage1`` / ``stage2`` pipeline stage (``cfg``: ``p.stage1`` / a ``p.stage2`` variant; ``prompts``:
+    ``p.eval.prompts``, the prompt sets of the validation AUC, see :func:`tune`).
+
+    Writes ``<models_dir>/<stage>/`` (:func:`save_tuned`), ``<results_dir>/<stage>/metrics.json`` (no timings) and
+    ``curve.csv``; resume checkpoints in ``<cache_dir>/<stage>/<config hash>/`` (removed on success). Interrupted:
+    ``SystemExit(143)``. Returns the metrics written. A ``variant`` (an ablation, ``stage2@<variant>``) writes to
+    ``<models_dir>/<stage>/<variant>/`` and ``<results_dir>/<stage>/<variant>/`` instead.
+    """
+    import shutil
+
+    from ..train.distributed import init_from_env
+    from ..train.loop import write_curve
+
+    stage = stage_of(cfg)
+    ctx = init_from_env()  # several processes under torchrun; one otherwise
+    ckpt_dir = Path(cache_dir) / stage / config_digest(cfg, paths.inputs(cfg), prompts, snippet_len)
+    model, result, metrics = tune(cfg, paths, checkpoint_dir=ckpt_dir, progress=progress, prompts=prompts,
+                                  snippet_len=snippet_len)
+    if not ctx.is_main:  # same weights everywhere: process 0 writes the outputs
+        if result.interrupted:
+            raise SystemExit(143)
+        return metrics
+    if result.interrupted:
+        log.warning("%s: interrupted at step %d/%d; checkpoint in %s -- rerun the stage to resume", stage, result.step,
+                    result.total_steps, ckpt_dir)
+        raise SystemExit(143)
+    out_model, out = Path(models_dir) / stage, Path(results_dir) / stage
+    if variant:
+        out_model, out = out_model / variant, out / variant
+        metrics["variant"] = variant
+    ckpt = save_tuned(model, cfg.arch, out_model)
+    write_curve(out / "curve.csv", result.history)
+    # Timings change run to run; they go to the log, so metrics.json (hashed in dvc.lock) stays reproducible.
+    timing = {k: metrics.pop(k) for k in ("wall_s", "samples_per_s", "resumed_from_step", "processes") if k in metrics}
+    log.info("%s timing: %s", stage, timing)
+    metrics["sha256"] = sha256_file(ckpt)
+    write_json(out / "metrics.json", metrics)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    log.info("%s: %d steps, loss %.4f -> %.4f, kept epoch %s (on %s): val AUC %s, val total %s", stage, result.step,
+             metrics["first_loss"], metrics["final_loss"], metrics.get("best_epoch"), metrics.get("selected_on"),
+             metrics.get("best_val_auc"), metrics.get("best_val_total"))
+    return metrics
