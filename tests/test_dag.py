@@ -2,7 +2,9 @@
 
 The slow tests copy the repository into a temporary git repo, switch it to the ``smoke`` world, run the real
 ``snakemake`` once, then edit params, code and outputs and compare ``snakemake --dry-run`` with DVC's own answer
-(``dvc status`` for the directly changed stages, plus everything downstream of them in ``dvc dag``).
+(``dvc status`` for the directly changed stages, plus everything downstream of them in ``dvc dag``). The toy-world tests
+run the same ``workflow/`` on a three-stage ``dvc.yaml`` of shell one-liners: dry runs that must write nothing, and a
+killed run whose finished stage must not be recorded by a later run.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -53,10 +58,14 @@ def sh(root: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess
     return proc
 
 
-def snakemake_would_run(root: Path) -> set[str]:
-    out = sh(root, "snakemake", "--dry-run", "--cores", "2").stdout
+def _jobs_listed(out: str) -> set[str]:
+    """The stages a dry run's output lists as jobs."""
     names = set(re.findall(r"^(?:local)?rule (\w+):", out, flags=re.M)) - {"all"}
     return {n.replace("__", "@") for n in names}
+
+
+def snakemake_would_run(root: Path) -> set[str]:
+    return _jobs_listed(sh(root, "snakemake", "--dry-run", "--cores", "2").stdout)
 
 
 def dvc_status(root: Path) -> set[str]:
@@ -141,6 +150,14 @@ def test_run_records_every_stage_and_leaves_dvc_clean(pipeline):
     # one variant's definition: only that variant
     ("joint: {losses: [global, region, hard], curriculum: joint",
      "joint: {losses: [global, region], curriculum: joint", {"stage2@joint", "report"} | _per(("joint",))),
+    # leaf params: a new backbone is its own stages and the report; the existing evaluations stay current
+    ("    joint: data/models/stage2/joint\n", "    joint: data/models/stage2/joint\n    extra: data/models/stage2/full\n",
+     _per(("extra",)) | {"report"}),
+    # the prompts: read by the prompt evaluations, and by stages 1 and 2 (their validation AUC picks the kept epoch),
+    # so on the base backbone only eval_mss and eval_zeroshot rerun; features, weakly, open vocabulary and retention
+    # of base do not read them
+    ('template: "a cctv video where {}"', 'template: "a cctv clip where {}"',
+     {"stage1", "sweep", "report", "eval_mss@base", "eval_zeroshot@base"} | STAGE2 | _per(BACKBONES[1:])),
 ])
 def test_param_edit_same_stale_set(pipeline, old, new, expected):
     params = pipeline / "params.yaml"
@@ -295,3 +312,223 @@ def test_new_variant_needs_params_only(tmp_path):
         for kind in EVALS:
             assert f"results/{kind}/{key}/metrics.json" in report_inputs, (kind, key)
     assert "results/stage2/region_only/metrics.json" in report_inputs
+
+
+@pytest.mark.slow
+def test_dry_run_writes_nothing_on_the_smoke_world(pipeline):
+    params = pipeline / "params.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("clip_frames: 8", "clip_frames: 6", 1))
+    try:
+        assert_dry_runs_write_nothing(pipeline, AFTER_FRAMES)
+    finally:
+        params.write_text(original)
+    assert_clean(pipeline)
+
+
+# Dry runs write nothing; only the stages finished in a run are recorded (the smoke world above, a toy world below).
+
+DRY_RUNS = (("-n",), ("--dry-run",), ("--summary",), ("--list-changes", "input"), ("-l",))
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``root`` but ``.git``: (mtime in ns, size)."""
+    snap = {}
+    for top, dirs, files in os.walk(root):
+        if Path(top) == root:
+            dirs[:] = [d for d in dirs if d != ".git"]
+        for name in dirs + files:
+            path = Path(top) / name
+            st = path.lstat()
+            snap[path.relative_to(root).as_posix()] = (st.st_mtime_ns, st.st_size)
+    return snap
+
+
+def _writes(root: Path, action) -> set[str]:
+    """Paths that ``action()`` creates, modifies or removes under ``root``."""
+    before = _snapshot(root)
+    action()
+    after = _snapshot(root)
+    return {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+
+
+TRIVIAL_SNAKEFILE = 'rule all:\n    input: "a.txt"\n\n\nrule a:\n    output: "a.txt"\n    shell: "touch {output}"\n'
+
+
+def _tools_own_writes(root: Path) -> tuple[set[str], set[str]]:
+    """What the tools write in a dry run with no code of ours: Snakemake on a one-rule Snakefile (every dry-run flavour,
+    in a fresh directory) and ``dvc status`` in ``root``. Returns (exact paths, directories where new files may appear:
+    Snakemake names its logs by the time)."""
+    tmp = Path(tempfile.mkdtemp(prefix="snakemake-baseline-"))
+    try:
+        (tmp / "Snakefile").write_text(TRIVIAL_SNAKEFILE)
+        paths = set().union(*(_writes(tmp, lambda f=flags: sh(tmp, "snakemake", "--cores", "1", *f)) for flags in DRY_RUNS))
+        file_dirs = {str(Path(p).parent) for p in paths if (tmp / p).is_file()}
+    finally:
+        shutil.rmtree(tmp)
+    return paths | _writes(root, lambda: sh(root, "dvc", "status", "--quiet", check=False)), file_dirs
+
+
+def _summary_pending(out: str) -> set[str]:
+    """The stages whose outputs ``snakemake --summary`` plans to update."""
+    rows = [line.split("\t") for line in out.splitlines() if "\t" in line]
+    return {r[2].replace("__", "@") for r in rows[1:] if r[-1] == "update pending"}
+
+
+def assert_dry_runs_write_nothing(root: Path, expected: set[str]) -> None:
+    """Every dry-run flavour leaves the repository (``.snakemake/`` included) as it was, but for what Snakemake and DVC
+    write by themselves, and lists exactly the stages `dvc status` implies."""
+    own_paths, own_file_dirs = _tools_own_writes(root)
+    assert dvc_would_run(root) == expected
+    out = {}
+
+    def dry_run(flags: tuple[str, ...]) -> None:
+        out[flags] = sh(root, "snakemake", "--cores", "1", *flags).stdout
+
+    for flags in DRY_RUNS:
+        written = _writes(root, lambda: dry_run(flags))
+        ours = {p for p in written if p not in own_paths and str(Path(p).parent) not in own_file_dirs}
+        assert not ours, f"snakemake {' '.join(flags)} wrote {sorted(ours)}"
+    assert _jobs_listed(out[("-n",)]) == _jobs_listed(out[("--dry-run",)]) == expected
+    assert _summary_pending(out[("--summary",)]) == expected
+
+
+TOY_FILES = {
+    "dvc.yaml": """\
+stages:
+  a:
+    cmd: sh code/a/run.sh
+    deps: [code/a]
+    params: [{toy.yaml: [a]}]
+    outs: [out/a.txt]
+  b:
+    cmd: sh code/b.sh
+    deps: [out/a.txt, code/b.sh]
+    params: [{toy.yaml: [b]}]
+    outs: [out/b.txt]
+  c:
+    cmd: sh code/c.sh
+    deps: [code/c.sh]
+    params: [{toy.yaml: [c]}]
+    outs: [out/c]
+""",
+    "toy.yaml": "a: 1\nb: 1\nc: 1\n",
+    "code/a/run.sh": "mkdir -p out && cat toy.yaml code/a/data.txt > out/a.txt\n",
+    "code/a/data.txt": "data\n",  # a file inside a code directory dep
+    "code/b.sh": "cat out/a.txt > out/b.txt\n",
+    "code/c.sh": "mkdir -p out/c && cat toy.yaml > out/c/c.txt\n",
+    ".gitignore": "/out\n/logs\n/.snakemake\n",
+}
+
+
+@pytest.fixture
+def toy(tmp_path) -> Path:
+    """Three stages through the real workflow/ (a -> b, and c with a directory output on its own), run and recorded."""
+    root = tmp_path / "toy"
+    shutil.copytree(REPO / "workflow", root / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
+    for rel in ("params.yaml", ".dvcignore", "src/alertclip/__init__.py", "src/alertclip/dag.py"):  # params: validated
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, root / rel)
+    for rel, text in TOY_FILES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    sh(root, "dvc", "init", "-q")
+    sh(root, "snakemake", "--cores", "2")
+    assert_clean(root)
+    return root
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.slow
+def test_dry_run_writes_nothing_and_lists_exactly_the_stale_stages(toy):
+    (toy / "code/a/data.txt").write_text("data, edited\n")  # a file inside a's code directory: a and b are stale
+    time.sleep(0.01)
+    for rel in ("code/c.sh", "out/c", "out/c/c.txt", "toy.yaml"):  # fresh mtimes alone rerun nothing
+        os.utime(toy / rel)
+    assert_dry_runs_write_nothing(toy, {"a", "b"})
+    assert "Nothing to be done" in sh(toy, "snakemake", "-n", "c").stdout  # forcing follows the targets
+    (toy / "code/a/data.txt").write_text(TOY_FILES["code/a/data.txt"])
+    _edit(toy / "toy.yaml", "c: 1", "c: 2")  # a param alone
+    assert_engines_agree(toy, {"c"})
+    sh(toy, "snakemake", "--cores", "2")
+    assert_clean(toy)
+
+
+@pytest.mark.slow
+def test_stage_finished_by_a_killed_run_is_not_committed_later(toy):
+    _edit(toy / "toy.yaml", "a: 1", "a: 2")  # a and b are stale
+    (toy / "code/b.sh").write_text("sleep 120\n" + TOY_FILES["code/b.sh"])
+    (toy / "logs/snakemake/b.log").unlink()
+    proc = subprocess.Popen(["snakemake", "--cores", "1", "out/b.txt"], cwd=toy, env=_env(toy), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (toy / "logs/snakemake/b.log").exists():  # b started, so a finished
+            assert proc.poll() is None and time.monotonic() < deadline, "b never started"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert "a: 2" in (toy / "out/a.txt").read_text()  # a completed in the killed run, and is not recorded
+    assert dvc_status(toy) == {"a", "b"}
+    sh(toy, "snakemake", "--unlock")  # the killed run's locks, as Snakemake asks
+    # What the Snakefile used to leave after such a kill, and a later run committed: a run marker for a.
+    (toy / ".snakemake/alertclip_ran").mkdir(parents=True, exist_ok=True)
+    (toy / ".snakemake/alertclip_ran/a").touch()
+
+    _edit(toy / "toy.yaml", "c: 1", "c: 2")
+    sh(toy, "snakemake", "--cores", "1", "c")  # a later run that completes c alone
+    assert dvc_status(toy) == {"a", "b"}  # c is recorded; a is not, though its outputs are complete
+
+    (toy / "code/b.sh").write_text(TOY_FILES["code/b.sh"])
+    assert_engines_agree(toy, {"a", "b"})
+    sh(toy, "snakemake", "--cores", "1")
+    assert_clean(toy)
+
+
+def _spec(name: str, deps: tuple[str, ...] = (), outs: tuple[str, ...] = ()) -> dag.StageSpec:
+    return dag.StageSpec(name, f"make {name}", deps, outs)
+
+
+TARGET_STAGES = [_spec("a", outs=("out/a.txt",)), _spec("b", ("out/a.txt",), ("out/b.txt",)),
+                 _spec("c", outs=("out/c",)), _spec("d@x", ("out/c/part.txt", "src/d.py"), ("out/d.txt",))]
+
+
+@pytest.mark.parametrize("targets,needed", [
+    ((), {"a", "b", "c", "d@x"}),
+    (("all",), {"a", "b", "c", "d@x"}),
+    (("b",), {"a", "b"}),
+    (("out/b.txt",), {"a", "b"}),
+    (("./out/a.txt",), {"a"}),
+    (("out/c/",), {"c"}),
+    (("d__x",), {"c", "d@x"}),  # a dep inside another stage's directory output
+    (("out/a.txt", "out/d.txt"), {"a", "c", "d@x"}),
+])
+def test_needed_stages_follow_the_targets(targets, needed):
+    assert dag.needed_stages(TARGET_STAGES, targets) == needed
+
+
+def test_rules_to_force_are_the_stale_stages_the_targets_need():
+    stale = {"b", "c", "d@x"}
+    assert dag.rules_to_force(TARGET_STAGES, stale) == {"b", "c", "d__x"}
+    assert dag.rules_to_force(TARGET_STAGES, stale, ["out/b.txt"]) == {"b"}
+    assert dag.rules_to_force(TARGET_STAGES, stale, [str(Path("out/d.txt").absolute())]) == {"c", "d__x"}
+    assert dag.rules_to_force(TARGET_STAGES, set(), ["all"]) == set()
+
+
+def test_stages_to_record_only_finished_jobs_with_every_output(tmp_path):
+    stages = [_spec("a", outs=("out/a.txt",)), _spec("b", outs=("out/b.txt", "out/b")), _spec("c@x", outs=("out/c.txt",))]
+    (tmp_path / "out/b").mkdir(parents=True)
+    for rel in ("out/a.txt", "out/b.txt", "out/c.txt"):
+        (tmp_path / rel).write_text("x")
+    assert dag.stages_to_record(stages, {"a", "b", "c__x", "all"}, tmp_path) == ["a", "b", "c@x"]
+    assert dag.stages_to_record(stages, {"a"}, tmp_path) == ["a"]  # c's outputs exist, but its job did not run
+    (tmp_path / "out/b.txt").unlink()
+    assert dag.stages_to_record(stages, {"a", "b"}, tmp_path) == ["a"]  # b is missing an output
+    assert dag.stages_to_record(stages, set(), tmp_path) == []

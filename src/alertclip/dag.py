@@ -1,16 +1,22 @@
 """One DAG, two engines: Snakemake rules derived from DVC's own resolved stages.
 
 ``dvc.yaml`` is the only declaration of stages. :func:`load_stages` asks DVC to resolve it (templating, foreach and
-matrix included) and returns plain records that ``workflow/Snakefile`` turns into one rule each. DVC also decides
-staleness (:func:`stale_stages`): the stages ``dvc status`` names plus everything downstream of them. The Snakefile
-forces those and wraps the inputs of every other stage in ``ancient()``, so a ``dvc checkout`` or a touch (fresh
-mtimes) never makes Snakemake rerun what DVC holds current, and an edited param or module (which Snakemake's mtime
-view can miss) always reruns.
+matrix included) and returns plain records that ``workflow/rules/stages.smk`` turns into one rule each. DVC alone
+decides staleness (:func:`stale_stages`): the stages ``dvc status`` names plus everything downstream of them. The
+workflow hands Snakemake the stale stages its targets need (:func:`rules_to_force`) as the ``--forcerun`` set, so an
+edited param or module always reruns, in a dry run too, with no file written; it wraps the inputs of every other stage
+in ``ancient()`` and switches off Snakemake's metadata rerun triggers, so a ``dvc checkout`` or a touch (fresh mtimes)
+never reruns what DVC holds current. After a run, the stages whose jobs finished in it are recorded in ``dvc.lock``
+(:func:`stages_to_record`, :func:`record_in_dvc_lock`).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,3 +124,61 @@ def load_hints(path: str | Path) -> dict[str, Hints]:
 
 def hints_for(stage: StageSpec, table: dict[str, Hints]) -> Hints:
     return table.get(stage.name, table.get(stage.name.split("@")[0], table.get("default", Hints())))
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Whether two repo paths are the same or one lies inside the other (how DVC links a dep to an out)."""
+    a, b = a.rstrip("/"), b.rstrip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _repo_path(target: str) -> str:
+    return os.path.normpath(os.path.relpath(target) if os.path.isabs(target) else target)
+
+
+def needed_stages(stages: list[StageSpec], targets: Iterable[str] = (), aggregate: str = "all") -> set[str]:
+    """Stages a Snakemake run of ``targets`` (rule names or output paths) builds: the targets' stages and everything
+    upstream of them. No targets, or the ``aggregate`` rule (``rule all``), means every stage."""
+    targets = list(targets)
+    if not targets or aggregate in targets:
+        return {s.name for s in stages}
+    by_rule = {s.rule_name: s.name for s in stages}
+    wanted = set()
+    for target in targets:
+        if target in by_rule:
+            wanted.add(by_rule[target])
+        else:  # an output path, or a file inside an output directory
+            path = _repo_path(target)
+            wanted |= {s.name for s in stages if any(path == o or path.startswith(o.rstrip("/") + "/") for o in s.outs)}
+    producers = {s.name: {p.name for p in stages if p is not s and any(_overlaps(d, o) for d in s.deps for o in p.outs)}
+                 for s in stages}
+    todo = list(wanted)
+    while todo:
+        for producer in producers[todo.pop()] - wanted:
+            wanted.add(producer)
+            todo.append(producer)
+    return wanted
+
+
+def rules_to_force(stages: list[StageSpec], stale: set[str], targets: Iterable[str] = (), aggregate: str = "all") -> set[str]:
+    """Rule names for Snakemake's ``forcerun`` set: the DVC-stale stages among those the targets need.
+
+    Only the needed ones: Snakemake also makes every forced rule a target of the run, so forcing a stale stage that the
+    requested targets do not need would build it anyway."""
+    needed = needed_stages(stages, targets, aggregate)
+    return {s.rule_name for s in stages if s.name in stale and s.name in needed}
+
+
+def stages_to_record(stages: list[StageSpec], finished_rules: Iterable[str], root: str | Path = ".") -> list[str]:
+    """Stages to ``dvc commit`` after a Snakemake run: those whose job finished in this run and whose outputs all exist.
+
+    ``finished_rules`` comes from Snakemake's in-memory record of the run (not from marker files), so nothing an earlier,
+    killed run left on disk can get a stage committed that this run did not complete."""
+    root, finished = Path(root), set(finished_rules)
+    return [s.name for s in stages if s.rule_name in finished and all((root / o).exists() for o in s.outs)]
+
+
+def record_in_dvc_lock(names: list[str], root: str | Path = ".") -> None:
+    """``dvc commit`` the given stages, so ``dvc.lock`` matches what is on disk and ``dvc status`` is clean."""
+    if names:
+        subprocess.run([sys.executable, "-m", "dvc", "commit", "--force", "--quiet", *names], cwd=root, check=True)
