@@ -14,6 +14,7 @@ import pytest
 
 from alertclip.eval.groundtruth import build_frame_level, read_ucf_temporal, vadclip_frame_labels
 from alertclip.eval.metrics import frame_auc_ap
+from alertclip.params import EvalParams, FramesParams, WeaklyParams
 from alertclip.report.bootstrap import comparison_pairs
 from alertclip.report.figures import select_trace_videos
 from alertclip.report.findings import compare_sentence
@@ -146,9 +147,9 @@ def make_tree(root: Path) -> Path:
 
 
 def params() -> SimpleNamespace:
-    return SimpleNamespace(eval=SimpleNamespace(backbones=dict(BACKBONES), reference="base", dataset=DATASET,
-                                                test_annotations=ANNOTATIONS),
-                           eval_weakly=SimpleNamespace(seeds=[0, 1, 2]), frames=SimpleNamespace(snippet_len=SNIPPET_LEN))
+    return SimpleNamespace(eval=EvalParams(backbones=dict(BACKBONES), reference="base", dataset=DATASET,
+                                           test_annotations=ANNOTATIONS),
+                           eval_weakly=WeaklyParams(seeds=[0, 1, 2]), frames=FramesParams(snippet_len=SNIPPET_LEN))
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from ..params import Params
 from ..paths import FEATURES_DIR as FEATURES_ROOT
 from ..paths import MEDIA_TABLE
 
 
-def backbone_dir(p: Any, key: str) -> Path:
+def backbone_dir(p: Params, key: str) -> Path:
     """The model directory of backbone ``key`` (params ``eval.backbones``); an unknown key names the known ones."""
     known = p.eval.backbones
     if key not in known:
@@ -17,7 +17,7 @@ def backbone_dir(p: Any, key: str) -> Path:
     return Path(known[key])
 
 
-def open_backbone(p: Any, variant: str | None, stage: str):
+def open_backbone(p: Params, variant: str | None, stage: str):
     """``(clip, tokenizer)`` of backbone ``variant`` for an ``<stage>@<variant>`` evaluation, torch pinned to one thread
     (small models: two evaluations share the cores, and the bytes match under both engines)."""
     from .. import factory
@@ -35,7 +35,7 @@ def features_dir(key: str) -> Path:
     return FEATURES_ROOT / key
 
 
-def read_truth(p: Any):
+def read_truth(p: Params):
     """The test set's frame ground truth (UCF ``Temporal_Anomaly_Annotation.txt`` format)."""
     from .groundtruth import read_ucf_temporal
 

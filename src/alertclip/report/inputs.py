@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..params import Params
 from ..paths import RESULTS
 
 REPORT_MD = RESULTS / "report.md"
@@ -101,7 +102,7 @@ class Results:
         return [k for k in self.backbones if k != self.reference]
 
 
-def _params(p: Any) -> tuple[str, list[str], str, list, str]:
+def _params(p: Params) -> tuple[str, list[str], str, list, str]:
     ev = p.eval
     backbones = list(dict(ev.backbones))
     if not backbones:
@@ -109,19 +110,17 @@ def _params(p: Any) -> tuple[str, list[str], str, list, str]:
     ref = ev.reference
     if ref not in backbones:
         raise ValueError(f"params.yaml: eval.reference {ref!r} is not a key of eval.backbones ({backbones})")
-    seeds = list(getattr(getattr(p, "eval_weakly", None), "seeds", []) or [])
+    seeds = list(p.eval_weakly.seeds)
     return ev.dataset, backbones, ref, seeds, str(ev.test_annotations)
 
 
-def load_results(root: str | Path, p: Any) -> Results:
+def load_results(root: str | Path, p: Params) -> Results:
     """Read every metrics file the report needs; all missing files are reported at once, each with its stage."""
     root = Path(root)
     dataset, backbones, ref, seeds, ann = _params(p)
     ann_path = Path(ann) if Path(ann).is_absolute() else root / ann
     res = Results(root, dataset, backbones, ref, seeds, ann_path, Path(ann).as_posix(), int(p.frames.snippet_len),
-                  n_bootstrap=int(getattr(p.eval, "bootstrap_samples", 1000)),
-                  bootstrap_seed=int(getattr(p.eval, "bootstrap_seed", 0)),
-                  protocol=str(getattr(p.eval, "protocol", "vadclip")))
+                  n_bootstrap=p.eval.bootstrap_samples, bootstrap_seed=p.eval.bootstrap_seed, protocol=p.eval.protocol)
     missing = [(result_path(stage, key, name), f"{stage}@{key}")
                for stage, names in EVAL_FILES.items() for key in backbones for name in names
                if not (root / result_path(stage, key, name)).is_file()]
