@@ -19,9 +19,9 @@ from alertclip.eval.groundtruth import (
     exact_frame_labels,
     expand_scores,
     lookup_truth,
-    read_ucf_temporal,
     vadclip_frame_labels,
 )
+from alertclip.eval.gt_formats import read_ucf_temporal
 from alertclip.eval.metrics import MetricError, frame_auc_ap
 from alertclip.eval.mss import mean_sign_score
 from alertclip.prompts import zero_shot_scores

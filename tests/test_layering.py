@@ -391,7 +391,7 @@ def test_params_is_the_bottom_layer(graph):
 LAYERS = (
     ("params", "paths", "io", "threads"),  # settings, where files live, atomic writes
     ("data", "synth", "curation", "hardneg"),  # reading, making and cleaning the data
-    ("factory", "model", "losses", "prompts", "retrieval"),  # the model and what it is trained / scored with
+    ("factory", "model", "losses", "prompts", "retrieval", "interpolation"),  # the model; what trains / scores / mixes it
     ("train", "backbone"),  # the training loop; pre-training the synthetic backbone
     ("tune", "heldout", "ablation"),  # stages 1 and 2
     ("sweep",),  # the Optuna study over stage 2

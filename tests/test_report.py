@@ -1,4 +1,10 @@
-"""The report stage: tables, CSVs, the generated summary, figures and index from a fake results tree."""
+"""The report stage: tables, CSVs, the generated summary, figures and index from a fake results tree.
+
+The tree is the pipeline's layout: ``results/<stage>/<backbone>/<dataset key>/`` for the per-dataset evaluations,
+``results/eval_retention/<backbone>/`` and each dataset's checked test set ``data/testsets/<key>/`` (as stage
+``testset@<key>`` writes it). The default is one dataset (``synth``); ``make_tree(..., xd=True)`` adds an XD-like
+dataset (headline metric AP only) evaluated by MSS and zero-shot only.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from alertclip.eval.groundtruth import build_frame_level, read_ucf_temporal, vadclip_frame_labels
+from alertclip.eval.groundtruth import GroundTruth, VideoTruth, build_frame_level, vadclip_frame_labels
 from alertclip.eval.metrics import frame_auc_ap
-from alertclip.params import EvalParams, FramesParams, WeaklyParams
+from alertclip.eval.testsets import load_testset
+from alertclip.params import DatasetParams, EvalParams, EvaluateParams, FramesParams, WeaklyParams
 from alertclip.report.bootstrap import comparison_pairs
 from alertclip.report.figures import select_trace_videos
 from alertclip.report.findings import compare_sentence
@@ -22,21 +29,26 @@ from alertclip.report.formatting import pct, pct_pm, signed_pp
 from alertclip.report.inputs import FIGURES_DIR, MissingResultError, ReportInputError
 from alertclip.report.markdown import build_report
 
-DATASET = "VAGTA-synth"
+DATASET = "VAGTA-synth"  # eval.datasets.synth.name: the metrics files' block and the column headers
+XD_NAME = "XD-like"  # eval.datasets.xd.name
 BACKBONES = {"base": "data/models/backbone", "stage1": "data/models/stage1", "full": "data/models/stage2"}
 ANNOTATIONS = "data/synth/published/annotations/Temporal_Anomaly_Annotation.txt"
+SYNTH = DatasetParams(name=DATASET, format="ucf", ground_truth=ANNOTATIONS)
+# an external test set (its own videos): zero-shot and MSS only, AP its one headline metric (as XD-Violence's)
+XD = DatasetParams(name=XD_NAME, format="xd", ground_truth="data/xd/annotations.txt", videos="data/xd/videos",
+                   metrics=["ap"])
 SNIPPET_LEN = 16  # params frames.snippet_len (default)
 # name in the scores -> snippet count; "Other/Unknown_x264" has no ground truth and must be skipped by the traces.
 VIDEOS = {"Abuse/Abuse001_x264": 5, "Fighting/Fighting002_x264": 5, "Normal/Normal_Videos_003_x264": 5,
           "Normal/Normal_Videos_004_x264": 6, "Other/Unknown_x264": 4}
-ANNOTATION_LINES = [
-    "Abuse001_x264.mp4  Abuse  16  40  -1  -1  ",
-    "Fighting002_x264.mp4  Fighting  0  30  50  60  ",
-    "Normal_Videos_003_x264.mp4  Normal  -1  -1  -1  -1  ",
-    "Normal_Videos_004_x264.mp4  Normal  -1  -1  -1  -1  ",
-]
 
 SPANS = {"Abuse/Abuse001_x264": ((16, 40),), "Fighting/Fighting002_x264": ((0, 30), (50, 60))}
+# The checked test set (data/testsets/<key>/truth.json): the annotated and the normal test videos, normal ones without
+# spans, keyed by the names the scores use.
+TRUTH = GroundTruth({v: VideoTruth(v, v.split("/")[0], SPANS.get(v, ()), f"{ANNOTATIONS}:{i + 1}")
+                     for i, v in enumerate(v for v in VIDEOS if v in SPANS or "Normal" in v)}, source="truth.json")
+# The XD-like dataset's results are the synthetic ones with the backbones swapped: its `base` is synth's `full`.
+XD_FROM = {"base": "full", "stage1": "stage1", "full": "base"}
 
 # The numbers the tests check. weakly: stage1 within noise (+0.50 < 1.00), full beats (+1.23 > 1.00).
 # MSS per video: full = base + 0.0877 on every video (the paired CI is [0.0877, 0.0877]: the gap counts); stage1 =
@@ -107,48 +119,83 @@ def _roc(path: Path, bend: float) -> None:
     _write(path, "fpr,tpr\n" + "".join(f"{x:.6f},{min(1.0, x ** bend):.6f}\n" for x in np.linspace(0, 1, 6)))
 
 
-def make_tree(root: Path) -> Path:
-    _write(root / ANNOTATIONS, "\n".join(ANNOTATION_LINES) + "\n")
+def write_testset(root: Path, key: str) -> None:
+    """``data/testsets/<key>/`` as stage ``testset@<key>`` writes it."""
+    out = root / "data/testsets" / key
+    _json(out / "truth.json", {"dataset": key, "videos": {v: {"category": e.category, "spans": [list(x) for x in e.spans],
+                                                              "origin": e.origin} for v, e in TRUTH.items()}})
+    pl.DataFrame({"video": list(TRUTH), "n_frames": [VIDEOS[v] * SNIPPET_LEN for v in TRUTH],
+                  "category": [e.category for e in TRUTH.values()], "abnormal": [bool(e.spans) for e in TRUTH.values()]},
+                 schema={"video": pl.String, "n_frames": pl.Int64, "category": pl.String, "abnormal": pl.Boolean}
+                 ).write_parquet(out / "videos.parquet")
+
+
+def write_mss(res: Path, k: str, key: str, name: str, like: str) -> None:
+    """results/eval_mss/<k>/<key>/ with backbone ``like``'s synthetic numbers."""
+    signed = [(v, "normal" if "Normal" in v else "abnormal", SIGNED[like][j]) for j, v in enumerate(VIDEOS)]
+    _json(res / "eval_mss" / k / key / "metrics.json", {name: {
+        "mss": MSS[like], "mss_abnormal_videos": MSS[like] + 0.01, "mss_normal_videos": MSS[like] - 0.01,
+        "n_videos": len(VIDEOS), "n_abnormal": 3, "positive_share": 0.6,
+        # base's CI as eval_mss records it (the report shows it as is); the others' are bootstrapped by the report
+        **({"mss_ci95": [-0.0377, 0.0623], "n_bootstrap": 1000, "bootstrap_seed": 0} if like == "base" else {})}})
+    _write(res / "eval_mss" / k / key / "signed.csv", "video,kind,signed,s_abnormal,s_normal,snippets\n" + "".join(
+        f"{v},{kind},{s:.6f},0.250000,0.240000,{VIDEOS[v]}\n" for v, kind, s in signed))
+
+
+def write_zeroshot(res: Path, k: str, key: str, name: str, like: str, bend: float) -> None:
+    zs = zeroshot_scores(like)
+    frames = build_frame_level([(v, s, None) for v, s in zs.items()], TRUTH, clip_len=SNIPPET_LEN)
+    _json(res / "eval_zeroshot" / k / key / "metrics.json", {name: {
+        **frame_auc_ap(frames.labels, frames.scores), "n_videos": len(zs), "n_frames": int(frames.labels.size),
+        "abnormal_frame_share": float(frames.labels.mean()), "logit_scale": 100.0, "protocol": "vadclip"}})
+    _zeroshot_parquet(res / "eval_zeroshot" / k / key / "scores.parquet", zs)
+    _roc(res / "eval_zeroshot" / k / key / "roc.csv", bend)
+
+
+def make_tree(root: Path, xd: bool = False, retention_extra: bool = False) -> Path:
+    """The results of params(xd): ``synth`` in every evaluation; with ``xd``, the XD-like dataset in MSS and zero-shot."""
+    write_testset(root, "synth")
     _json(root / "results/backbone/metrics.json", {"first_loss": 4.1, "final_loss": 2.05, "steps": 100,
                                                    "heldout_i2t_r1": 0.5})
     _json(root / "results/stage1/metrics.json", {"first_loss": 3.0, "final_loss": 1.5, "steps": 40,
                                                  "best_val_total": 1.61})
-    truth = read_ucf_temporal(root / ANNOTATIONS)
+    res = root / "results"
     for i, k in enumerate(BACKBONES):
-        res = root / "results"
-        signed = [(v, "normal" if "Normal" in v else "abnormal", SIGNED[k][j]) for j, v in enumerate(VIDEOS)]
-        _json(res / "eval_mss" / k / "metrics.json", {DATASET: {
-            "mss": MSS[k], "mss_abnormal_videos": MSS[k] + 0.01, "mss_normal_videos": MSS[k] - 0.01,
-            "n_videos": len(VIDEOS), "n_abnormal": 3, "positive_share": 0.6,
-            # base's CI as eval_mss records it (the report shows it as is); the others' are bootstrapped by the report
-            **({"mss_ci95": [-0.0377, 0.0623], "n_bootstrap": 1000, "bootstrap_seed": 0} if k == "base" else {})}})
-        _write(res / "eval_mss" / k / "signed.csv", "video,kind,signed,s_abnormal,s_normal,snippets\n" + "".join(
-            f"{v},{kind},{s:.6f},0.250000,0.240000,{VIDEOS[v]}\n" for v, kind, s in signed))
-        zs = zeroshot_scores(k)
-        frames = build_frame_level([(v, s, None) for v, s in zs.items()], truth, clip_len=SNIPPET_LEN)
-        _json(res / "eval_zeroshot" / k / "metrics.json", {DATASET: {
-            **frame_auc_ap(frames.labels, frames.scores), "n_videos": len(zs), "n_frames": int(frames.labels.size),
-            "abnormal_frame_share": float(frames.labels.mean()), "logit_scale": 100.0, "protocol": "vadclip"}})
-        _zeroshot_parquet(res / "eval_zeroshot" / k / "scores.parquet", zs)
-        _roc(res / "eval_zeroshot" / k / "roc.csv", 1.0 + i)
-        _json(res / "eval_weakly" / k / "metrics.json", {
+        write_mss(res, k, "synth", DATASET, k)
+        write_zeroshot(res, k, "synth", DATASET, k, 1.0 + i)
+        _json(res / "eval_weakly" / k / "synth" / "metrics.json", {
             DATASET: _head_metrics(WEAKLY_AUC[k]),
             "info": {"seeds": [0, 1, 2], "selection": "best val AUC on 20% of training videos",
                      "n_train_videos": 12, "n_val_videos": 3, "classes": ["Normal", "Abuse", "Fighting"]}})
-        _scores(res / "eval_weakly" / k / "scores.parquet", 0.2 * i)
-        _roc(res / "eval_weakly" / k / "roc.csv", 0.5 + i)
-        _json(res / "eval_openvocab" / k / "metrics.json", {
+        _scores(res / "eval_weakly" / k / "synth" / "scores.parquet", 0.2 * i)
+        _roc(res / "eval_weakly" / k / "synth" / "roc.csv", 0.5 + i)
+        _json(res / "eval_openvocab" / k / "synth" / "metrics.json", {
             DATASET: {"base": _head_metrics((0.9, 0.02)), "novel": _head_metrics(NOVEL_AUC[k])},
             "info": {"novel_classes": ["Fighting"], "n_test_videos": {"base": 3, "novel": 3}, "seeds": [0, 1, 2]}})
+        extra = {}
+        if retention_extra and k != "stage1":  # stage1 measured without the clip-benchmark datasets
+            extra = {"imagenet": {"acc1": 0.60 - 0.05 * i, "acc5": 0.85, "mean_per_class_recall": 0.59,
+                                  "n_images": 50000, "n_classes": 1000},
+                     "coco": {"i2t_r1": 0.40 + 0.01 * i, "i2t_r5": 0.65, "t2i_r1": 0.30, "t2i_r5": 0.55,
+                              "n_images": 5000, "n_captions": 25014}}
         _json(res / "eval_retention" / k / "metrics.json", {
             "i2t_r1": I2T_R1[k], "i2t_r5": 0.9, "t2i_r1": 0.4 + 0.01 * i, "scene_acc": 0.7, "n_scenes": 4,
-            "scene_chance": 0.25, "n_images": 200, "n_captions": 50, "chance_r1": 0.02})
+            "scene_chance": 0.25, "n_images": 200, "n_captions": 50, "chance_r1": 0.02, **extra})
+        if xd:
+            write_mss(res, k, "xd", XD_NAME, XD_FROM[k])
+            write_zeroshot(res, k, "xd", XD_NAME, XD_FROM[k], 3.0 - i)
+    if xd:
+        write_testset(root, "xd")
     return root
 
 
-def params() -> SimpleNamespace:
-    return SimpleNamespace(eval=EvalParams(backbones=dict(BACKBONES), reference="base", dataset=DATASET,
-                                           test_annotations=ANNOTATIONS),
+def params(xd: bool = False) -> SimpleNamespace:
+    """Real params groups: ``synth`` in every evaluation; with ``xd`` also the XD-like dataset, in MSS and zero-shot."""
+    datasets = {"synth": SYNTH, **({"xd": XD} if xd else {})}
+    both = ["synth", "xd"] if xd else ["synth"]
+    evaluate = EvaluateParams(mss=both, zeroshot=both, weakly=["synth"], openvocab=["synth"])
+    return SimpleNamespace(eval=EvalParams(backbones=dict(BACKBONES), reference="base", datasets=datasets,
+                                           evaluate=evaluate),
                            eval_weakly=WeaklyParams(seeds=[0, 1, 2]), frames=FramesParams(snippet_len=SNIPPET_LEN))
 
 
@@ -159,15 +206,30 @@ def built(tmp_path_factory):
     return root, index, (root / "results/report.md").read_text(encoding="utf-8")
 
 
-def md_table(md: str, name: str) -> list[list[str]]:
-    """Body rows of the markdown table whose heading ends in (`name`), without the Src column."""
+@pytest.fixture(scope="module")
+def built_two(tmp_path_factory):
+    """Two datasets: synth in every evaluation, the XD-like one (AP only) in MSS and zero-shot only."""
+    root = make_tree(tmp_path_factory.mktemp("report_two"), xd=True)
+    index = build_report(root, params(xd=True))
+    return root, index, (root / "results/report.md").read_text(encoding="utf-8")
+
+
+def _md_rows(md: str, name: str) -> list[list[str]]:
     lines = md.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("### ") and line.endswith(f"(`{name}`)"))
     first = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("|"))
     end = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
-    rows = lines[first:end]
-    body = [[c.strip() for c in row.strip("|").split(" | ")] for row in rows[2:]]
-    return [cells[:-1] for cells in body]
+    return [[c.strip() for c in row.strip("|").split(" | ")][:-1] for row in lines[first:end]]
+
+
+def md_table(md: str, name: str) -> list[list[str]]:
+    """Body rows of the markdown table whose heading ends in (`name`), without the Src column."""
+    return _md_rows(md, name)[2:]
+
+
+def md_columns(md: str, name: str) -> list[str]:
+    """Header cells of that table, without the Src column."""
+    return _md_rows(md, name)[0]
 
 
 def csv_table(root: Path, name: str) -> tuple[list[str], list[list[str]]]:
@@ -226,8 +288,8 @@ def test_tables_numbers_and_csv_match(built):
         for row in rows:  # every row names existing source files
             assert row[-1] and all((root / s).is_file() for s in row[-1].split(";"))
     _, rows = csv_table(root, "weakly")
-    assert rows[2][-1] == "results/eval_weakly/full/metrics.json"
-    assert "[3] `results/eval_weakly/full/metrics.json`" in md
+    assert rows[2][-1] == "results/eval_weakly/full/synth/metrics.json"
+    assert "[3] `results/eval_weakly/full/synth/metrics.json`" in md
     assert {t["name"] for t in index["tables"]} == {"mss", "weakly", "zeroshot", "ablation", "openvocab", "retention",
                                                    "paired", "training"}
 
@@ -298,23 +360,162 @@ def test_comparison_pairs_include_full_vs_stage1_and_ablations_vs_full():
 def test_stale_per_video_scores_are_an_error(tmp_path):
     """scores.parquet from another run than metrics.json would give CIs of other numbers: refuse, naming the file."""
     root = make_tree(tmp_path)
-    _zeroshot_parquet(root / "results/eval_zeroshot/stage1/scores.parquet", zeroshot_scores("full"))
-    with pytest.raises(ReportInputError, match="results/eval_zeroshot/stage1/scores.parquet.*eval_zeroshot@stage1"):
+    _zeroshot_parquet(root / "results/eval_zeroshot/stage1/synth/scores.parquet", zeroshot_scores("full"))
+    with pytest.raises(ReportInputError,
+                       match="results/eval_zeroshot/stage1/synth/scores.parquet.*eval_zeroshot@stage1-synth"):
         build_report(root, params(), figures=False)
 
 
 def test_missing_file_names_file_and_stage(tmp_path):
     root = make_tree(tmp_path)
-    (root / "results/eval_weakly/stage1/metrics.json").unlink()
+    (root / "results/eval_weakly/stage1/synth/metrics.json").unlink()
     with pytest.raises(MissingResultError) as exc:
         build_report(root, params(), figures=False)
     msg = str(exc.value)
-    assert "results/eval_weakly/stage1/metrics.json" in msg and "eval_weakly@stage1" in msg
+    assert "results/eval_weakly/stage1/synth/metrics.json" in msg and "`eval_weakly@stage1-synth`" in msg
     assert not (root / "results/report.md").exists()
 
 
+def test_missing_files_reported_at_once_with_pair_stages(tmp_path):
+    """Every missing file of every (stage, backbone, dataset) at once, each with the DVC stage of its pair."""
+    root = make_tree(tmp_path, xd=True)
+    (root / "results/eval_zeroshot/stage1/xd/scores.parquet").unlink()
+    (root / "results/eval_mss/full/synth/signed.csv").unlink()
+    (root / "results/eval_retention/base/metrics.json").unlink()
+    shutil.rmtree(root / "data/testsets/xd")
+    with pytest.raises(MissingResultError) as exc:
+        build_report(root, params(xd=True), figures=False)
+    msg = str(exc.value)
+    assert "5 missing result file(s)" in msg  # 3 results + truth.json and videos.parquet of testset@xd
+    assert "results/eval_zeroshot/stage1/xd/scores.parquet  (written by dvc.yaml stage `eval_zeroshot@stage1-xd`)" in msg
+    assert "results/eval_mss/full/synth/signed.csv  (written by dvc.yaml stage `eval_mss@full-synth`)" in msg
+    assert "results/eval_retention/base/metrics.json  (written by dvc.yaml stage `eval_retention@base`)" in msg
+    assert "data/testsets/xd/truth.json  (written by dvc.yaml stage `testset@xd`)" in msg
+    assert "dvc repro eval_mss@full-synth eval_zeroshot@stage1-xd eval_retention@base testset@xd" in msg
+
+
+def test_metrics_without_the_dataset_block_names_file_dataset_and_stage(tmp_path):
+    root = make_tree(tmp_path)
+    path = root / "results/eval_weakly/full/synth/metrics.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    _json(path, {"UCF-Crime": data[DATASET], "info": data["info"]})  # written under another dataset name
+    with pytest.raises(ReportInputError) as exc:
+        build_report(root, params(), figures=False)
+    msg = str(exc.value)
+    assert msg.startswith("results/eval_weakly/full/synth/metrics.json: no block for dataset 'VAGTA-synth'")
+    assert "eval.datasets.synth.name" in msg and "['UCF-Crime']" in msg and "`eval_weakly@full-synth`" in msg
+
+
+def test_single_dataset_keeps_its_columns(built):
+    """One dataset: the columns the report always had (a committed output: an unchanged look makes review easy)."""
+    root, index, md = built
+    assert md_columns(md, "mss") == ["Backbone", "MSS [95% CI]", "MSS abnormal videos", "MSS normal videos",
+                                     "Positive margin (%)", "Videos"]
+    assert md_columns(md, "weakly") == ["Backbone", "VAGTA-synth AUC (%)", "VAGTA-synth AP (%)",
+                                        "VAGTA-synth AVG mAP (%)", "Seeds"]
+    assert md_columns(md, "zeroshot") == ["Backbone", "VAGTA-synth AUC (%) [95% CI]", "VAGTA-synth AP (%) [95% CI]",
+                                          "Videos", "Frames"]
+    assert md_columns(md, "ablation") == ["Backbone", "MSS [95% CI]", "Zero-shot AUC (%) [95% CI]", "Weakly AUC (%)",
+                                          "Novel AUC (%)", "Retention i2t R@1 (%)"]
+    assert md_columns(md, "openvocab") == ["Backbone", "Base AUC (%)", "Base AP (%)", "Novel AUC (%)", "Novel AP (%)",
+                                           "Test videos base/novel"]
+    assert md_columns(md, "paired") == ["Comparison", "Metric", "Δ", "Δ 95% CI", "Gap counts"]
+    assert len(md_columns(md, "retention")) == 10  # no ImageNet / COCO blocks: no columns for them
+    assert md.startswith("# Alert-CLIP report — VAGTA-synth\n")
+    assert "- VAGTA-synth (`synth`): format `ucf`, ground truth `" + ANNOTATIONS + "`; headline metrics AUC, AP; " \
+           "evaluations: mss, zeroshot, weakly, openvocab." in md
+    assert "### VAGTA-synth — dataset" not in md  # no per-dataset sub-headings with one dataset
+    assert index["datasets"] == [{"key": "synth", "name": DATASET, "format": "ucf", "ground_truth": ANNOTATIONS,
+                                  "metrics": ["auc", "ap"], "evaluations": ["mss", "zeroshot", "weakly", "openvocab"]}]
+    assert "dataset" not in index
+    paired = next(t for t in index["tables"] if t["name"] == "paired")
+    assert "data/testsets/synth/truth.json" in paired["sources"]  # the checked ground truth rebuilt the frames
+
+
+def test_two_datasets_give_one_column_group_each(built_two):
+    root, index, md = built_two
+    zs_cols = md_columns(md, "zeroshot")
+    assert zs_cols == ["Backbone", "VAGTA-synth AUC (%) [95% CI]", "VAGTA-synth AP (%) [95% CI]",
+                       "XD-like AP (%) [95% CI]"]  # the XD-like dataset's headline metric is AP only
+    zs = {r[0]: r for r in md_table(md, "zeroshot")}
+    assert zs["full"][1].startswith("97.06 [") and zs["full"][2].startswith("80.00 [")
+    assert zs["base"][3].startswith(zs["full"][2].split(" [")[0] + " [")  # XD's base = synth's full
+    assert "XD-like 4 videos" in md
+    mss_cols = md_columns(md, "mss")
+    assert mss_cols[1:6] == ["VAGTA-synth MSS [95% CI]", "VAGTA-synth MSS abnormal videos",
+                             "VAGTA-synth MSS normal videos", "VAGTA-synth positive margin (%)", "VAGTA-synth videos"]
+    assert mss_cols[6] == "XD-like MSS [95% CI]" and len(mss_cols) == 11
+    mss = {r[0]: r for r in md_table(md, "mss")}
+    assert mss["base"][1] == "0.0123 [-0.0377, 0.0623]" and mss["base"][6].startswith("0.1000 [")
+    assert mss["full"][6] == "0.0123 [-0.0377, 0.0623]"
+    # weakly and open vocabulary ran on synth only: their XD columns are absent, and nothing is missing
+    assert md_columns(md, "weakly") == ["Backbone", "VAGTA-synth AUC (%)", "VAGTA-synth AP (%)",
+                                        "VAGTA-synth AVG mAP (%)", "Seeds"]
+    assert not any("XD" in c for c in md_columns(md, "openvocab"))
+    assert md_columns(md, "ablation") == ["Backbone", "VAGTA-synth MSS [95% CI]", "XD-like MSS [95% CI]",
+                                          "VAGTA-synth zero-shot AUC (%) [95% CI]", "XD-like zero-shot AP (%) [95% CI]",
+                                          "VAGTA-synth weakly AUC (%)", "VAGTA-synth novel AUC (%)",
+                                          "Retention i2t R@1 (%)"]
+    paired = {(r[0], r[1], r[2]): r[3:] for r in md_table(md, "paired")}
+    assert md_columns(md, "paired")[:3] == ["Comparison", "Dataset", "Metric"]
+    assert {m for (_, d, m) in paired if d == XD_NAME} == {"MSS", "Zero-shot AP (pp)"}
+    assert paired[("full − base", XD_NAME, "MSS")][:3] == ["-0.0877", "[-0.0877, -0.0877]", "yes"]
+    assert paired[("full − base", DATASET, "MSS")][:3] == ["+0.0877", "[+0.0877, +0.0877]", "yes"]
+    # findings: a sub-heading per dataset, each dataset's own metrics
+    section = md.split("## What this run shows", 1)[1].split("## Tables", 1)[0]
+    synth_part, rest = section.split("### VAGTA-synth — dataset `synth`", 1)[1].split("### XD-like — dataset `xd`", 1)
+    xd_part, general = rest.split("### Retention (per backbone) and model selection", 1)
+    assert "**Zero-shot AUC**" in synth_part and "**Weakly supervised AUC**" in synth_part
+    assert "**Zero-shot AP**" in xd_part and "**Zero-shot AUC**" not in xd_part and "Weakly" not in xd_part
+    assert "- MSS: `full` is worse than `base` by 0.0877" in xd_part
+    assert "**Retention i2t R@1**" in general and "**Model selection**" in general
+    assert "on VAGTA-synth, XD-like" in section
+    assert md.startswith("# Alert-CLIP report — VAGTA-synth, XD-like\n")
+    assert "- XD-like (`xd`): format `xd`, ground truth `data/xd/annotations.txt`; headline metrics AP; " \
+           "evaluations: mss, zeroshot." in md
+    assert [d["key"] for d in index["datasets"]] == ["synth", "xd"]
+    assert index["datasets"][1]["evaluations"] == ["mss", "zeroshot"] and index["datasets"][1]["metrics"] == ["ap"]
+    for t in index["tables"]:  # CSV = markdown; every source exists
+        header, rows = csv_table(root, t["name"])
+        assert header[:-1] == t["columns"] and [r[:-1] for r in rows] == md_table(md, t["name"]), t["name"]
+        assert all((root / s).is_file() for row in rows for s in row[-1].split(";"))
+
+
+def test_figure_names_one_vs_two_datasets(built, built_two):
+    one = {f["name"] for f in built[1]["figures"]}
+    assert one == {"roc_zeroshot", "roc_weakly", "mss_distribution", "traces_weakly", "traces_zeroshot"}
+    root, index, md = built_two
+    two = {f["name"]: f for f in index["figures"]}
+    assert set(two) == {"roc_zeroshot_synth", "roc_weakly_synth", "mss_distribution_synth", "traces_weakly_synth",
+                        "traces_zeroshot_synth", "roc_zeroshot_xd", "mss_distribution_xd", "traces_zeroshot_xd"}
+    for name, f in two.items():
+        assert f["path"] == f"results/report/figures/{name}.png" and (root / f["path"]).is_file()
+    assert "XD-like" in two["roc_zeroshot_xd"]["caption"]
+    assert "data/testsets/xd/truth.json" in two["traces_zeroshot_xd"]["sources"]
+    assert all("/xd/" in s or s.startswith("data/testsets/xd") for s in two["traces_zeroshot_xd"]["sources"])
+
+
+def test_retention_gains_imagenet_and_coco_columns(tmp_path):
+    root = make_tree(tmp_path, retention_extra=True)
+    build_report(root, params(), figures=False)
+    md = (root / "results/report.md").read_text(encoding="utf-8")
+    cols = md_columns(md, "retention")
+    assert cols[:10] == ["Backbone", "i2t R@1 (%)", "Δ i2t R@1 (pp)", "i2t R@5 (%)", "Δ i2t R@5 (pp)", "t2i R@1 (%)",
+                         "Δ t2i R@1 (pp)", "Scene acc (%)", "Δ Scene acc (pp)", "Images"]
+    assert cols[10:14] == ["ImageNet acc@1 (%)", "Δ ImageNet acc@1 (pp)", "ImageNet acc@5 (%)", "Δ ImageNet acc@5 (pp)"]
+    assert "COCO t2i R@5 (%)" in cols and len(cols) == 10 + 2 * 7
+    ret = {r[0]: dict(zip(cols, r)) for r in md_table(md, "retention")}
+    assert ret["full"]["ImageNet acc@1 (%)"] == "50.00" and ret["full"]["Δ ImageNet acc@1 (pp)"] == "-10.00"
+    assert ret["full"]["COCO i2t R@1 (%)"] == "42.00" and ret["full"]["Δ COCO i2t R@1 (pp)"] == "+2.00"
+    assert ret["stage1"]["ImageNet acc@1 (%)"] == "n/a"  # measured without the block
+    assert "50000 images, 1000 classes" in md and "Not measured (n/a): `stage1` (imagenet), `stage1` (coco)." in md
+    section = md.split("## What this run shows", 1)[1].split("## Tables", 1)[0]
+    assert "**Retention, ImageNet zero-shot acc@1**" in section and "**Retention, COCO i2t R@1**" in section
+    assert "ImageNet acc@1: `full` is worse than `base` by 10.00 pp" in section
+
+
 def test_trace_selection_deterministic(tmp_path):
-    truth = read_ucf_temporal(make_tree(tmp_path) / ANNOTATIONS)
+    truth = load_testset("synth", SYNTH, make_tree(tmp_path)).truth
     scores = {v: np.zeros(n) for v, n in VIDEOS.items()}
     chosen = select_trace_videos(scores, truth, SNIPPET_LEN)
     assert [t.video for t in chosen] == ["Fighting/Fighting002_x264", "Abuse/Abuse001_x264",

@@ -3,6 +3,7 @@
     alertclip <stage> [--params params.yaml]                     run one stage (what dvc.yaml calls)
     alertclip curate --explain CLIP_ID | hardneg --show N         inspect a stage's last results
     alertclip vagta check FILE... [--json]                        inspect VAGTA annotation files
+    alertclip gt check FILE --format {ucf,xd,ubnormal,msad} [--json]  summarize a test ground-truth file
     alertclip video probe FILE | extract FILE [--fps --size --out] one video file
 """
 
@@ -38,10 +39,13 @@ def setup_logging(stage: str) -> Path:
 
 # The dvc.yaml stages, each an entry module alertclip.stages.<name> with run(params, progress, [variant]). The list
 # lives here, in the dispatcher every stage shares, not in alertclip/stages/__init__.py, which every stage imports.
-NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "stage2", "features",
-         "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention", "report")
-# Stages run once per variant (dvc.yaml foreach over params ablations / eval.backbones): `alertclip <stage> --variant KEY`.
-VARIANT_STAGES = ("stage2", "features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")
+NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "stage2", "interpolate",
+         "checkpoint", "testset", "features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab",
+         "eval_retention", "report")
+# Stages run once per variant (dvc.yaml foreach/matrix over params ablations, interpolate, eval.backbones and
+# eval.datasets): `alertclip <stage> --variant KEY`, KEY being `<backbone>-<dataset>` for the matrix stages.
+VARIANT_STAGES = ("stage2", "interpolate", "checkpoint", "testset", "features", "eval_mss", "eval_zeroshot",
+                  "eval_weakly", "eval_openvocab", "eval_retention")
 
 
 def entry_point(name: str) -> Callable:
@@ -104,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         from .data import vagta_cli
 
         return vagta_cli.main(argv[1:])
+    if argv[:1] == ["gt"]:
+        from .eval import gt_cli
+
+        return gt_cli.main(argv[1:])
     parser = argparse.ArgumentParser(prog="alertclip", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,13 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--no-progress", action="store_true", help="no progress bars (logs still written)")
         if name in VARIANT_STAGES:
             sp.add_argument("--variant", required=True, metavar="KEY",
-                            help="which variant: a key of ablations (stage2) or of eval.backbones (features, eval_*)")
+                            help="which variant: a key of ablations (stage2), interpolate, eval.backbones (checkpoint, "
+                                 "eval_retention), eval.datasets (testset) or <backbone>-<dataset> (features, eval_*)")
         if name == "curate":
             sp.add_argument("--explain", metavar="CLIP_ID", help="print which curation rules fired on a clip and why")
         if name == "hardneg":
             sp.add_argument("--show", type=int, metavar="N", help="print N clips with their negatives side by side")
         sp.set_defaults(func=_run_stage, stage=name)
     sub.add_parser("vagta", help="VAGTA annotation tools (alertclip vagta check FILE...)")
+    sub.add_parser("gt", help="test ground-truth tools (alertclip gt check FILE --format F)")
     vp = sub.add_parser("video", help="probe or decode one video file")
     vp.add_argument("action", choices=["probe", "extract"])
     vp.add_argument("file")

@@ -80,19 +80,24 @@ def load_stages(root: str | Path = ".") -> list[StageSpec]:
 
 
 def expand_parent_deps(specs: list[StageSpec]) -> list[StageSpec]:
-    """Replace a dep that is a parent directory of other stages' outputs by those outputs.
+    """Replace a dep that is a parent directory of other stages' outputs by those outputs, and a dep inside another
+    stage's output directory by that directory.
 
     DVC links such a dep to every stage with an output under it (``dvc.repo.graph.build_graph``); Snakemake matches
     inputs to outputs only by exact path. This is what lets the report depend on ``results/eval_mss`` and so pick up
     every ``eval_mss@<backbone>`` variant, including ones added in params.yaml alone.
     """
     all_outs = sorted({o for s in specs for o in s.outs})
+    dir_outs = sorted({o for s in specs for o in s.dir_outs})
     out = []
     for spec in specs:
         deps: list[str] = []
         for dep in spec.deps:
             under = [o for o in all_outs if o.startswith(dep.rstrip("/") + "/")] if dep not in all_outs else []
-            deps.extend(under or [dep])
+            # a file inside another stage's output directory (eval.datasets.<key>.ground_truth under
+            # data/synth/published): DVC links the two stages; Snakemake needs the directory itself
+            above = [o for o in dir_outs if dep.startswith(o.rstrip("/") + "/")] if not under and dep not in all_outs else []
+            deps.extend(under or above[:1] or [dep])
         out.append(StageSpec(spec.name, spec.cmd, tuple(dict.fromkeys(deps)), spec.outs, spec.params, spec.dir_outs))
     return out
 

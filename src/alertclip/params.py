@@ -7,6 +7,7 @@ fails with a message naming the file and the dotted key (``params.yaml: frames.f
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -338,6 +339,9 @@ class SweepParams(_Strict):
 
 class FeaturesParams(_Strict):
     batch_size: int = Field(256, ge=1, description="snippet frames encoded per batch")
+    crops: Literal[1, 5, 10] = Field(1, description=(
+        "views encoded per snippet frame: 1 = the whole frame (the synthetic default); 5 = centre and four corners; "
+        "10 = those and their horizontal flips (VadCLIP's released features, crop 0 = centre)"))
     precision: Literal["auto", "autocast", "fp32"] = Field(
         "auto", description="auto = bf16 weights on CUDA, fp32 on CPU; autocast = fp32 weights + bf16 autocast")
 
@@ -372,17 +376,58 @@ class PromptParams(_Strict):
         return [self.template.format(p) for p in getattr(self, kind)]
 
 
+PIPELINE_FRAMES = "data/frames"  # the frames stage's output: a dataset whose test videos are the source's own
+
+
+class DatasetParams(_Strict):
+    """One evaluation dataset (``eval.datasets.<key>``: stages ``testset@<key>``, ``features@<backbone>-<key>``, ...)."""
+
+    name: str = Field(min_length=1, description="as the report and the metrics files name it (UCF-Crime)")
+    format: Literal["ucf", "xd", "ubnormal", "msad"] = Field(description="the ground truth's published format")
+    ground_truth: str = Field(min_length=1, description="the test ground-truth file, in that format")
+    videos: str = Field(PIPELINE_FRAMES, min_length=1, description=(
+        f"{PIPELINE_FRAMES} (the source's own test videos, as the frames stage decoded them) or a directory holding "
+        "the dataset's test videos (decoded by testset@<key>)"))
+    normal_markers: list[str] | None = Field(None, description=(
+        "a test video without a ground-truth line is normal when its name holds one of these; null = the format's "
+        "rule (UCF Normal, XD label_A, ...)"))
+    prompts: PromptParams | None = Field(None, description="P_N / P_A for this dataset's classes; null = eval.prompts")
+    metrics: list[Literal["auc", "ap"]] = Field(default_factory=lambda: ["auc", "ap"], min_length=1,
+                                                description="the paper's headline metric(s) for this dataset")
+
+    @property
+    def own_frames(self) -> bool:
+        """True when the dataset's videos are the pipeline source's own (train videos exist for weakly heads)."""
+        return self.videos.rstrip("/") == PIPELINE_FRAMES
+
+
+class EvaluateParams(_Strict):
+    """Which datasets (keys of ``eval.datasets``) each evaluation runs on: DVC's matrix crosses whole lists."""
+
+    mss: list[str] = Field(default_factory=lambda: ["synth"])
+    zeroshot: list[str] = Field(default_factory=lambda: ["synth"])
+    weakly: list[str] = Field(default_factory=lambda: ["synth"])
+    openvocab: list[str] = Field(default_factory=lambda: ["synth"])
+
+
+def _synth_dataset() -> dict[str, DatasetParams]:
+    return {"synth": DatasetParams(name="VAGTA-synth", format="ucf",
+                                   ground_truth="data/synth/published/annotations/Temporal_Anomaly_Annotation.txt")}
+
+
 class EvalParams(_Strict):
-    """What every evaluation shares: the backbones compared (name -> model directory) and the test protocol."""
+    """What every evaluation shares: the backbones compared (name -> model directory), the datasets and protocol."""
 
     backbones: dict[str, str] = Field(
         default_factory=lambda: {"base": "data/models/backbone", "stage1": "data/models/stage1",
                                  "full": "data/models/stage2/full"},
-        description="stage variant key -> a directory holding open_clip_model.pt (features@<key>, eval_*@<key>)")
+        description="stage variant key -> a directory holding open_clip_model.pt (features@<key>-<dataset>, ...)")
     reference: str = Field("base", description="the backbone others are compared with (retention deltas)")
-    dataset: str = "VAGTA-synth"
-    test_annotations: str = "data/synth/published/annotations/Temporal_Anomaly_Annotation.txt"
+    datasets: dict[str, DatasetParams] = Field(default_factory=_synth_dataset, min_length=1)
+    evaluate: EvaluateParams = EvaluateParams()
     protocol: Literal["vadclip", "exact"] = Field("vadclip", description="frame ground truth: VadCLIP's or exact")
+    test_crop: int = Field(0, ge=0, description=(
+        "the crop test videos are scored on (VadCLIP: 0, the centre); weakly heads train on every crop"))
     prompts: PromptParams = PromptParams()
     bootstrap_samples: int = Field(1000, ge=100, description="test-video resamples behind each 95% CI (MSS, zero-shot "
                                    "AUC/AP, the report's paired gaps)")
@@ -394,7 +439,26 @@ class EvalParams(_Strict):
             raise ValueError("backbones: at least one backbone to evaluate")
         if self.reference not in self.backbones:
             raise ValueError(f"reference {self.reference!r} is not one of backbones {sorted(self.backbones)}")
+        for bad in [k for k in list(self.backbones) + list(self.datasets) if not _KEY.fullmatch(k)]:
+            raise ValueError(f"{bad!r}: backbone and dataset keys are stage-name parts: letters, digits, _ only")
+        for evaluation, keys in self.evaluate:
+            for key in keys:
+                if key not in self.datasets:
+                    raise ValueError(f"evaluate.{evaluation}: {key!r} is not a key of datasets {sorted(self.datasets)}")
+                ds = self.datasets[key]
+                if evaluation in ("weakly", "openvocab") and not ds.own_frames:
+                    raise ValueError(f"evaluate.{evaluation}: {key!r} has videos {ds.videos!r}; the weakly supervised "
+                                     f"head trains on the dataset's training videos, which only {PIPELINE_FRAMES} has")
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"evaluate.{evaluation}: a dataset is listed twice: {keys}")
         return self
+
+    def prompts_of(self, dataset: str) -> PromptParams:
+        """The prompt sets scoring ``dataset``: its own, else ``eval.prompts``."""
+        return self.datasets[dataset].prompts or self.prompts
+
+
+_KEY = re.compile(r"[A-Za-z0-9_]+")
 
 
 class LinearMilParams(_Strict):
@@ -451,8 +515,35 @@ class WeaklyParams(_Strict):
         return self.linear_mil if self.head == "linear_mil" else self.vadclip
 
 
+class ImageNetDirParams(_Strict):
+    """An ImageNet-style class folder tree (``<root>/<class folder>/<image>``) with its class names."""
+
+    root: str = Field(min_length=1, description="e.g. ILSVRC2012 val, one folder per class (torchvision ImageFolder)")
+    classnames: str = Field(min_length=1, description="one class name per line, in the sorted order of the folders")
+
+
+class CocoDirParams(_Strict):
+    """COCO-style image-text pairs: an image folder and a captions JSON (``captions_val2017.json``)."""
+
+    images: str = Field(min_length=1, description="folder of the images the captions JSON names")
+    captions: str = Field(min_length=1, description="COCO captions annotation file")
+
+
 class RetentionParams(_Strict):
     max_images: int = Field(2000, ge=10, description="held-out pre-training stills scored")
+    imagenet: ImageNetDirParams | None = Field(None, description="ImageNet-1k zero-shot through clip-benchmark")
+    coco: CocoDirParams | None = Field(None, description="COCO image<->text retrieval through clip-benchmark")
+    batch_size: int = Field(64, ge=1, description="images per batch for the clip-benchmark datasets")
+    workers: int = Field(0, ge=0, description="data-loader workers for the clip-benchmark datasets")
+
+
+class InterpolationParams(_Strict):
+    """A weight-space interpolation of two backbones of one architecture (WiSE-FT, Wortsman et al. 2022):
+    ``(1 - alpha) * base + alpha * tuned``. Model directories, as in ``eval.backbones``."""
+
+    base: str = Field("data/models/backbone", min_length=1)
+    tuned: str = Field(min_length=1)
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="0 = the base backbone, 1 = the tuned one")
 
 
 class Params(_Strict):
@@ -471,6 +562,15 @@ class Params(_Strict):
     eval: EvalParams = EvalParams()
     eval_weakly: WeaklyParams = WeaklyParams()
     eval_retention: RetentionParams = RetentionParams()
+    interpolate: dict[str, InterpolationParams] = Field(default_factory=dict, description=(
+        "interpolate@<name> -> data/models/interpolated/<name>; add the directory to eval.backbones"))
+
+    @model_validator(mode="after")
+    def _test_crop_exists(self) -> "Params":
+        if self.eval.test_crop >= self.features.crops:
+            raise ValueError(f"eval.test_crop {self.eval.test_crop} needs features.crops > {self.eval.test_crop} "
+                             f"(features.crops is {self.features.crops}; crops are numbered from 0)")
+        return self
 
 
 def _dotted(loc: tuple) -> str:

@@ -207,7 +207,24 @@ class ShardWriter:
 
 def extract_frames(layout: Layout, out_dir: Path, settings: FrameSettings, shard_mb: int = 512,
                    workers: int = 0, progress: bool = True) -> dict:
-    jobs = plan_jobs(layout, settings)
+    """Decode every video the source's annotations and labels name (:func:`plan_jobs`) into ``out_dir``."""
+    return write_frames(plan_jobs(layout, settings), out_dir, settings, shard_mb, workers, progress)
+
+
+def video_jobs(root: Path, split: str = "test") -> list[VideoJob]:
+    """One snippet-only job per video file under ``root`` (recursively), named by its path relative to ``root``:
+    the test videos of an evaluation dataset that is not the source (``eval.datasets.<key>.videos``)."""
+    files = sorted(f for f in Path(root).rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
+    return [VideoJob(f.relative_to(root).as_posix(), f, split) for f in files]
+
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
+
+
+def write_frames(jobs: list[VideoJob], out_dir: Path, settings: FrameSettings, shard_mb: int = 512,
+                 workers: int = 0, progress: bool = True) -> dict:
+    """Decode ``jobs`` into ``out_dir`` (replaced): frame shards, ``media.parquet``, ``snippets.parquet``,
+    ``clips.parquet``; bad media is recorded in ``media.parquet`` and skipped, never fatal."""
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     snippets = ShardWriter(out_dir, "snippets", shard_mb << 20)

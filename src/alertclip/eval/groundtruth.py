@@ -2,8 +2,9 @@
 
 Protocols reproduced (see ``shared/reference/vad-protocols.md``, sections C and D):
 
-* **Ground truth file.** UCF-Crime ``Temporal_Anomaly_Annotation.txt`` (:func:`read_ucf_temporal`) gives raw frame
-  numbers; pairs of ``-1`` mean "no span". :func:`lookup_truth` finds a video's entry by key, path, stem or feature name.
+* **Ground truth files.** The readers of the published formats (UCF-Crime, XD-Violence, UBnormal, MSAD) live in
+  :mod:`alertclip.eval.gt_formats` and return the :class:`GroundTruth` / :class:`VideoTruth` defined here (raw frame
+  numbers, ``-1`` pairs dropped). :func:`lookup_truth` finds a video's entry by key, path, stem or feature name.
 * **Frame-level ground truth and scores.** ``protocol="vadclip"`` is VadCLIP's ``make_gt_*.py`` plus its test loop:
   exactly ``16 * T`` frames per video for ``T`` snippet scores, scores ``np.repeat``-ed by 16
   (:func:`vadclip_frame_labels`, :func:`expand_scores`). ``protocol="exact"`` labels each real frame instead
@@ -17,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -66,95 +66,6 @@ class GroundTruth(dict[str, VideoTruth]):
     def __init__(self, entries: Mapping[str, VideoTruth] | None = None, source: str = "<in-memory ground truth>"):
         super().__init__(entries or {})
         self.source = source
-
-
-def _field_error(path: Path, lineno: int, index: int, what: str, problem: str) -> GroundTruthError:
-    return GroundTruthError(f"{path}:{lineno}: field {index} ({what}): {problem}")
-
-
-def _span_field_name(number_index: int) -> str:
-    pair, side = divmod(number_index, 2)
-    return f"{'start' if side == 0 else 'end'} of span {pair + 1}"
-
-
-def _parse_spans(tokens: Sequence[str], first_field: int, path: Path, lineno: int) -> tuple[tuple[int, int], ...]:
-    """Pairs of raw frame numbers; ``-1 -1`` pairs are placeholders and are dropped.
-
-    Stricter than the reference scripts, which would silently skip a pair with a single ``-1`` or a reversed span:
-    those are typos in an annotation file, so they raise here instead of changing the numbers unnoticed.
-    """
-    if len(tokens) % 2:
-        raise _field_error(path, lineno, first_field + len(tokens) - 1, _span_field_name(len(tokens) - 1),
-                           f"odd number of frame numbers ({len(tokens)}); expected start/end pairs")
-    numbers = []
-    for k, token in enumerate(tokens):
-        try:
-            value = int(token)
-        except ValueError:
-            raise _field_error(path, lineno, first_field + k, _span_field_name(k),
-                               f"expected an integer frame number, got {token!r}") from None
-        if value < -1:
-            raise _field_error(path, lineno, first_field + k, _span_field_name(k),
-                               f"negative frame number {value} (only -1 marks a missing span)")
-        numbers.append(value)
-    spans = []
-    for k in range(0, len(numbers), 2):
-        start, end = numbers[k], numbers[k + 1]
-        if start == -1 and end == -1:
-            continue
-        if start == -1 or end == -1:
-            bad = k if start == -1 else k + 1
-            raise _field_error(path, lineno, first_field + bad, _span_field_name(bad),
-                               f"span ({start}, {end}) has only one -1; both or neither must be -1")
-        if start > end:
-            raise _field_error(path, lineno, first_field + k, _span_field_name(k),
-                               f"start {start} is after end {end}")
-        spans.append((start, end))
-    return tuple(spans)
-
-
-def _numbered_lines(path: Path) -> Iterable[tuple[int, list[str]]]:
-    """(1-based line number, whitespace-split fields) of each non-blank line; any whitespace separates fields."""
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            tokens = line.split()
-            if tokens:
-                yield lineno, tokens
-
-
-def _add_entry(table: GroundTruth, entry: VideoTruth, path: Path, lineno: int) -> None:
-    if entry.name in table:
-        raise _field_error(path, lineno, 1, "video name",
-                           f"duplicate video {entry.name!r} (first at {table[entry.name].origin})")
-    table[entry.name] = entry
-
-
-def read_ucf_temporal(path: str | Path) -> GroundTruth:
-    """Read UCF-Crime's ``Temporal_Anomaly_Annotation.txt``: ``name  category  s1  e1  s2  e2``.
-
-    The original separates fields by two spaces and ends each line with them (VadCLIP splits on ``"  "`` and drops the
-    trailing empty field); any whitespace is accepted here, which gives the same fields. Keys are the names as
-    written (``Fighting016_x264.mp4``); use :func:`lookup_truth` for paths or stems. Normal videos appear with
-    ``-1`` pairs only, so their ``spans`` are empty.
-    """
-    path = Path(path)
-    table = GroundTruth(source=str(path))
-    for lineno, tokens in _numbered_lines(path):
-        if len(tokens) < 2:
-            raise _field_error(path, lineno, 2, "category", "missing (expected: name category start end ...)")
-        if _is_int(tokens[1]):
-            raise _field_error(path, lineno, 2, "category", f"expected a class name, got the number {tokens[1]!r}")
-        spans = _parse_spans(tokens[2:], 3, path, lineno)
-        _add_entry(table, VideoTruth(tokens[0], tokens[1], spans, f"{path}:{lineno}"), path, lineno)
-    return table
-
-
-def _is_int(token: str) -> bool:
-    try:
-        int(token)
-    except ValueError:
-        return False
-    return True
 
 
 def _stem(name: str) -> str:

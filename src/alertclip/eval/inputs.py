@@ -1,53 +1,51 @@
-"""Where the evaluation stages read from: a backbone's features, the test ground truth, video frame counts."""
+"""Where the evaluation stages read from: a backbone's weights and their record, a (backbone, dataset) pair's
+features, a dataset's checked test set."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..params import Params
+from ..params import DatasetParams, Params
 from ..paths import FEATURES_DIR as FEATURES_ROOT
-from ..paths import MEDIA_TABLE
+from .checkpoints import backbone_dir, verified_checkpoint
 
 
-def backbone_dir(p: Params, key: str) -> Path:
-    """The model directory of backbone ``key`` (params ``eval.backbones``); an unknown key names the known ones."""
-    known = p.eval.backbones
-    if key not in known:
-        raise ValueError(f"params.yaml: eval.backbones has no {key!r} (known: {sorted(known)})")
-    return Path(known[key])
+def split_variant(p: Params, variant: str | None, stage: str) -> tuple[str, str]:
+    """``<backbone>-<dataset>`` (a DVC matrix stage's key) -> ``(backbone, dataset)``, each checked against params."""
+    if not variant or "-" not in variant:
+        raise ValueError(f"{stage} needs --variant <backbone>-<dataset> (keys of eval.backbones and eval.datasets); "
+                         f"got {variant!r}")
+    backbone, dataset = variant.split("-", 1)  # keys hold no '-' (params checks), so the split is unambiguous
+    backbone_dir(p, backbone)
+    if dataset not in p.eval.datasets:
+        raise ValueError(f"params.yaml: eval.datasets has no {dataset!r} (known: {sorted(p.eval.datasets)})")
+    return backbone, dataset
 
 
-def open_backbone(p: Params, variant: str | None, stage: str):
-    """``(clip, tokenizer)`` of backbone ``variant`` for an ``<stage>@<variant>`` evaluation, torch pinned to one thread
-    (small models: two evaluations share the cores, and the bytes match under both engines)."""
+def dataset_of(p: Params, key: str) -> DatasetParams:
+    return p.eval.datasets[key]
+
+
+def open_backbone(p: Params, backbone: str | None, stage: str):
+    """``(clip, tokenizer)`` of ``backbone`` for an evaluation stage, torch pinned to one thread (small models: two
+    evaluations share the cores, and the bytes match under both engines)."""
     from .. import factory
-    from ..factory import CHECKPOINT_FILE
     from ..threads import pin_threads
 
-    if variant is None:
+    if backbone is None:
         raise ValueError(f"{stage} needs --variant <backbone> (a key of eval.backbones)")
     pin_threads(1)
-    clip, _, _, tok = factory.create(p.backbone.arch, pretrained=backbone_dir(p, variant) / CHECKPOINT_FILE)
+    clip, _, _, tok = factory.create(p.backbone.arch, pretrained=verified_checkpoint(p, backbone))
     return clip, tok
 
 
-def features_dir(key: str) -> Path:
-    return FEATURES_ROOT / key
+def features_dir(backbone: str, dataset: str) -> Path:
+    """``data/features/<backbone>/<dataset>``, written by ``features@<backbone>-<dataset>``."""
+    return FEATURES_ROOT / backbone / dataset
 
 
-def read_truth(p: Params):
-    """The test set's frame ground truth (UCF ``Temporal_Anomaly_Annotation.txt`` format)."""
-    from .groundtruth import read_ucf_temporal
+def read_testset(p: Params, dataset: str):
+    """The checked test set of ``dataset`` (``testset@<dataset>``'s outputs)."""
+    from .testsets import load_testset
 
-    path = Path(p.eval.test_annotations)
-    if not path.exists():
-        raise FileNotFoundError(f"params.yaml: eval.test_annotations: {path} does not exist")
-    return read_ucf_temporal(path)
-
-
-def frame_counts(path: Path = MEDIA_TABLE) -> dict[str, int]:
-    """``{video: decoded frames at the stage fps}`` for the exact-frame protocol."""
-    import polars as pl
-
-    t = pl.read_parquet(path).filter(pl.col("status") == "ok")
-    return dict(zip(t["path"].to_list(), t["n_frames"].to_list()))
+    return load_testset(dataset, p.eval.datasets[dataset])

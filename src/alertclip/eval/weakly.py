@@ -65,14 +65,20 @@ def _split(train: dict[str, np.ndarray], fraction: float) -> tuple[list[str], li
     def rank(v: str) -> str:
         return hashlib.sha256(f"0:{v}".encode()).hexdigest()
 
+    def video(sample: str) -> str:  # the crops of one video (<video>__<k>) stay on one side of the split
+        return _CROP_SAMPLE.sub("", sample)
+
     val: set[str] = set()
     for normal in (True, False):
-        kind = sorted((v for v in train if (category_of(v) == NORMAL) == normal), key=rank)
+        kind = sorted({video(v) for v in train if (category_of(v) == NORMAL) == normal}, key=rank)
         if len(kind) < 2:
             raise ValueError(f"{len(kind)} {'normal' if normal else 'abnormal'} training video(s): the weakly "
                              f"supervised head needs at least 2 (one to fit, one to validate)")
         val.update(kind[:min(len(kind) - 1, max(1, round(fraction * len(kind))))])
-    return [v for v in train if v not in val], [v for v in train if v in val]
+    return [v for v in train if video(v) not in val], [v for v in train if video(v) in val]
+
+
+_CROP_SAMPLE = re.compile(r"__\d+$")  # FeatureSet.by_video(crop="all"): one training sample per crop
 
 
 def _evaluate(scores: list[dict], names: list[str], truth, categories: list[str], protocol: str,

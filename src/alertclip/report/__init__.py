@@ -2,17 +2,26 @@
 
 :func:`~alertclip.report.markdown.build_report` reads, under a root directory (the repository root in the pipeline),
 
-* per backbone key ``K`` of params ``eval.backbones``: ``results/eval_{mss,zeroshot,weakly,openvocab,retention}/K/``
-  (metrics JSON, MSS margins, snippet scores, ROC points) -- every one required; a missing file raises
-  :class:`~alertclip.report.inputs.MissingResultError` naming it and the dvc.yaml stage (``eval_weakly@K``) that writes it;
+* per backbone key ``K`` of params ``eval.backbones`` and dataset key ``D`` of params ``eval.datasets`` listed for the
+  evaluation in params ``eval.evaluate``: ``results/eval_{mss,zeroshot,weakly,openvocab}/K/D/`` (metrics JSON, MSS
+  margins, snippet scores, ROC points), and per backbone ``results/eval_retention/K/`` (optionally with ImageNet / COCO
+  blocks) -- every one required; all missing files are reported at once by
+  :class:`~alertclip.report.inputs.MissingResultError`, each with the dvc.yaml stage writing it (``eval_weakly@K-D``,
+  ``eval_retention@K``);
+* the checked test set ``data/testsets/D/`` (stage ``testset@D``, read by :func:`alertclip.eval.testsets.load_testset`)
+  of each dataset whose zero-shot or weakly supervised scores are rebuilt (paired bootstraps, score traces);
 * optionally the training summaries ``results/{backbone,stage1}/metrics.json`` and
-  ``results/stage2/<variant>/metrics.json`` (a small training table);
-* the test ground truth (params ``eval.test_annotations``) for the per-video score traces,
+  ``results/stage2/<variant>/metrics.json`` (a small training table),
 
 and writes ``results/report.md`` (markdown tables, "What this run shows", figure links),
 ``results/report/tables/<name>.csv`` (the same cells as the markdown plus a ``source`` column),
 ``results/report/figures/*.png`` (byte-identical for identical inputs) and ``results/report/index.json`` (every table
 and figure with its sources and a caption). Every output is written atomically.
+
+The evaluation tables have one column group per dataset, headed by its name and showing its headline metrics
+(params ``eval.datasets.<key>.metrics``); findings and figures come per dataset (figure names suffixed ``_<key>``
+only when the report shows more than one dataset). With a single dataset the tables keep their long-standing columns
+and the figures their names.
 
 Number formats follow the paper: fractions (AUC, AP, R@k, shares) as percentages with 2 decimals, MSS with 4
 decimals, seed statistics as ``mean ± std`` (sample std over ``eval_weakly.seeds``), 95% CIs as ``value [low, high]``.

@@ -1,10 +1,14 @@
-"""The report's figures: ROC curves, MSS margins, per-video score traces (matplotlib on Agg: deterministic PNG bytes)."""
+"""The report's figures: ROC curves, MSS margins, per-video score traces (matplotlib on Agg: deterministic PNG bytes).
+
+One figure of each kind per dataset the evaluation ran on; with several datasets shown the names end in ``_<key>``
+(``roc_zeroshot_ucf``), with one they are the long-standing names (``roc_zeroshot``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -49,12 +53,12 @@ def _colour(i: int) -> str:
     return COLOURS[i % len(COLOURS)]
 
 
-def _roc_figure(r: Results, stage: str, title: str, label: Callable[[str], str]):
+def _roc_figure(r: Results, stage: str, ds: str, title: str, label: Callable[[str], str]):
     fig = _figure(5.5, 5.0)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=0.8, label="chance")
     for i, k in enumerate(r.backbones):
-        fpr, tpr = read_roc(r.file(stage, k, "roc.csv"))
+        fpr, tpr = read_roc(r.file(stage, k, ds, "roc.csv"))
         ax.plot(fpr, tpr, color=_colour(i), linewidth=1.5, label=label(k))
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate", title=title)
     ax.legend(loc="lower right", fontsize=8)
@@ -62,9 +66,9 @@ def _roc_figure(r: Results, stage: str, title: str, label: Callable[[str], str])
     return fig
 
 
-def _mss_figure(r: Results):
+def _mss_figure(r: Results, ds: str):
     n = len(r.backbones)
-    data = {k: read_signed(r.file("eval_mss", k, "signed.csv")) for k in r.backbones}
+    data = {k: read_signed(r.file("eval_mss", k, ds, "signed.csv")) for k in r.backbones}
     values = [row["signed"] for rows in data.values() for row in rows]
     lo, hi = (min(values), max(values)) if values else (-1.0, 1.0)
     if hi - lo < 1e-9:
@@ -78,10 +82,12 @@ def _mss_figure(r: Results):
             vals = [row["signed"] for row in rows if row["kind"] == kind]
             ax.hist(vals, bins=bins, color=colour, alpha=0.6, label=f"{kind} ({len(vals)})")
         ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_title(f"{k}: MSS {mss_fmt(r.need('eval_mss', k, 'mss'))}", fontsize=9)
+        ax.set_title(f"{k}: MSS {mss_fmt(r.need('eval_mss', k, ds, 'mss'))}", fontsize=9)
         ax.set_ylabel("videos")
         ax.legend(loc="upper right", fontsize=7)
     axes[-1].set_xlabel("signed margin per video (abnormal: s_A − s_N; normal: s_N − s_A)")
+    if r.multi:  # with one dataset the figure stays as it always was
+        fig.suptitle(f"MSS margins ({r.label(ds)})", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -94,14 +100,15 @@ class TraceVideo:
 
 
 def select_trace_videos(scores: Mapping[str, np.ndarray], truth: Mapping, clip_len: int, n_abnormal: int = 3,
-                        n_normal: int = 3) -> list[TraceVideo]:
+                        n_normal: int = 3, normal_markers: Sequence[str] = NORMAL_NAME_MARKERS) -> list[TraceVideo]:
     """Deterministic choice: the ``n_abnormal`` videos with the most abnormal frames, then the ``n_normal`` longest
-    normal videos (ties by name). A video without a ground-truth entry counts as normal when its name says so
-    (``Normal``, ``label_A``, as the evaluation stages read it) and is skipped otherwise."""
+    normal videos (ties by name). A checked test set (``data/testsets/<key>``) lists every test video, normal ones
+    with no spans; a video without a ground-truth entry counts as normal when its name says so (``normal_markers``:
+    ``Normal``, ``label_A``) and is skipped otherwise."""
     ab, no = [], []
     for v in sorted(scores):
         entry = lookup_truth(truth, v)
-        if entry is None and not any(m in v for m in NORMAL_NAME_MARKERS):
+        if entry is None and not any(m in v for m in normal_markers):
             continue
         spans = entry.spans if entry is not None else ()
         labels = vadclip_frame_labels(spans, len(scores[v]), clip_len)
@@ -149,7 +156,7 @@ def _trace_figure(r: Results, title: str, videos: list[TraceVideo], scores: Mapp
 
 
 def render_figures(r: Results) -> list[FigureSpec]:
-    """Draw every figure under ``root/results/report/figures`` and return their specs."""
+    """Draw every figure under ``root/results/report/figures`` and return their specs, dataset by dataset."""
     import matplotlib
     import matplotlib.style
 
@@ -160,35 +167,58 @@ def render_figures(r: Results) -> list[FigureSpec]:
         _save(fig, r.root / spec.path)
         specs.append(spec)
 
-    def roc_src(stage):
-        return [r.src(stage, k, n) for k in r.backbones for n in ("roc.csv", "metrics.json")]
-
-    ann = r.annotations_src
     with matplotlib.style.context("default"), matplotlib.rc_context({"font.size": 9}):
-        emit(FigureSpec("roc_zeroshot", f"Zero-shot ROC curves on {r.dataset}, one line per backbone.",
-                        roc_src("eval_zeroshot")),
-             lambda: _roc_figure(r, "eval_zeroshot", f"Zero-shot ROC ({r.dataset})",
-                                 lambda k: f"{k} (AUC {pct(r.need('eval_zeroshot', k, 'auc'))})"))
-        emit(FigureSpec("roc_weakly", f"Weakly supervised ROC curves on {r.dataset} (prob1 averaged over seeds), "
-                        "one line per backbone; the legend gives AUC mean ± std over seeds.", roc_src("eval_weakly")),
-             lambda: _roc_figure(r, "eval_weakly", f"Weakly supervised ROC ({r.dataset})",
-                                 lambda k: f"{k} (AUC {pct_pm(r.need('eval_weakly', k, 'auc'))})"))
-        emit(FigureSpec("mss_distribution", "Per-video signed margin for each backbone, abnormal (red) vs normal "
-                        "(blue) test videos; MSS is their mean.",
-                        [r.src("eval_mss", k, n) for k in r.backbones for n in ("signed.csv", "metrics.json")]),
-             lambda: _mss_figure(r))
-        truth = _truth(r)
-        weak = {k: read_scores(r.file("eval_weakly", k, "scores.parquet")) for k in r.backbones}
-        zs = {k: read_scores(r.file("eval_zeroshot", k, "scores.parquet")) for k in r.backbones}
-        videos = select_trace_videos(weak[r.reference], truth, r.snippet_len)
-        chosen = ", ".join(v.video for v in videos) or "none"
-        emit(FigureSpec("traces_weakly", "Per-snippet weakly supervised scores (prob1, mean over seeds) of up to 3 "
-                        "abnormal test videos with the most abnormal frames and the 3 longest normal ones "
-                        f"({chosen}); grey: ground truth.",
-                        [r.src("eval_weakly", k, "scores.parquet") for k in r.backbones] + [ann]),
-             lambda: _trace_figure(r, "Weakly supervised scores (prob1, mean over seeds)", videos, weak, (0.0, 1.02)))
-        emit(FigureSpec("traces_zeroshot", f"Per-snippet zero-shot scores of the same test videos ({chosen}); "
-                        "grey: ground truth.",
-                        [r.src("eval_zeroshot", k, "scores.parquet") for k in r.backbones] + [ann]),
-             lambda: _trace_figure(r, "Zero-shot scores", videos, zs))
+        for ds in r.shown:
+            _dataset_figures(r, ds, emit)
     return specs
+
+
+def _dataset_figures(r: Results, ds: str, emit: Callable[[FigureSpec, Callable[[], Any]], None]) -> None:
+    """The figures of one dataset: ROC curves, MSS margins, score traces (each for the evaluations run on it)."""
+    sfx, name = r.suffix(ds), r.label(ds)
+    zs_on, weak_on, mss_on = ds in r.on("eval_zeroshot"), ds in r.on("eval_weakly"), ds in r.on("eval_mss")
+
+    def roc_src(stage):
+        return [r.src(stage, k, ds, n) for k in r.backbones for n in ("roc.csv", "metrics.json")]
+
+    if zs_on:
+        emit(FigureSpec(f"roc_zeroshot{sfx}", f"Zero-shot ROC curves on {name}, one line per backbone.",
+                        roc_src("eval_zeroshot")),
+             lambda: _roc_figure(r, "eval_zeroshot", ds, f"Zero-shot ROC ({name})",
+                                 lambda k: f"{k} (AUC {pct(r.need('eval_zeroshot', k, ds, 'auc'))})"))
+    if weak_on:
+        emit(FigureSpec(f"roc_weakly{sfx}", f"Weakly supervised ROC curves on {name} (prob1 averaged over seeds), "
+                        "one line per backbone; the legend gives AUC mean ± std over seeds.", roc_src("eval_weakly")),
+             lambda: _roc_figure(r, "eval_weakly", ds, f"Weakly supervised ROC ({name})",
+                                 lambda k: f"{k} (AUC {pct_pm(r.need('eval_weakly', k, ds, 'auc'))})"))
+    if mss_on:
+        emit(FigureSpec(f"mss_distribution{sfx}", "Per-video signed margin for each backbone, abnormal (red) vs normal "
+                        "(blue) test videos" + (f" of {name}" if r.multi else "") + "; MSS is their mean.",
+                        [r.src("eval_mss", k, ds, n) for k in r.backbones for n in ("signed.csv", "metrics.json")]),
+             lambda: _mss_figure(r, ds))
+    if not (zs_on or weak_on):
+        return
+    truth, truth_src = _truth(r, ds), r.truth_src(ds)
+    on = f" of {name}" if r.multi else ""
+    weak = {k: read_scores(r.file("eval_weakly", k, ds, "scores.parquet")) for k in r.backbones} if weak_on else {}
+    zs = {k: read_scores(r.file("eval_zeroshot", k, ds, "scores.parquet")) for k in r.backbones} if zs_on else {}
+    videos = select_trace_videos((weak or zs)[r.reference], truth, r.snippet_len)
+    chosen = ", ".join(v.video for v in videos) or "none"
+    which = ("up to 3 abnormal test videos" + on + " with the most abnormal frames and the 3 longest normal ones "
+             f"({chosen}); grey: ground truth.")
+    if weak_on:
+        emit(FigureSpec(f"traces_weakly{sfx}", f"Per-snippet weakly supervised scores (prob1, mean over seeds) of {which}",
+                        [r.src("eval_weakly", k, ds, "scores.parquet") for k in r.backbones] + [truth_src]),
+             lambda: _trace_figure(r, "Weakly supervised scores (prob1, mean over seeds)" + _in(r, name), videos, weak,
+                                   (0.0, 1.02)))
+    if zs_on:
+        caption = (f"Per-snippet zero-shot scores of the same test videos ({chosen}); grey: ground truth." if weak_on
+                   else f"Per-snippet zero-shot scores of {which}")
+        emit(FigureSpec(f"traces_zeroshot{sfx}", caption,
+                        [r.src("eval_zeroshot", k, ds, "scores.parquet") for k in r.backbones] + [truth_src]),
+             lambda: _trace_figure(r, "Zero-shot scores" + _in(r, name), videos, zs))
+
+
+def _in(r: Results, name: str) -> str:
+    """`` (UCF-Crime)`` after a figure title with several datasets; nothing with one (the figure stays as it was)."""
+    return f" ({name})" if r.multi else ""

@@ -1,12 +1,17 @@
-"""The "What this run shows" section: each gap between two backbones judged by its paired CI or seed noise, in words."""
+"""The "What this run shows" section: each gap between two backbones judged by its paired CI or seed noise, in words.
+
+One block of sections per dataset (a sub-heading each when the report shows several), in params ``eval.datasets``
+order: MSS, zero-shot (each headline metric of the dataset), the weakly supervised and open-vocabulary heads (its first
+headline metric); then retention (per backbone, no dataset) and model selection.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from .bootstrap import BOOT_METRICS, _videos_text, comparison_pairs, paired_ci
+from .bootstrap import BOOT_METRICS, comparison_pairs, dataset_metrics, paired_ci, videos_text_all
 from .formatting import NA, _clean, _num, _pp
-from .inputs import Results
+from .inputs import METRIC_LABELS, Results
 
 
 def _n_seeds(stat: Any) -> int | None:
@@ -82,10 +87,11 @@ def _seed_noise(stat: Mapping, stat0: Mapping) -> tuple[float | None, int | None
 def _tally(what: str, verdicts: list[str], ref: str, others: Sequence[str] = ()) -> str:
     """The section's headline: verdicts against the reference, then how many of the other pairs' gaps count."""
     n = len(verdicts)
-    counts = {v: verdicts.count(v) for v in ("beats", "worse", "nodiff", "noise", "untested", "ties")}
+    counts = {v: verdicts.count(v) for v in ("beats", "worse", "nodiff", "noise", "untested", "ties", NA)}
     parts = [f"{counts['beats']} of {n} tuned backbone(s) beat `{ref}`"]
     for verdict, text in (("worse", "worse"), ("nodiff", "no difference (CI includes 0)"),
-                          ("noise", "within seed noise"), ("untested", "not tested"), ("ties", "tie")):
+                          ("noise", "within seed noise"), ("untested", "not tested"), ("ties", "tie"),
+                          (NA, "not computed")):
         if counts[verdict]:
             parts.append(f"{counts[verdict]} {text}")
     line = f"**{what}** — " + ", ".join(parts) + "."
@@ -93,6 +99,29 @@ def _tally(what: str, verdicts: list[str], ref: str, others: Sequence[str] = ())
         real = sum(v in ("beats", "worse") for v in others)
         line += f" Other pairs: the gap counts in {real} of {len(others)}."
     return line
+
+
+RETENTION_FINDINGS = (  # (block or None, metric, section title, label): blocks only when some backbone has them
+    (None, "i2t_r1", "Retention i2t R@1", "i2t R@1"),
+    ("imagenet", "acc1", "Retention, ImageNet zero-shot acc@1", "ImageNet acc@1"),
+    ("coco", "i2t_r1", "Retention, COCO i2t R@1", "COCO i2t R@1"),
+)
+
+
+def _optional(r: Results, key: str, block: str, metric: str) -> Any:
+    """A metric of an optional retention block (``imagenet``, ``coco``); None when the backbone has none."""
+    node = r.block("eval_retention", key, None).get(block)
+    return node.get(metric) if isinstance(node, Mapping) else None
+
+
+def has_block(r: Results, block: str) -> bool:
+    """Whether some backbone's retention metrics hold the optional ``block`` (``imagenet``, ``coco``)."""
+    return any(isinstance(r.block("eval_retention", k, None).get(block), Mapping) for k in r.backbones)
+
+
+def _seed_counts(r: Results) -> list[int]:
+    return sorted({n for ds in r.on("eval_weakly") for k in r.backbones
+                   for n in [_n_seeds(r.need("eval_weakly", k, ds, r.datasets[ds].primary))] if n is not None})
 
 
 def findings(r: Results) -> list[str]:
@@ -103,13 +132,16 @@ def findings(r: Results) -> list[str]:
         return [f"Only the reference backbone `{ref}` was evaluated: there is nothing to compare it against."]
     pairs = comparison_pairs(r)
     others = [f"`{k}` vs `{b}`" for k, b in pairs if b != ref]
-    seed_counts = sorted({n for k in r.backbones for n in [_n_seeds(r.need("eval_weakly", k, "auc"))] if n is not None})
+    seed_counts = _seed_counts(r)
     seeds_txt = "/".join(str(n) for n in seed_counts) or "an unknown number of"
+    booted_keys = [ds for ds in r.shown if dataset_metrics(r, ds)]
+    on = ", ".join(r.label(ds) for ds in r.shown) or "no dataset"
+    videos = videos_text_all(r, booted_keys) if booted_keys else "the test videos"
     lines.append(f"Tuned backbones {', '.join(f'`{k}`' for k in tuned)} against the reference `{ref}` "
-                 f"(params eval.reference) on {r.dataset}"
+                 f"(params eval.reference) on {on}"
                  + (f"; also {', '.join(others)}" if others else "") + ". "
                  f"MSS and zero-shot AUC/AP are single deterministic runs: a gap counts only when the 95% CI of a "
-                 f"paired bootstrap over {_videos_text(r)} excludes 0 ({r.n_bootstrap} resamples with replacement, "
+                 f"paired bootstrap over {videos} excludes 0 ({r.n_bootstrap} resamples with replacement, "
                  f"seed {r.bootstrap_seed}, the same videos for both backbones), and reads \"no difference\" "
                  "otherwise. The weakly supervised and open-vocabulary heads were trained "
                  f"with {seeds_txt} seed(s) per backbone (params eval_weakly.seeds: {r.seeds}); a gap counts only when "
@@ -127,40 +159,56 @@ def findings(r: Results) -> list[str]:
                             [v for (v, _), (_, b) in zip(items, pairs) if b != ref]))
         lines.extend(f"- {s}" for _, s in items)
 
-    def booted(metric: str):
+    def booted(metric: str, ds: str):
         stage, name, _, label = BOOT_METRICS[metric]
         rnd, raw, unit, nd = (_mss4, (lambda x: x), "", 4) if metric == "mss" else (_pp, (lambda x: 100 * x), " pp", 2)
         out = []
         for k, b in pairs:
-            ci = paired_ci(r, metric, k, b)
-            out.append(compare_sentence(label, k, b, rnd(r.need(stage, k, name)), rnd(r.need(stage, b, name)), unit,
-                                        nd, ci=(raw(ci.low), raw(ci.high))))
+            ci = paired_ci(r, metric, k, b, ds)
+            out.append(compare_sentence(label, k, b, rnd(r.need(stage, k, ds, name)), rnd(r.need(stage, b, ds, name)),
+                                        unit, nd, ci=(raw(ci.low), raw(ci.high))))
         return out
 
-    def seeded(stage: str, metric: tuple[str, ...], label: str):
+    def seeded(stage: str, ds: str, metric: tuple[str, ...], label: str):
         out = []
         for k, b in pairs:
-            s, s0 = r.need(stage, k, *metric), r.need(stage, b, *metric)
+            s, s0 = r.need(stage, k, ds, *metric), r.need(stage, b, ds, *metric)
             noise, n = _seed_noise(s, s0)
             out.append(compare_sentence(label, k, b, _pp(s.get("mean")), _pp(s0.get("mean")), " pp", 2, noise, n))
         return out
 
-    def untested(stage: str, metric: tuple[str, ...], label: str, why: str):
-        return [compare_sentence(label, k, b, _pp(r.need(stage, k, *metric)), _pp(r.need(stage, b, *metric)), " pp", 2,
-                                 untested=why) for k, b in pairs]
+    def untested(values: dict[str, Any], label: str, why: str):
+        return [compare_sentence(label, k, b, _pp(values[k]), _pp(values[b]), " pp", 2, untested=why) for k, b in pairs]
 
-    section("MSS", booted("mss"))
-    section("Zero-shot AUC", booted("zs_auc"))
-    section("Zero-shot AP", booted("zs_ap"))
-    section("Weakly supervised AUC", seeded("eval_weakly", ("auc",), "Weakly AUC"))
-    section("Open vocabulary, novel-category AUC", seeded("eval_openvocab", ("novel", "auc"), "Novel AUC"))
-    section("Open vocabulary, base-category AUC", seeded("eval_openvocab", ("base", "auc"), "Base AUC"))
-    section("Retention i2t R@1", untested("eval_retention", ("i2t_r1",), "i2t R@1",
-                                          "no per-image results, so no CI"))
+    for ds in r.shown:
+        if r.multi:
+            lines += ["", f"### {r.label(ds)} — dataset `{ds}`"]
+        for metric in dataset_metrics(r, ds):
+            section(BOOT_METRICS[metric][3], booted(metric, ds))
+        m = r.datasets[ds].primary
+        ml = METRIC_LABELS[m]
+        if ds in r.on("eval_weakly"):
+            section(f"Weakly supervised {ml}", seeded("eval_weakly", ds, (m,), f"Weakly {ml}"))
+        if ds in r.on("eval_openvocab"):
+            section(f"Open vocabulary, novel-category {ml}", seeded("eval_openvocab", ds, ("novel", m), f"Novel {ml}"))
+            section(f"Open vocabulary, base-category {ml}", seeded("eval_openvocab", ds, ("base", m), f"Base {ml}"))
+    if r.multi:
+        lines += ["", "### Retention (per backbone) and model selection"]
+    why = "no per-image results, so no CI"
+    for block, metric, title, label in RETENTION_FINDINGS:
+        if block is None:
+            values = {k: r.need("eval_retention", k, None, metric) for k in r.backbones}
+        elif has_block(r, block):
+            values = {k: _optional(r, k, block, metric) for k in r.backbones}
+        else:
+            continue
+        section(title, untested(values, label, why))
 
-    selections = sorted({str(r.info(s, k).get("selection")) for s in ("eval_weakly", "eval_openvocab")
-                         for k in r.backbones if r.info(s, k).get("selection")})
-    n_val = sorted({r.info("eval_weakly", k).get("n_val_videos") for k in r.backbones} - {None})
+    heads = [(s, ds) for s in ("eval_weakly", "eval_openvocab") for ds in r.on(s)]
+    selections = sorted({str(r.info(s, k, ds).get("selection")) for s, ds in heads
+                         for k in r.backbones if r.info(s, k, ds).get("selection")})
+    n_val = sorted({r.info("eval_weakly", k, ds).get("n_val_videos") for ds in r.on("eval_weakly")
+                    for k in r.backbones} - {None})
     lines.append("")
     lines.append("**Model selection** — the weakly supervised and open-vocabulary heads (their kind, and for the "
                  "VadCLIP-style head the epoch kept for each seed) were chosen on a validation split of the *training* "

@@ -1,4 +1,10 @@
-"""What the report reads: its path constants, the evaluation and training :class:`Results`, the per-video file readers."""
+"""What the report reads: its path constants, the evaluation and training :class:`Results`, the per-video file readers.
+
+The evaluation results form a grid: each per-dataset evaluation (``eval_mss``, ``eval_zeroshot``, ``eval_weakly``,
+``eval_openvocab``) runs on every backbone of params ``eval.backbones`` crossed with the dataset keys of its list in
+params ``eval.evaluate`` (``results/<stage>/<backbone>/<dataset>/``, dvc.yaml stage ``<stage>@<backbone>-<dataset>``);
+``eval_retention`` runs once per backbone (``results/eval_retention/<backbone>/``, stage ``eval_retention@<backbone>``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..eval.testsets import TRUTH_FILE, VIDEOS_FILE, load_testset, testset_dir
 from ..params import Params
 from ..paths import RESULTS
 
@@ -20,7 +27,7 @@ FIGURES_DIR = REPORT_DIR / "figures"
 INDEX_JSON = REPORT_DIR / "index.json"
 
 
-# Per-backbone evaluation stages and the files of each the report reads (all required).
+# Evaluation stages and the files of each the report reads (all required), per (backbone, dataset) pair or per backbone.
 EVAL_FILES: dict[str, tuple[str, ...]] = {
     "eval_mss": ("metrics.json", "signed.csv"),
     "eval_zeroshot": ("metrics.json", "scores.parquet", "roc.csv"),
@@ -28,8 +35,14 @@ EVAL_FILES: dict[str, tuple[str, ...]] = {
     "eval_openvocab": ("metrics.json",),
     "eval_retention": ("metrics.json",),
 }
+# Per-dataset stages -> their list in params eval.evaluate; the other stages of EVAL_FILES run once per backbone.
+EVALUATIONS: dict[str, str] = {"eval_mss": "mss", "eval_zeroshot": "zeroshot", "eval_weakly": "weakly",
+                               "eval_openvocab": "openvocab"}
+# Stages whose per-video files need the dataset's checked ground truth (data/testsets/<key>/, stage testset@<key>).
+NEEDS_TRUTH = ("eval_zeroshot", "eval_weakly")
 # Training summaries (optional): dvc.yaml stage -> metrics file.
 TRAINING_STAGES = ("backbone", "stage1", "stage2")
+METRIC_LABELS = {"auc": "AUC", "ap": "AP"}
 
 
 class MissingResultError(FileNotFoundError):
@@ -40,69 +53,132 @@ class ReportInputError(ValueError):
     """A result file is present but lacks what the report needs (a dataset block, a metric)."""
 
 
-def result_path(stage: str, key: str, name: str) -> Path:
-    """Relative path of ``name`` written by ``stage@key`` (``results/eval_weakly/full/metrics.json``)."""
-    return RESULTS / stage / key / name
+def result_path(stage: str, key: str, dataset: str | None, name: str) -> Path:
+    """Relative path of ``name`` written by ``stage`` for backbone ``key`` on ``dataset`` (None: a per-backbone stage):
+    ``results/eval_weakly/full/synth/metrics.json``, ``results/eval_retention/full/metrics.json``."""
+    base = RESULTS / stage / key
+    return (base if dataset is None else base / dataset) / name
+
+
+def stage_name(stage: str, key: str, dataset: str | None) -> str:
+    """The dvc.yaml stage writing ``stage``'s results of one pair: ``eval_zeroshot@full-synth``, ``eval_retention@full``."""
+    return f"{stage}@{key}" if dataset is None else f"{stage}@{key}-{dataset}"
 
 
 def _rel(path: Path) -> str:
     return path.as_posix()
 
 
+@dataclass(frozen=True)
+class Dataset:
+    """One evaluation dataset as the report shows it (params ``eval.datasets.<key>`` and where ``eval.evaluate`` uses it)."""
+
+    key: str
+    name: str
+    format: str
+    ground_truth: str
+    metrics: tuple[str, ...]  # the paper's headline metric(s): "auc" / "ap"
+    evaluations: tuple[str, ...]  # the per-dataset stages running on it (eval_mss, ...), in EVALUATIONS order
+
+    @property
+    def primary(self) -> str:
+        """The first headline metric: the one the seeded heads' findings and the ablation table use."""
+        return self.metrics[0]
+
+
 @dataclass
 class Results:
-    """Everything the report reads, keyed by (stage, backbone); paths relative to ``root``."""
+    """Everything the report reads, keyed by (stage, backbone, dataset) (dataset None for retention); paths relative to
+    ``root``."""
 
     root: Path
-    dataset: str
     backbones: list[str]
     reference: str
     seeds: list
-    annotations: Path
-    annotations_src: str
     snippet_len: int  # frames per snippet (params frames.snippet_len): snippet scores -> frames
-    metrics: dict[tuple[str, str], dict] = field(default_factory=dict)
+    datasets: dict[str, Dataset] = field(default_factory=dict)  # every key of params eval.datasets, in params order
+    evaluate: dict[str, list[str]] = field(default_factory=dict)  # per-dataset stage -> dataset keys (eval.evaluate)
+    metrics: dict[tuple[str, str, str | None], dict] = field(default_factory=dict)
+    # dataset -> its checked test set (alertclip.eval.testsets.load_testset: .truth, .n_frames), for the datasets
+    # whose per-video scores the report rebuilds
+    testsets: dict[str, Any] = field(default_factory=dict)
     training: dict[str, dict] = field(default_factory=dict)
     n_bootstrap: int = 1000
     bootstrap_seed: int = 0
     protocol: str = "vadclip"
     cache: dict = field(default_factory=dict, repr=False)
 
-    def src(self, stage: str, key: str, name: str = "metrics.json") -> str:
-        return _rel(result_path(stage, key, name))
+    # ---- the dataset axis ----
+    def on(self, stage: str) -> list[str]:
+        """Dataset keys ``stage`` ran on (params eval.evaluate), in that list's order."""
+        return list(self.evaluate.get(stage, ()))
 
-    def file(self, stage: str, key: str, name: str) -> Path:
-        return self.root / result_path(stage, key, name)
+    @property
+    def shown(self) -> list[str]:
+        """Datasets at least one evaluation ran on, in params eval.datasets order: the ones the report shows."""
+        return [k for k, d in self.datasets.items() if d.evaluations]
 
-    def block(self, stage: str, key: str) -> dict:
-        """The ``{dataset: {...}}`` block of ``stage@key`` (retention files have none: the whole file)."""
-        data = self.metrics[(stage, key)]
-        if stage == "eval_retention":
+    @property
+    def multi(self) -> bool:
+        """More than one dataset shown: column groups, sections and figure names carry the dataset."""
+        return len(self.shown) > 1
+
+    def name(self, dataset: str) -> str:
+        return self.datasets[dataset].name
+
+    def label(self, dataset: str) -> str:
+        """The dataset as column headers and headings name it: its name, plus the key when two shown share a name."""
+        name = self.name(dataset)
+        twins = [k for k in self.shown if self.name(k) == name]
+        return name if len(twins) < 2 else f"{name} ({dataset})"
+
+    def suffix(self, dataset: str) -> str:
+        """Figure-name suffix: ``_<key>`` with several datasets, nothing with one (the single-dataset names stay)."""
+        return f"_{dataset}" if self.multi else ""
+
+    def truth_src(self, dataset: str) -> str:
+        return _rel(testset_dir(dataset) / TRUTH_FILE)
+
+    # ---- result files ----
+    def src(self, stage: str, key: str, dataset: str | None, name: str = "metrics.json") -> str:
+        return _rel(result_path(stage, key, dataset, name))
+
+    def file(self, stage: str, key: str, dataset: str | None, name: str) -> Path:
+        return self.root / result_path(stage, key, dataset, name)
+
+    def block(self, stage: str, key: str, dataset: str | None) -> dict:
+        """The ``{<dataset name>: {...}}`` block of one pair's metrics.json (retention files have none: the whole file)."""
+        data = self.metrics[(stage, key, dataset)]
+        if dataset is None:
             return data
-        if self.dataset not in data:
-            raise ReportInputError(f"{self.src(stage, key)}: no block for dataset {self.dataset!r} "
-                                   f"(params eval.dataset); it has {sorted(k for k in data if k != 'info')}")
-        return data[self.dataset]
+        name = self.name(dataset)
+        if name not in data:
+            raise ReportInputError(f"{self.src(stage, key, dataset)}: no block for dataset {name!r} "
+                                   f"(params eval.datasets.{dataset}.name); it has "
+                                   f"{sorted(k for k in data if k != 'info')}; rerun dvc.yaml stage "
+                                   f"`{stage_name(stage, key, dataset)}`")
+        return data[name]
 
-    def need(self, stage: str, key: str, *path: str) -> Any:
-        """A required metric (``need("eval_weakly", "full", "auc")``); a clear error when absent."""
-        node: Any = self.block(stage, key)
+    def need(self, stage: str, key: str, dataset: str | None, *path: str) -> Any:
+        """A required metric (``need("eval_weakly", "full", "synth", "auc")``); a clear error when absent."""
+        node: Any = self.block(stage, key, dataset)
         for part in path:
             if not isinstance(node, Mapping) or part not in node:
-                raise ReportInputError(f"{self.src(stage, key)}: missing {'.'.join(path)!r} "
-                                       f"(under {self.dataset!r}); rerun dvc.yaml stage `{stage}@{key}`")
+                under = "" if dataset is None else f" (under {self.name(dataset)!r})"
+                raise ReportInputError(f"{self.src(stage, key, dataset)}: missing {'.'.join(path)!r}{under}; rerun "
+                                       f"dvc.yaml stage `{stage_name(stage, key, dataset)}`")
             node = node[part]
         return node
 
-    def info(self, stage: str, key: str) -> dict:
-        return self.metrics[(stage, key)].get("info", {}) or {}
+    def info(self, stage: str, key: str, dataset: str | None) -> dict:
+        return self.metrics[(stage, key, dataset)].get("info", {}) or {}
 
     @property
     def tuned(self) -> list[str]:
         return [k for k in self.backbones if k != self.reference]
 
 
-def _params(p: Params) -> tuple[str, list[str], str, list, str]:
+def _params(p: Params) -> tuple[list[str], str, list]:
     ev = p.eval
     backbones = list(dict(ev.backbones))
     if not backbones:
@@ -110,36 +186,56 @@ def _params(p: Params) -> tuple[str, list[str], str, list, str]:
     ref = ev.reference
     if ref not in backbones:
         raise ValueError(f"params.yaml: eval.reference {ref!r} is not a key of eval.backbones ({backbones})")
-    seeds = list(p.eval_weakly.seeds)
-    return ev.dataset, backbones, ref, seeds, str(ev.test_annotations)
+    return backbones, ref, list(p.eval_weakly.seeds)
+
+
+def _datasets(p: Params) -> tuple[dict[str, Dataset], dict[str, list[str]]]:
+    evaluate = {stage: list(getattr(p.eval.evaluate, attr)) for stage, attr in EVALUATIONS.items()}
+    for stage, keys in evaluate.items():
+        unknown = [k for k in keys if k not in p.eval.datasets]
+        if unknown:
+            raise ValueError(f"params.yaml: eval.evaluate.{EVALUATIONS[stage]}: {unknown} not keys of eval.datasets "
+                             f"({sorted(p.eval.datasets)})")
+    datasets = {key: Dataset(key, ds.name, ds.format, ds.ground_truth, tuple(ds.metrics),
+                             tuple(s for s in EVALUATIONS if key in evaluate[s]))
+                for key, ds in p.eval.datasets.items()}
+    return datasets, evaluate
 
 
 def load_results(root: str | Path, p: Params) -> Results:
-    """Read every metrics file the report needs; all missing files are reported at once, each with its stage."""
+    """Read every metrics file and test set the report needs; all missing files are reported at once, each with the
+    dvc.yaml stage writing it."""
     root = Path(root)
-    dataset, backbones, ref, seeds, ann = _params(p)
-    ann_path = Path(ann) if Path(ann).is_absolute() else root / ann
-    res = Results(root, dataset, backbones, ref, seeds, ann_path, Path(ann).as_posix(), int(p.frames.snippet_len),
+    backbones, ref, seeds = _params(p)
+    datasets, evaluate = _datasets(p)
+    res = Results(root, backbones, ref, seeds, int(p.frames.snippet_len), datasets, evaluate,
                   n_bootstrap=p.eval.bootstrap_samples, bootstrap_seed=p.eval.bootstrap_seed, protocol=p.eval.protocol)
-    missing = [(result_path(stage, key, name), f"{stage}@{key}")
-               for stage, names in EVAL_FILES.items() for key in backbones for name in names
-               if not (root / result_path(stage, key, name)).is_file()]
+    pairs = [(stage, key, ds) for stage in EVAL_FILES for key in backbones
+             for ds in (res.on(stage) if stage in EVALUATIONS else [None])]
+    missing = [(result_path(stage, key, ds, name), stage_name(stage, key, ds))
+               for stage, key, ds in pairs for name in EVAL_FILES[stage]
+               if not (root / result_path(stage, key, ds, name)).is_file()]
+    truth_keys = [k for k in datasets if any(k in res.on(s) for s in NEEDS_TRUTH)]
+    missing += [(testset_dir(k) / name, f"testset@{k}") for k in truth_keys for name in (TRUTH_FILE, VIDEOS_FILE)
+                if not (root / testset_dir(k) / name).is_file()]
     if missing:
         lines = "\n".join(f"  {_rel(path)}  (written by dvc.yaml stage `{stage}`)" for path, stage in missing)
-        stages = " ".join(sorted({s for _, s in missing}))
+        stages = " ".join(dict.fromkeys(s for _, s in missing))
         raise MissingResultError(f"the report needs {len(missing)} missing result file(s) under {root}:\n{lines}\n"
                                  f"produce them with `dvc repro {stages}` (or `alertclip <stage> --variant <key>`)")
-    if not ann_path.is_file():
-        raise MissingResultError(f"params.yaml: eval.test_annotations: {ann_path} does not exist "
-                                 "(written by dvc.yaml stage `synthesize`)")
-    for stage in EVAL_FILES:
-        for key in backbones:
-            path = root / result_path(stage, key, "metrics.json")
-            try:
-                res.metrics[(stage, key)] = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise ReportInputError(f"{_rel(result_path(stage, key, 'metrics.json'))}: not valid JSON ({exc}); "
-                                       f"rerun dvc.yaml stage `{stage}@{key}`") from exc
+    for stage, key, ds in pairs:
+        rel = result_path(stage, key, ds, "metrics.json")
+        try:
+            data = json.loads((root / rel).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ReportInputError(f"{_rel(rel)}: not valid JSON ({exc}); rerun dvc.yaml stage "
+                                   f"`{stage_name(stage, key, ds)}`") from exc
+        if not isinstance(data, dict):
+            raise ReportInputError(f"{_rel(rel)}: expected a JSON object; rerun dvc.yaml stage "
+                                   f"`{stage_name(stage, key, ds)}`")
+        res.metrics[(stage, key, ds)] = data
+    for k in truth_keys:
+        res.testsets[k] = load_testset(k, p.eval.datasets[k], root)
     for stage in TRAINING_STAGES:
         path = root / RESULTS / stage / "metrics.json"
         if path.is_file():

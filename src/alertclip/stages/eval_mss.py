@@ -1,6 +1,7 @@
-"""Stage entry point `eval_mss@<backbone>`: MeanSignScore on the test set (see :mod:`alertclip.eval.zeroshot`).
+"""Stage entry point `eval_mss@<backbone>-<dataset>`: MeanSignScore on one dataset's test set (see
+:mod:`alertclip.eval.zeroshot`).
 
-Outputs: ``results/eval_mss/<backbone>/metrics.json`` ({dataset: mss, its 95% CI over test videos ``mss_ci95``,
+Outputs: ``results/eval_mss/<backbone>/<dataset>/metrics.json`` ({dataset: mss, its 95% CI over test videos ``mss_ci95``,
 per-kind means, video counts}) and ``signed.csv`` (one row per test video: its signed margin, a DVC plot of the
 distribution; the report's paired bootstrap between backbones reads it).
 """
@@ -14,7 +15,7 @@ import numpy as np
 
 from ..eval.bootstrap import bootstrap_mss
 from ..eval.features import load_features
-from ..eval.inputs import features_dir, open_backbone, read_truth
+from ..eval.inputs import features_dir, open_backbone, read_testset, split_variant
 from ..eval.zeroshot import mss, prompt_sets
 from ..io import atomic_open, write_json
 from ..params import Params
@@ -24,17 +25,19 @@ log = logging.getLogger(__name__)
 
 
 def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
-    clip, tok = open_backbone(p, variant, "eval_mss")
-    t_a, t_n = prompt_sets(clip, tok, p.eval.prompts)
-    test = load_features(features_dir(variant)).by_video("test")
-    value, rows = mss(test, read_truth(p), t_a, t_n, p.frames.snippet_len)
+    backbone, dataset = split_variant(p, variant, "eval_mss")
+    clip, tok = open_backbone(p, backbone, "eval_mss")
+    t_a, t_n = prompt_sets(clip, tok, p.eval.prompts_of(dataset))
+    testset = read_testset(p, dataset)
+    test = load_features(features_dir(backbone, dataset)).by_video("test", crop=p.eval.test_crop)
+    value, rows = mss(test, testset.truth, t_a, t_n, p.frames.snippet_len)
     ab = [r.signed for r in rows if r.abnormal]
     no = [r.signed for r in rows if not r.abnormal]
     # videos in name order: the report resamples signed.csv the same way, so its paired draws are these draws
     ci = bootstrap_mss(np.array([r.signed for r in sorted(rows, key=lambda r: r.video)]), p.eval.bootstrap_samples,
                        p.eval.bootstrap_seed)
-    out = RESULTS / "eval_mss" / variant
-    write_json(out / "metrics.json", {p.eval.dataset: {
+    out = RESULTS / "eval_mss" / backbone / dataset
+    write_json(out / "metrics.json", {testset.name: {
         "mss": value, "mss_ci95": ci.ci, "n_bootstrap": ci.n_resamples, "bootstrap_seed": p.eval.bootstrap_seed,
         "mss_abnormal_videos": sum(ab) / len(ab) if ab else None,
         "mss_normal_videos": sum(no) / len(no) if no else None, "n_videos": len(rows), "n_abnormal": len(ab),

@@ -1,8 +1,8 @@
-"""Stage entry point `eval_openvocab@<backbone>`: the weakly supervised head trained on BASE categories only (the
-novel ones of ``novel_classes.txt`` are held out of training), AUC/AP on base vs novel test videos
+"""Stage entry point `eval_openvocab@<backbone>-<dataset>`: the weakly supervised head trained on BASE categories only (the
+novel ones of the source's ``novel_classes.txt`` are held out, as in training of training), AUC/AP on base vs novel test videos
 (see :mod:`alertclip.eval.weakly`).
 
-Output: ``results/eval_openvocab/<backbone>/metrics.json`` ({dataset: {base: {...}, novel: {...}}}).
+Output: ``results/eval_openvocab/<backbone>/<dataset>/metrics.json`` ({dataset: {base: {...}, novel: {...}}}).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..data.sources import read_novel_classes
 from ..eval.features import load_features
-from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
+from ..eval.inputs import features_dir, open_backbone, read_testset, split_variant
 from ..eval.weakly import open_vocabulary_subsets, weakly_supervised
 from ..io import write_json
 from ..params import Params
@@ -21,25 +21,26 @@ from ..paths import NOVEL_CLASSES, RESULTS
 log = logging.getLogger(__name__)
 
 
-
 def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
-    clip, tok = open_backbone(p, variant, "eval_openvocab")
-    feats = load_features(features_dir(variant))
-    test = feats.by_video("test")
+    backbone, dataset = split_variant(p, variant, "eval_openvocab")
+    clip, tok = open_backbone(p, backbone, "eval_openvocab")
+    feats = load_features(features_dir(backbone, dataset))
+    test = feats.by_video("test", crop=p.eval.test_crop)
+    testset = read_testset(p, dataset)
     lowered = read_novel_classes(NOVEL_CLASSES)
     if not lowered:
         raise ValueError(f"{NOVEL_CLASSES}: no novel classes listed; the open-vocabulary split needs some")
-    train = feats.by_video("train")
+    train = feats.by_video("train", crop="all")
     cats = {c for c in (Path(v).parent.name for v in list(train) + list(test))}
     novel = {c for c in cats if c.casefold() in lowered}
-    res = weakly_supervised(train, test, read_truth(p), clip, tok, p.eval_weakly.head_params, p.eval_weakly.seeds,
+    res = weakly_supervised(train, test, testset.truth, clip, tok, p.eval_weakly.head_params, p.eval_weakly.seeds,
                             p.eval_weakly.val_fraction, p.eval.protocol,
-                            frame_counts() if p.eval.protocol == "exact" else None, exclude=novel,
+                            testset.n_frames if p.eval.protocol == "exact" else None, exclude=novel,
                             subsets=open_vocabulary_subsets(test, novel), clip_len=p.frames.snippet_len)
     info = {**res["info"], "novel_classes": sorted(novel),
             "n_test_videos": {k: len(v) for k, v in open_vocabulary_subsets(test, novel).items()}}
-    write_json(RESULTS / "eval_openvocab" / variant / "metrics.json",
-               {p.eval.dataset: res["metrics"], "info": info})
+    write_json(RESULTS / "eval_openvocab" / backbone / dataset / "metrics.json",
+               {testset.name: res["metrics"], "info": info})
     m = res["metrics"]
     log.info("eval_openvocab@%s: base AUC %.4f, novel AUC %.4f", variant, m["base"]["auc"]["mean"],
              m["novel"]["auc"]["mean"])

@@ -1,7 +1,7 @@
-"""Stage entry point `eval_weakly@<backbone>`: the weakly supervised head (``eval_weakly.head``: VadCLIP-style or
+"""Stage entry point `eval_weakly@<backbone>-<dataset>`: the weakly supervised head (``eval_weakly.head``: VadCLIP-style or
 linear MIL) on this backbone's frozen features, mean +- std over ``eval_weakly.seeds`` (:mod:`alertclip.eval.weakly`).
 
-Outputs: ``results/eval_weakly/<backbone>/metrics.json`` ({dataset: {auc, ap, auc_prob2, ap_prob2, map...}: {mean,
+Outputs: ``results/eval_weakly/<backbone>/<dataset>/metrics.json`` ({dataset: {auc, ap, auc_prob2, ap_prob2, map...}: {mean,
 std, per_seed}}), ``scores.parquet`` (prob1 per test snippet, mean over seeds), ``roc.csv`` (a DVC plot) and
 ``training.json`` (per seed: best validation AUC and epoch).
 """
@@ -12,7 +12,7 @@ import logging
 
 from ..eval.features import load_features
 from ..eval.groundtruth import build_frame_level
-from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
+from ..eval.inputs import features_dir, open_backbone, read_testset, split_variant
 from ..eval.scores import write_roc, write_snippet_scores
 from ..eval.weakly import weakly_supervised
 from ..io import write_json
@@ -23,16 +23,18 @@ log = logging.getLogger(__name__)
 
 
 def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
-    clip, tok = open_backbone(p, variant, "eval_weakly")
-    feats = load_features(features_dir(variant))
-    truth = read_truth(p)
-    n_frames = frame_counts() if p.eval.protocol == "exact" else None
-    test = feats.by_video("test")
-    res = weakly_supervised(feats.by_video("train"), test, truth, clip, tok, p.eval_weakly.head_params, p.eval_weakly.seeds,
-                            p.eval_weakly.val_fraction, p.eval.protocol, n_frames,
-                            clip_len=p.frames.snippet_len)
-    out = RESULTS / "eval_weakly" / variant
-    write_json(out / "metrics.json", {p.eval.dataset: res["metrics"]["all"], "info": res["info"]})
+    backbone, dataset = split_variant(p, variant, "eval_weakly")
+    clip, tok = open_backbone(p, backbone, "eval_weakly")
+    feats = load_features(features_dir(backbone, dataset))
+    testset = read_testset(p, dataset)
+    truth = testset.truth
+    n_frames = testset.n_frames if p.eval.protocol == "exact" else None
+    test = feats.by_video("test", crop=p.eval.test_crop)
+    train = feats.by_video("train", crop="all")
+    res = weakly_supervised(train, test, truth, clip, tok, p.eval_weakly.head_params, p.eval_weakly.seeds,
+                            p.eval_weakly.val_fraction, p.eval.protocol, n_frames, clip_len=p.frames.snippet_len)
+    out = RESULTS / "eval_weakly" / backbone / dataset
+    write_json(out / "metrics.json", {testset.name: res["metrics"]["all"], "info": res["info"]})
     write_json(out / "training.json", res["history"])
     write_snippet_scores(out / "scores.parquet", res["scores"])
     frames = build_frame_level([(v, s, (n_frames or {}).get(v)) for v, s in res["scores"].items()], truth,

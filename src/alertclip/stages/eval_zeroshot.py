@@ -1,7 +1,7 @@
-"""Stage entry point `eval_zeroshot@<backbone>`: zero-shot VAD from prompt-similarity margins
-(see :mod:`alertclip.eval.zeroshot`).
+"""Stage entry point `eval_zeroshot@<backbone>-<dataset>`: zero-shot VAD from prompt-similarity margins on one
+dataset (see :mod:`alertclip.eval.zeroshot`).
 
-Outputs: ``results/eval_zeroshot/<backbone>/metrics.json`` ({dataset: {auc, auc_ci95, ap, ap_ci95, ...}}: frame
+Outputs: ``results/eval_zeroshot/<backbone>/<dataset>/metrics.json`` ({dataset: {auc, auc_ci95, ap, ap_ci95, ...}}: frame
 AUC/AP with 95% CIs over test videos) and ``scores.parquet`` (per test snippet: video, snippet, score, plus the
 video's ``n_frames`` under the exact protocol), from which the report rebuilds the frames for its score traces and
 its paired bootstrap between backbones.
@@ -16,7 +16,7 @@ import numpy as np
 from ..eval.bootstrap import bootstrap_auc_ap
 from ..eval.features import load_features
 from ..eval.groundtruth import build_frame_level
-from ..eval.inputs import features_dir, frame_counts, open_backbone, read_truth
+from ..eval.inputs import features_dir, open_backbone, read_testset, split_variant
 from ..eval.scores import write_roc, write_snippet_scores
 from ..eval.zeroshot import prompt_sets, zero_shot
 from ..io import write_json
@@ -27,13 +27,15 @@ log = logging.getLogger(__name__)
 
 
 def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
-    clip, tok = open_backbone(p, variant, "eval_zeroshot")
-    t_a, t_n = prompt_sets(clip, tok, p.eval.prompts)
-    feats = load_features(features_dir(variant))
+    backbone, dataset = split_variant(p, variant, "eval_zeroshot")
+    clip, tok = open_backbone(p, backbone, "eval_zeroshot")
+    t_a, t_n = prompt_sets(clip, tok, p.eval.prompts_of(dataset))
+    feats = load_features(features_dir(backbone, dataset))
     scale = float(feats.meta["logit_scale"])
-    truth = read_truth(p)
-    counts = frame_counts() if p.eval.protocol == "exact" else None
-    metrics, scores, frames = zero_shot(feats.by_video("test"), truth, t_a, t_n, scale, p.eval.protocol, counts,
+    testset = read_testset(p, dataset)
+    truth = testset.truth
+    counts = testset.n_frames if p.eval.protocol == "exact" else None
+    metrics, scores, frames = zero_shot(feats.by_video("test", crop=p.eval.test_crop), truth, t_a, t_n, scale, p.eval.protocol, counts,
                                         clip_len=p.frames.snippet_len)
     # videos in name order: the report rebuilds the frames from scores.parquet that way, so its paired draws are these
     by_name = build_frame_level([(v, scores[v], (counts or {}).get(v)) for v in sorted(scores)], truth, p.eval.protocol,
@@ -41,8 +43,8 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     boot = bootstrap_auc_ap(by_name, p.eval.bootstrap_samples, p.eval.bootstrap_seed)
     metrics.update(auc_ci95=boot["auc"].ci, ap_ci95=boot["ap"].ci, n_bootstrap=p.eval.bootstrap_samples,
                    bootstrap_seed=p.eval.bootstrap_seed, bootstrap_skipped=boot["auc"].n_skipped)
-    out = RESULTS / "eval_zeroshot" / variant
-    write_json(out / "metrics.json", {p.eval.dataset: {**metrics, "logit_scale": scale, "protocol": p.eval.protocol}})
+    out = RESULTS / "eval_zeroshot" / backbone / dataset
+    write_json(out / "metrics.json", {testset.name: {**metrics, "logit_scale": scale, "protocol": p.eval.protocol}})
     extra = None
     if counts is not None:  # the exact protocol's frame count of each video, for the report's rebuilt frames
         extra = {"n_frames": {v: np.full(len(s), counts[v]) for v, s in scores.items()}}
