@@ -28,20 +28,31 @@ from alertclip import dag
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 VARIANTS = ("full", "no_hard", "standard_neg", "joint")  # params.yaml ablations: stage2@<variant>
-BACKBONES = ("base", "stage1", *VARIANTS)  # params.yaml eval.backbones
+BACKBONES = ("base", "stage1", *VARIANTS, "wise_ft")  # params.yaml eval.backbones (wise_ft: interpolate@wise_ft)
+DATASETS = ("synth",)  # params.yaml eval.datasets, each in every list of eval.evaluate
+PER_DATASET = ("features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab")  # @<backbone>-<dataset>
 EVALS = ("eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")
 STAGE2 = {f"stage2@{v}" for v in VARIANTS}
+INTERPOLATE = {"interpolate@wise_ft"}  # base + stage2@full in weight space
+TESTSETS = {f"testset@{d}" for d in DATASETS}
 
 
-def _per(keys: tuple[str, ...], stages: tuple[str, ...] = ("features", *EVALS)) -> set[str]:
-    return {f"{s}@{k}" for s in stages for k in keys}
+def _per(keys: tuple[str, ...], stages: tuple[str, ...] = ("checkpoint", *PER_DATASET, "eval_retention"),
+         datasets: tuple[str, ...] = DATASETS) -> set[str]:
+    """The stages of these backbones: checkpoint@<bb> and eval_retention@<bb>, the others once per dataset."""
+    return {f"{s}@{k}-{d}" if s in PER_DATASET else f"{s}@{k}" for s in stages for k in keys for d in datasets}
 
 
-ALL_STAGES = ({"synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "report"} | STAGE2
-              | _per(BACKBONES))
-# frames feed every features@ variant; eval_retention@base reads only the base backbone and the stills
-AFTER_FRAMES = ({"frames", "curate", "hardneg", "stage1", "sweep", "report"} | STAGE2 | _per(BACKBONES)) - {"eval_retention@base"}
-AFTER_HARDNEG = {"hardneg", "stage1", "sweep", "report"} | STAGE2 | _per(BACKBONES[1:])
+TUNED = (*VARIANTS, "wise_ft")  # the backbones downstream of stage 2
+ALL_STAGES = ({"synthesize@vagta_synth", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "report"} | STAGE2
+              | INTERPOLATE | TESTSETS | _per(BACKBONES))
+# frames feed the test sets and so every features@ variant; the base backbone's checkpoint record and its retention
+# (the backbone and the stills) do not read them
+AFTER_FRAMES = (({"frames", "curate", "hardneg", "stage1", "sweep", "report"} | STAGE2 | INTERPOLATE | TESTSETS
+                 | _per(BACKBONES)) - {"checkpoint@base", "eval_retention@base"})
+AFTER_HARDNEG = {"hardneg", "stage1", "sweep", "report"} | STAGE2 | INTERPOLATE | _per(BACKBONES[1:])
+# one dataset's definition: its test set and every stage of it, no training, no checkpoint record, no retention
+AFTER_DATASET = TESTSETS | {"report"} | _per(BACKBONES, PER_DATASET)
 
 
 def _env(root: Path) -> dict:
@@ -58,14 +69,20 @@ def sh(root: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess
     return proc
 
 
-def _jobs_listed(out: str) -> set[str]:
+def _rule_stages(root: Path) -> dict[str, str]:
+    """Rule name -> stage name (``features__no_hard_synth`` -> ``features@no_hard-synth``: not invertible by hand)."""
+    return {s.rule_name: s.name for s in dag.load_stages(root)}
+
+
+def _jobs_listed(out: str, root: Path) -> set[str]:
     """The stages a dry run's output lists as jobs."""
     names = set(re.findall(r"^(?:local)?rule (\w+):", out, flags=re.M)) - {"all"}
-    return {n.replace("__", "@") for n in names}
+    stages = _rule_stages(root)
+    return {stages.get(n, n) for n in names}
 
 
 def snakemake_would_run(root: Path) -> set[str]:
-    return _jobs_listed(sh(root, "snakemake", "--dry-run", "--cores", "2").stdout)
+    return _jobs_listed(sh(root, "snakemake", "--dry-run", "--cores", "2").stdout, root)
 
 
 def dvc_status(root: Path) -> set[str]:
@@ -134,19 +151,20 @@ def test_run_records_every_stage_and_leaves_dvc_clean(pipeline):
     assert set(lock["stages"]) == ALL_STAGES
     assert_clean(pipeline)
     for stage in ALL_STAGES:
-        assert (pipeline / "logs" / "snakemake" / f"{stage.replace('@', '__')}.log").exists()
+        assert (pipeline / "logs" / "snakemake" / f"{dag.StageSpec(stage, '', (), ()).rule_name}.log").exists()
         assert (pipeline / "logs" / f"{stage}.log").exists()
     report = (pipeline / "results" / "report.md").read_text(encoding="utf-8")
     for key in BACKBONES:
         assert key in report
+    assert "VAGTA-synth" in report  # the dataset's column group
     assert len(list((pipeline / "results" / "report" / "figures").glob("*.png"))) >= 4
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("old,new,expected", [
     ("clip_frames: 8", "clip_frames: 6", AFTER_FRAMES),
-    # what `dvc exp run -S stage2.lambda_hard=0` changes: every stage-2 variant and what reads it
-    ("  lambda_hard: 1.0", "  lambda_hard: 0.0", STAGE2 | {"sweep", "report"} | _per(VARIANTS)),
+    # what `dvc exp run -S stage2.lambda_hard=0` changes: every stage-2 variant and what reads it (wise_ft too)
+    ("  lambda_hard: 1.0", "  lambda_hard: 0.0", STAGE2 | INTERPOLATE | {"sweep", "report"} | _per(TUNED)),
     # one variant's definition: only that variant
     ("joint: {losses: [global, region, hard], curriculum: joint",
      "joint: {losses: [global, region], curriculum: joint", {"stage2@joint", "report"} | _per(("joint",))),
@@ -157,7 +175,13 @@ def test_run_records_every_stage_and_leaves_dvc_clean(pipeline):
     # so on the base backbone only eval_mss and eval_zeroshot rerun; features, weakly, open vocabulary and retention
     # of base do not read them
     ('template: "a cctv video where {}"', 'template: "a cctv clip where {}"',
-     {"stage1", "sweep", "report", "eval_mss@base", "eval_zeroshot@base"} | STAGE2 | _per(BACKBONES[1:])),
+     {"stage1", "sweep", "report", "eval_mss@base-synth", "eval_zeroshot@base-synth"} | STAGE2 | INTERPOLATE
+     | _per(BACKBONES[1:])),
+    # leaf params: one dataset's entry reruns that dataset's test set and stages only
+    ("      name: VAGTA-synth\n", "      name: VAGTA synthetic\n", AFTER_DATASET),
+    # the WiSE-FT mixing weight: the interpolated backbone alone
+    ("tuned: data/models/stage2/full, alpha: 0.5}", "tuned: data/models/stage2/full, alpha: 0.25}",
+     INTERPOLATE | _per(("wise_ft",)) | {"report"}),
 ])
 def test_param_edit_same_stale_set(pipeline, old, new, expected):
     params = pipeline / "params.yaml"
@@ -176,8 +200,11 @@ def test_param_edit_same_stale_set(pipeline, old, new, expected):
     ("src/alertclip/data/media.py", AFTER_FRAMES),
     ("src/alertclip/synth/render.py", ALL_STAGES),
     ("src/alertclip/hardneg/inverter.py", AFTER_HARDNEG),
-    ("src/alertclip/stages/stage2.py", STAGE2 | {"report"} | _per(VARIANTS)),
+    ("src/alertclip/stages/stage2.py", STAGE2 | INTERPOLATE | {"report"} | _per(TUNED)),
     ("src/alertclip/eval/zeroshot.py", {"report"} | _per(BACKBONES, ("eval_mss", "eval_zeroshot"))),
+    ("src/alertclip/eval/testset_check.py", AFTER_DATASET),
+    ("src/alertclip/stages/checkpoint.py", {"report"} | _per(BACKBONES)),
+    ("src/alertclip/interpolation.py", INTERPOLATE | {"report"} | _per(("wise_ft",))),
 ])
 def test_code_edit_same_stale_set(pipeline, module, expected):
     path = pipeline / module
@@ -201,7 +228,7 @@ def test_deleted_output_then_checkout_reruns_nothing(pipeline):
 
 @pytest.mark.slow
 def test_touch_reruns_nothing(pipeline):
-    for sub in ("data/synth/published", "data/raw", "src/alertclip"):
+    for sub in ("data/synth/published", "data/raw", "data/frames", "data/testsets", "data/checkpoints", "src/alertclip"):
         for p in (pipeline / sub).rglob("*"):
             os.utime(p)
     assert_clean(pipeline)
@@ -216,8 +243,9 @@ def test_failure_keeps_and_records_finished_stages(pipeline):
     frames_src = frames_py.read_text()
     try:
         params.write_text(original.replace("retries: 5", "retries: 4"))  # download reruns (harmless)
-        frames_py.write_text(frames_src.replace("    jobs = plan_jobs(layout, settings)\n",
-                                                "    raise RuntimeError('injected failure')\n", 1))
+        call = "    return write_frames(plan_jobs(layout, settings), out_dir, settings, shard_mb, workers, progress)\n"
+        assert call in frames_src  # extract_frames, the frames stage's body: the injection must land
+        frames_py.write_text(frames_src.replace(call, "    raise RuntimeError('injected failure')\n", 1))
         proc = sh(pipeline, "snakemake", "--cores", "2", check=False)
         assert proc.returncode != 0
         assert "injected failure" in (pipeline / "logs" / "frames.log").read_text()
@@ -306,12 +334,118 @@ def test_new_variant_needs_params_only(tmp_path):
     params["eval"]["backbones"]["region_only"] = "data/models/stage2/region_only"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     specs = {s.name: s for s in dag.load_stages(root)}
-    assert {"stage2@region_only", "features@region_only"} | {f"{e}@region_only" for e in EVALS} <= set(specs)
+    assert set(specs) == ALL_STAGES | {"stage2@region_only"} | _per(("region_only",))
+    assert "data/models/stage2/region_only" in specs["checkpoint@region_only"].deps
     report_inputs = set(specs["report"].deps)
     for key in (*BACKBONES, "region_only"):
         for kind in EVALS:
-            assert f"results/{kind}/{key}/metrics.json" in report_inputs, (kind, key)
+            where = f"{key}/metrics.json" if kind == "eval_retention" else f"{key}/synth/metrics.json"
+            assert f"results/{kind}/{where}" in report_inputs, (kind, key)
     assert "results/stage2/region_only/metrics.json" in report_inputs
+
+
+def test_default_dag_datasets_and_backbones():
+    """The evaluation axis as dvc.yaml declares it: frames -> testset@<dataset> -> features@<backbone>-<dataset> ->
+    eval_*@<backbone>-<dataset>, each backbone's weights through its checkpoint@<backbone> record, wise_ft through
+    interpolate@wise_ft."""
+    stages = dag.load_stages(REPO)
+    specs = {s.name: s for s in stages}
+    assert set(specs) == ALL_STAGES
+    order = [s.name for s in stages]
+    testset = specs["testset@synth"]
+    # the ground truth (a file inside synthesize's output directory) maps to that directory for Snakemake
+    assert {"data/frames", "data/synth/published"} <= set(testset.deps)
+    assert testset.outs == ("data/testsets/synth", "results/testsets/synth/summary.json")
+    assert order.index("frames") < order.index("testset@synth") < order.index("features@base-synth")
+    interp = specs["interpolate@wise_ft"]
+    assert {"data/models/backbone", "data/models/stage2/full"} <= set(interp.deps)
+    assert interp.outs == ("data/models/interpolated/wise_ft",)
+    assert order.index("stage2@full") < order.index("interpolate@wise_ft") < order.index("checkpoint@wise_ft")
+    models = yaml.safe_load((REPO / "params.yaml").read_text())["eval"]["backbones"]
+    for bb in BACKBONES:
+        record = f"data/checkpoints/{bb}.json"
+        assert models[bb] in specs[f"checkpoint@{bb}"].deps and specs[f"checkpoint@{bb}"].outs == (record,)
+        features = specs[f"features@{bb}-synth"]
+        assert {record, "data/testsets/synth"} <= set(features.deps) and models[bb] not in features.deps
+        assert features.outs == (f"data/features/{bb}/synth",)
+        for kind in EVALS[:-1]:
+            ev = specs[f"{kind}@{bb}-synth"]
+            assert {record, f"data/features/{bb}/synth", "data/testsets/synth"} <= set(ev.deps), ev.name
+            assert all(o.startswith(f"results/{kind}/{bb}/synth/") for o in ev.outs), ev.outs
+        retention = specs[f"eval_retention@{bb}"]
+        assert record in retention.deps and retention.outs == (f"results/eval_retention/{bb}/metrics.json",)
+    assert "data/testsets/synth" in specs["report"].deps
+
+
+def test_features_of_the_sources_own_videos_follow_the_frames(tmp_path):
+    """features@<bb>-<ds> reads data/frames when the dataset's videos are the source's own, but the matrix declares
+    only data/testsets/<ds>: that test set holds a digest of data/frames, so a frames rerun reaches the features."""
+    from alertclip.eval.testset_check import tree_digest
+
+    specs = {s.name: s for s in dag.load_stages(REPO)}
+    assert "data/frames" in specs["testset@synth"].deps
+    assert "data/testsets/synth" in specs["features@base-synth"].deps
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "snippets-000.npy").write_bytes(b"\x00" * 64)
+    (tmp_path / "media.parquet").write_bytes(b"m")
+    first = tree_digest(tmp_path)
+    assert tree_digest(tmp_path) == first
+    (tmp_path / "a" / "snippets-000.npy").write_bytes(b"\x00" * 63 + b"\x01")
+    second = tree_digest(tmp_path)
+    assert second != first
+    (tmp_path / "a" / "snippets-000.npy").rename(tmp_path / "a" / "snippets-001.npy")
+    assert tree_digest(tmp_path) not in (first, second)
+
+
+def test_second_dataset_needs_params_only(tmp_path):
+    """A dataset added to params.yaml alone (eval.datasets + its key in eval.evaluate.zeroshot) becomes exactly its
+    test set, features for every backbone and the zero-shot evaluations, in DVC and in Snakemake; the report's inputs
+    (its folder deps, expanded for Snakemake) pick the new results up."""
+    root = _copy_repo(tmp_path)
+    before = {s.name for s in dag.load_stages(root)}
+    assert before == ALL_STAGES
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["eval"]["datasets"]["xd"] = {"name": "XD-Violence", "format": "xd", "ground_truth": "data/xd/annotations.txt",
+                                        "videos": "data/xd/videos", "metrics": ["ap"]}
+    params["eval"]["evaluate"]["zeroshot"].append("xd")
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    added = {"testset@xd"} | _per(BACKBONES, ("features", "eval_zeroshot"), ("xd",))
+
+    dvc_stages = set(sh(root, "dvc", "stage", "list", "--name-only").stdout.split())
+    assert dvc_stages - before == added and before <= dvc_stages
+    stages = dag.load_stages(root)
+    specs = {s.name: s for s in stages}
+    assert set(specs) == dvc_stages
+    assert not {n for n in specs if n.endswith("-xd") and n.split("@")[0] in ("eval_mss", "eval_weakly", "eval_openvocab")}
+    rules = {line.split()[0] for line in sh(root, "snakemake", "--list-rules").stdout.splitlines() if line.strip()}
+    rules -= {"all"}
+    assert rules == {s.rule_name for s in stages}
+
+    assert {"data/xd/annotations.txt", "data/xd/videos"} <= set(specs["testset@xd"].deps)
+    for bb in BACKBONES:
+        assert "data/testsets/xd" in specs[f"features@{bb}-xd"].deps
+        assert specs[f"features@{bb}-xd"].outs == (f"data/features/{bb}/xd",)
+        assert f"data/features/{bb}/xd" in specs[f"eval_zeroshot@{bb}-xd"].deps
+    report_inputs = set(specs["report"].deps)
+    assert {"data/testsets/synth", "data/testsets/xd"} <= report_inputs
+    for bb in BACKBONES:
+        assert f"results/eval_zeroshot/{bb}/xd/metrics.json" in report_inputs, bb
+        assert f"results/eval_zeroshot/{bb}/xd/scores.parquet" in report_inputs, bb
+        assert f"results/eval_zeroshot/{bb}/synth/metrics.json" in report_inputs, bb
+    assert not {d for d in report_inputs if "/xd/" in d and not d.startswith("results/eval_zeroshot/")}
+
+
+def test_parent_and_child_deps_map_to_stage_outputs_for_snakemake():
+    """DVC links a dep to a stage whose output lies inside it or contains it; Snakemake matches exact paths."""
+    specs = [dag.StageSpec("pub", "make pub", (), ("data/pub", "results/pub.json"), dir_outs=frozenset({"data/pub"})),
+             dag.StageSpec("ev@a", "make a", (), ("results/ev/a/m.json",)),
+             dag.StageSpec("ev@b", "make b", (), ("results/ev/b/m.json", "results/ev/b/s.csv")),
+             dag.StageSpec("use", "make use", ("data/pub/annotations/gt.txt", "data/pub", "results/ev", "results/pub.json",
+                                               "src/use.py", "data/public.txt"), ("out.txt",))]
+    use = {s.name: s for s in dag.expand_parent_deps(specs)}["use"]
+    assert use.deps == ("data/pub",  # a file inside a directory output, and the directory itself: once
+                        "results/ev/a/m.json", "results/ev/b/m.json", "results/ev/b/s.csv",  # a parent of outputs
+                        "results/pub.json", "src/use.py", "data/public.txt")  # not inside anything: as they are
 
 
 @pytest.mark.slow
@@ -369,10 +503,11 @@ def _tools_own_writes(root: Path) -> tuple[set[str], set[str]]:
     return paths | _writes(root, lambda: sh(root, "dvc", "status", "--quiet", check=False)), file_dirs
 
 
-def _summary_pending(out: str) -> set[str]:
+def _summary_pending(out: str, root: Path) -> set[str]:
     """The stages whose outputs ``snakemake --summary`` plans to update."""
     rows = [line.split("\t") for line in out.splitlines() if "\t" in line]
-    return {r[2].replace("__", "@") for r in rows[1:] if r[-1] == "update pending"}
+    stages = _rule_stages(root)
+    return {stages.get(r[2], r[2]) for r in rows[1:] if r[-1] == "update pending"}
 
 
 def assert_dry_runs_write_nothing(root: Path, expected: set[str]) -> None:
@@ -389,8 +524,8 @@ def assert_dry_runs_write_nothing(root: Path, expected: set[str]) -> None:
         written = _writes(root, lambda: dry_run(flags))
         ours = {p for p in written if p not in own_paths and str(Path(p).parent) not in own_file_dirs}
         assert not ours, f"snakemake {' '.join(flags)} wrote {sorted(ours)}"
-    assert _jobs_listed(out[("-n",)]) == _jobs_listed(out[("--dry-run",)]) == expected
-    assert _summary_pending(out[("--summary",)]) == expected
+    assert _jobs_listed(out[("-n",)], root) == _jobs_listed(out[("--dry-run",)], root) == expected
+    assert _summary_pending(out[("--summary",)], root) == expected
 
 
 TOY_FILES = {

@@ -389,7 +389,7 @@ def test_params_is_the_bottom_layer(graph):
 # The layers, bottom first (README "Layout" shows the same): a module may import its own layer (no cycles) and the
 # layers below, never one above. Top-level subpackages and modules of alertclip, by name.
 LAYERS = (
-    ("params", "paths", "io", "threads"),  # settings, where files live, atomic writes
+    ("params", "paths", "io", "threads", "profiles"),  # settings, profiles of them, where files live, atomic writes
     ("data", "synth", "curation", "hardneg"),  # reading, making and cleaning the data
     ("factory", "model", "losses", "prompts", "retrieval", "interpolation"),  # the model; what trains / scores / mixes it
     ("train", "backbone"),  # the training loop; pre-training the synthetic backbone

@@ -4,6 +4,7 @@
     alertclip curate --explain CLIP_ID | hardneg --show N         inspect a stage's last results
     alertclip vagta check FILE... [--json]                        inspect VAGTA annotation files
     alertclip gt check FILE --format {ucf,xd,ubnormal,msad} [--json]  summarize a test ground-truth file
+    alertclip profile NAME [--params params.yaml] [--dry-run]      switch params.yaml to profiles/NAME.yaml
     alertclip video probe FILE | extract FILE [--fps --size --out] one video file
 """
 
@@ -102,6 +103,19 @@ def _video(args: argparse.Namespace) -> int:
     return 0 if info.status == "ok" else 1
 
 
+def _profile(args: argparse.Namespace) -> int:
+    from .profiles import ProfileError, apply_profile
+
+    try:
+        changed = apply_profile(args.name, args.params, args.profiles_dir, write=not args.dry_run)
+    except ProfileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    verb = "would change" if args.dry_run else "changed"
+    print(f"{args.params}: profile {args.name} {verb} {len(changed)} key(s)" + "".join(f"\n  {k}" for k in changed))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["vagta"]:
@@ -130,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         sp.set_defaults(func=_run_stage, stage=name)
     sub.add_parser("vagta", help="VAGTA annotation tools (alertclip vagta check FILE...)")
     sub.add_parser("gt", help="test ground-truth tools (alertclip gt check FILE --format F)")
+    pp = sub.add_parser("profile", help="rewrite params.yaml with a profile (profiles/NAME.yaml) merged in")
+    pp.add_argument("name", help="synthetic, ucf_vagta, msad_vagta, ... (a file in --profiles-dir)")
+    pp.add_argument("--params", default="params.yaml")
+    pp.add_argument("--profiles-dir", default="profiles")
+    pp.add_argument("--dry-run", action="store_true", help="print the keys that would change, write nothing")
+    pp.set_defaults(func=_profile)
     vp = sub.add_parser("video", help="probe or decode one video file")
     vp.add_argument("action", choices=["probe", "extract"])
     vp.add_argument("file")

@@ -44,12 +44,35 @@ class RealSource(_Strict):
     train_annotations: str
     test_annotations: str
     train_items: str
+    novel_classes: list[str] = Field(
+        default_factory=list, description="categories held out for the open-vocabulary split (none: no split)")
+
+
+SYNTHETIC_WORLD = "vagta_synth"  # the key of data.world (and the stage name synthesize@vagta_synth)
+SYNTH_INPUTS = {"download": "data/synth/published", "truth": "data/synth/truth", "pretrain": "data/synth/pretrain"}
+# On a real source every input is what `download` fetched, and download itself has nothing upstream: its dep is its
+# own code (already listed), since a dep must name an existing path.
+REAL_INPUTS = {**dict.fromkeys(SYNTH_INPUTS, "data/raw"), "download": "src/alertclip/data/download"}
+
+
+class SourceInputs(_Strict):
+    """What the source-neutral stages read of the source, spelled out for dvc.yaml's deps (DVC's ``${}`` has no
+    conditions). Fixed by ``data.source``: the synthetic world's directories, or ``data/raw`` on a real source (so a
+    real DAG reads nothing under data/synth)."""
+
+    download: str = Field(description="what `download` fetches from: the published world, or its own code")
+    truth: str = Field(description="the injected defects (curation quality); the synthetic world only")
+    pretrain: str = Field(description="the backbone's pre-training stills; the synthetic world only")
 
 
 class DataParams(_Strict):
     # `sources` before `source`: the validator of `source` sees the validated sources (and errors name data.source).
     sources: dict[Literal["ucf_vagta", "msad_vagta"], RealSource] = Field(default_factory=dict)
     source: Literal["synthetic", "ucf_vagta", "msad_vagta"] = "synthetic"
+    # foreach of synthesize@<key>: one world on the synthetic source, none on a real one (DVC's foreach is the only
+    # way a stage can be absent from the DAG).
+    world: dict[str, dict] = Field(default_factory=lambda: {SYNTHETIC_WORLD: {}})
+    inputs: SourceInputs = Field(default_factory=lambda: SourceInputs(**SYNTH_INPUTS))
 
     @field_validator("source")
     @classmethod
@@ -57,6 +80,19 @@ class DataParams(_Strict):
         if source != "synthetic" and source not in info.data.get("sources", {}):
             raise ValueError(f"{source!r} has no entry in data.sources")
         return source
+
+    @model_validator(mode="after")
+    def _shape_matches_source(self) -> "DataParams":
+        synthetic = self.source == "synthetic"
+        world = {SYNTHETIC_WORLD: {}} if synthetic else {}
+        if self.world != world:
+            raise ValueError(f"data.world must be {world} with data.source {self.source} (got {self.world}); "
+                             "`alertclip profile NAME` writes a consistent params.yaml")
+        inputs = SYNTH_INPUTS if synthetic else REAL_INPUTS
+        if self.inputs.model_dump() != inputs:
+            raise ValueError(f"data.inputs must be {inputs} with data.source {self.source} "
+                             f"(got {self.inputs.model_dump()}); `alertclip profile NAME` writes a consistent params.yaml")
+        return self
 
 
 MIN_TEST_VIDEOS_PER_CLASS = 5  # fewer test videos of a class and a bootstrap over videos is mostly empty resamples

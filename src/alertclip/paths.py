@@ -6,8 +6,9 @@ from pathlib import Path
 DATA = Path("data")
 SYNTH_DIR = DATA / "synth"  # synthesize: the embedded VAGTA-synth world (published / truth / pretrain)
 PRETRAIN_DIR = SYNTH_DIR / "pretrain"  # stills + captions that pre-train the synthetic backbone
-NOVEL_CLASSES = SYNTH_DIR / "published" / "annotations" / "novel_classes.txt"  # held out for open vocabulary
 RAW_DIR = DATA / "raw"  # download: the source's annotations and videos
+# held out for open vocabulary: the synthetic world publishes it, a real source's download writes it from params
+NOVEL_CLASSES = RAW_DIR / "annotations" / "novel_classes.txt"
 FRAMES_DIR = DATA / "frames"  # frames: clip and snippet frame arrays
 MEDIA_TABLE = FRAMES_DIR / "media.parquet"  # one row per video: decode status and frame count
 CURATED_DIR = DATA / "curated"  # curate, hardneg

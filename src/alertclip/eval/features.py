@@ -51,7 +51,9 @@ class FeatureSet:
         n_crops = int(self.meta.get("crops", 1))
         if n_crops > 1 and crop is None:
             raise ValueError(f"features of {n_crops} crops: pick one (crop=k) or all (crop='all')")
-        if isinstance(crop, int) and not 0 <= crop < n_crops:
+        if crop is not None and crop != "all" and not isinstance(crop, (int, np.integer)):
+            raise ValueError(f"crop must be a view index (int) or 'all', got {crop!r}")
+        if crop != "all" and crop is not None and not 0 <= crop < n_crops:
             raise ValueError(f"crop {crop} does not exist: the features hold {n_crops} crop(s) (features.crops)")
         out: dict[str, list[int]] = {}
         for i, (v, s) in enumerate(zip(self.videos, self.splits)):

@@ -10,7 +10,8 @@ ones whose absence cost VadCLIP's users weeks (a ground truth of one length scor
   videos were looked for;
 * a test video without a ground-truth line is normal only if its name holds one of the dataset's normal markers
   (``normal_markers``, else the format's rule: UCF ``Normal``, XD ``label_A``, ...); otherwise an error names both;
-* a span ending past the video's last decoded frame is an error naming the line, the video and its frame count.
+* a span ending past the video's last decoded frame is an error naming the line, the video and its frame count
+  (after rescaling, an end within one decoded frame of the end is the ceil's rounding and is clamped to it).
 
 Ground-truth frame numbers count the video's NATIVE frames (every benchmark's convention, VAGTA-synth's too); the
 frames stage decodes at ``frames.fps``. Each span is rescaled by ``frames.fps / native fps`` (the probed rate of that
@@ -23,6 +24,7 @@ features use) and ``videos.parquet`` (video, n_frames, category, abnormal); :fun
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from ..io import write_json
 from ..params import DatasetParams
 from ..paths import FRAMES_DIR
 from .groundtruth import GroundTruth, GroundTruthError, VideoTruth, _stem_index, lookup_truth
-from .testsets import FRAMES_SUBDIR, TRUTH_FILE, VIDEOS_FILE, testset_dir
+from .testsets import FRAMES_DIGEST_FILE, FRAMES_SUBDIR, TRUTH_FILE, VIDEOS_FILE, testset_dir
 
 
 class GroundTruthMismatch(ValueError):
@@ -125,13 +127,31 @@ def check_testset(key: str, ds: DatasetParams, truth: GroundTruth, videos: dict[
     for video, entry in matched.items():
         n, native = videos[video]
         spans = tuple(rescale_span(s, native, fps) for s in entry.spans)
+        rate = (fps, native) if native > 0 else (1, 1)
         for (start, end), (s0, e0) in zip(spans, entry.spans):
-            if end > n:
+            # ceil(e0 * ratio) may pass the decoded count by one though the span ends within the video (299 native
+            # frames at 30 fps decode to 249 at 25 fps, ceil(299 * 25 / 30) = 250): only a native end at or past
+            # the decoded frame after the last (e0 * fps / native >= n + 1) is past the video's end; the overshoot is
+            # clamped (compared without dividing, so an end landing exactly on n + 1 is not lost to rounding)
+            if e0 * rate[0] >= (n + 1) * rate[1]:
                 raise GroundTruthMismatch(f"{entry.origin or truth.source}: span ({s0}, {e0}) of {entry.name} ends past the "
                                    f"video's end: {where}/{video} has {n} frames at {fps:g} fps (native {native:g} fps: "
                                    f"the span ends at decoded frame {end}) ({label})")
+        spans = tuple((start, min(end, n)) for start, end in spans)
         rescaled[video] = VideoTruth(video, entry.category, spans, entry.origin)
     return GroundTruth(rescaled, source=str(truth.source))
+
+
+def tree_digest(root: Path) -> str:
+    """sha256 over every file under ``root`` (relative path and bytes, in path order)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
 
 
 def build_testset(key: str, ds: DatasetParams, frame_settings, shard_mb: int = 512, workers: int = 0,
@@ -144,9 +164,9 @@ def build_testset(key: str, ds: DatasetParams, frame_settings, shard_mb: int = 5
 
     truth = read_dataset_truth(key, ds)  # before any decoding: a bad file fails in seconds
     out = testset_dir(key)
-    out.mkdir(parents=True, exist_ok=True)
     if ds.own_frames:
         frames, where = FRAMES_DIR, f"{FRAMES_DIR} (split test)"
+        (out / FRAMES_DIGEST_FILE).write_text(tree_digest(FRAMES_DIR) + "\n", encoding="utf-8")
     else:
         root = Path(ds.videos)
         if not root.is_dir():
@@ -157,6 +177,7 @@ def build_testset(key: str, ds: DatasetParams, frame_settings, shard_mb: int = 5
         frames, where = out / FRAMES_SUBDIR, str(root)
         write_frames(jobs, frames, frame_settings, shard_mb, workers, progress)
     videos = _test_videos(frames)
+    out.mkdir(parents=True, exist_ok=True)  # only now: a bad videos directory leaves no data/testsets/<key> behind
     checked = check_testset(key, ds, truth, videos, where, frame_settings.fps, _bad_media(frames))
     write_json(out / TRUTH_FILE, {
         "dataset": ds.name, "format": ds.format, "ground_truth": ds.ground_truth, "normal_markers": list(normal_markers(ds)),

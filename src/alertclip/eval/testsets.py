@@ -17,6 +17,9 @@ from .groundtruth import GroundTruth, VideoTruth
 TRUTH_FILE = "truth.json"
 VIDEOS_FILE = "videos.parquet"
 FRAMES_SUBDIR = "frames"
+# On the source's own videos: the digest of data/frames the features read, so that a frames rerun changes this test
+# set and with it every features@<backbone>-<dataset> (the matrix cannot declare data/frames for some datasets only).
+FRAMES_DIGEST_FILE = "frames.sha256"
 
 
 @dataclass(frozen=True)

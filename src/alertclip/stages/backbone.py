@@ -41,6 +41,9 @@ def run(p: Params, progress: bool = True) -> None:
         log.info("backbone: %s/%s -> %s (sha256 %s)", cfg.arch, cfg.pretrained, MODEL_DIR, saved["sha256"])
         return
 
+    if p.data.source != "synthetic":
+        raise ValueError(f"backbone.pretrained: data.source {p.data.source} has no pre-training set; name an open_clip "
+                         "tag or a local weights file (the profiles set one)")
     ckpt_dir = CACHE_DIR / config_digest(cfg, PRETRAIN_DIR / "images.npy", PRETRAIN_DIR / "captions.parquet")
     data = load_pretrain_set(PRETRAIN_DIR)
     model, _, result, metrics = pretrain(data, cfg, checkpoint_dir=ckpt_dir, progress=progress)

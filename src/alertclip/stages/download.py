@@ -9,7 +9,7 @@ from ..data.download.fetch import fetch
 from ..data.download.local import link_local
 from ..data.download.manifest import FileSpec, load_manifest
 from ..params import Params
-from ..paths import DOWNLOAD_CACHE, RAW_DIR, SYNTH_DIR
+from ..paths import DOWNLOAD_CACHE, NOVEL_CLASSES, RAW_DIR, SYNTH_DIR
 
 log = logging.getLogger(__name__)
 
@@ -33,4 +33,13 @@ def run(p: Params, progress: bool = True) -> None:
                        cache_dir=DOWNLOAD_CACHE)
         else:
             log.warning("data.sources.%s.video_root is not set: only annotations were fetched", p.data.source)
+        write_novel_classes(src.novel_classes)
     log.info("download: %s", report)
+
+
+def write_novel_classes(classes: list[str]) -> None:
+    """A real source's open-vocabulary split (params) where the synthetic world publishes its own, so training and
+    eval_openvocab read one file for either source."""
+    NOVEL_CLASSES.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# categories held out of training for the open-vocabulary split (data.sources.<source>.novel_classes)"]
+    NOVEL_CLASSES.write_text("\n".join(lines + list(classes)) + "\n", encoding="utf-8")

@@ -29,7 +29,8 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     testset = read_testset(p, dataset)
     lowered = read_novel_classes(NOVEL_CLASSES)
     if not lowered:
-        raise ValueError(f"{NOVEL_CLASSES}: no novel classes listed; the open-vocabulary split needs some")
+        where = "" if p.data.source == "synthetic" else f" (params.yaml: data.sources.{p.data.source}.novel_classes)"
+        raise ValueError(f"{NOVEL_CLASSES}: no novel classes listed{where}; the open-vocabulary split needs some")
     train = feats.by_video("train", crop="all")
     cats = {c for c in (Path(v).parent.name for v in list(train) + list(test))}
     novel = {c for c in cats if c.casefold() in lowered}

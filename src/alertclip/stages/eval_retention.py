@@ -28,12 +28,17 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
         check_imagenet(r.imagenet)
     if r.coco is not None:
         check_coco(r.coco)
+    if p.data.source != "synthetic" and r.imagenet is None and r.coco is None:
+        raise ValueError(f"eval_retention@{variant}: a real source has no held-out stills; set "
+                         "eval_retention.imagenet and/or eval_retention.coco (local dataset directories)")
     clip, tok = open_backbone(p, variant, "eval_retention")
-    data = load_pretrain_set(PRETRAIN_DIR)
-    idx = data.indices("heldout")
-    if len(idx) > r.max_images:  # evenly spaced, deterministic
-        idx = idx[np.linspace(0, len(idx) - 1, r.max_images).round().astype(int)]
-    metrics = retention(clip, tok, data.images[idx], [data.captions[i] for i in idx])
+    metrics = {}
+    if p.data.source == "synthetic":  # the world's held-out stills; a real source has no such set
+        data = load_pretrain_set(PRETRAIN_DIR)
+        idx = data.indices("heldout")
+        if len(idx) > r.max_images:  # evenly spaced, deterministic
+            idx = idx[np.linspace(0, len(idx) - 1, r.max_images).round().astype(int)]
+        metrics = retention(clip, tok, data.images[idx], [data.captions[i] for i in idx])
     if r.imagenet is not None or r.coco is not None:
         preprocess, device = val_transform(clip), next(clip.parameters()).device
         if r.imagenet is not None:
