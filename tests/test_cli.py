@@ -148,3 +148,36 @@ def test_stage_params_option(in_tmp, repo, capsys):
     assert main(["synthesize", "--params", "other.yaml", "--no-progress"]) == 2
     log = (in_tmp / "logs" / "synthesize.log").read_text(encoding="utf-8")
     assert "other.yaml" in log and "tiny" in log
+
+
+# ---------------------------------------------------------------------------------------------- stages, bad variants
+
+
+def test_every_variant_stage_needs_a_variant(in_tmp, repo, capsys):
+    from alertclip.cli import NAMES, VARIANT_STAGES
+
+    assert {"interpolate", "checkpoint", "testset"} <= set(NAMES) and set(VARIANT_STAGES) <= set(NAMES)
+    for stage in ("interpolate", "checkpoint", "testset", "features", "eval_mss", "eval_retention"):
+        assert stage in VARIANT_STAGES
+        with pytest.raises(SystemExit) as exc:
+            main([stage, "--no-progress"])
+        assert exc.value.code == 2 and "--variant" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stage, variant, words", [
+    # the matrix stages: <backbone>-<dataset>, each a key of params
+    ("features", "base", ["features needs --variant <backbone>-<dataset>", "'base'"]),
+    ("eval_zeroshot", "base-xd", ["eval.datasets has no 'xd'", "['synth']"]),
+    ("eval_weakly", "nope-synth", ["eval.backbones has no 'nope'"]),
+    # the per-dataset and per-backbone stages: one key
+    ("testset", "xd", ["testset needs --variant <dataset>", "['synth']", "'xd'"]),
+    ("checkpoint", "nope", ["eval.backbones has no 'nope'"]),
+    ("interpolate", "nope", ["interpolate has no 'nope'", "['wise_ft']"]),
+])
+def test_stage_with_unknown_variant_fails_naming_the_keys(in_tmp, repo, capsys, stage, variant, words):
+    (in_tmp / "params.yaml").write_text((repo / "params.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    assert main([stage, "--variant", variant, "--no-progress"]) == 1
+    log = (in_tmp / "logs" / f"{stage}@{variant}.log").read_text(encoding="utf-8")  # the DVC stage's name
+    for word in words:
+        assert word in log, log
+    assert not (in_tmp / "data").exists() and not (in_tmp / "results").exists()

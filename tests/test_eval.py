@@ -88,34 +88,55 @@ def test_prompts_the_tokenizer_cannot_encode_fail_naming_the_prompt():
 
 
 def test_mss_and_zeroshot_stages_write_bootstrap_cis(tmp_path, monkeypatch):
-    """metrics.json of eval_mss / eval_zeroshot hold 95% CIs over test videos next to the point values."""
+    """metrics.json of eval_mss / eval_zeroshot@<backbone>-<dataset> hold 95% CIs over test videos next to the point
+    values, under results/<stage>/<backbone>/<dataset>/, keyed by the dataset's name."""
     import json
+    from pathlib import Path
     from types import SimpleNamespace
 
+    from alertclip.eval.testsets import CheckedTestSet
     from alertclip.params import EvalParams, FramesParams
     from alertclip.stages import eval_mss, eval_zeroshot
 
     rng = np.random.default_rng(0)
-    truth, test = GroundTruth({}, source="fake.txt"), {}
+    truth, test = GroundTruth({}, source="data/testsets/synth/truth.json"), {}
     for i in range(12):
         name = f"Fighting{i:03d}_x264" if i % 2 else f"Normal_Videos_{i:03d}_x264"
-        if i % 2:
-            truth[name + ".mp4"] = VideoTruth(name + ".mp4", "Fighting", ((16, 48),))
-        test[f"V/{name}.mp4"] = rng.standard_normal((4, 128)).astype(np.float32)
+        video = f"V/{name}.mp4"  # the checked test set is keyed as the features name the videos, normal ones too
+        truth[video] = VideoTruth(video, "Fighting", ((16, 48),)) if i % 2 else VideoTruth(video, "Normal", ())
+        test[video] = rng.standard_normal((4, 128)).astype(np.float32)
+    testset = CheckedTestSet("synth", "VAGTA-synth", truth, {v: 64 for v in test}, Path("data/frames"))
     clip, _, _, tok = factory.create("alertclip-tiny")
-    feats = SimpleNamespace(meta={"logit_scale": 100.0}, by_video=lambda split: dict(test))
+    read = []
+
+    def by_video(split, crop=None):
+        assert (split, crop) == ("test", 0)  # test videos are scored on eval.test_crop
+        return dict(test)
+
+    feats = SimpleNamespace(meta={"logit_scale": 100.0}, by_video=by_video)
+
+    def load_features(path):
+        read.append(Path(path))
+        return feats
+
+    def read_testset(p, dataset):
+        assert dataset == "synth"
+        return testset
+
     for mod in (eval_mss, eval_zeroshot):
-        monkeypatch.setattr(mod, "open_backbone", lambda p, variant, stage: (clip, tok))
-        monkeypatch.setattr(mod, "load_features", lambda path: feats)
-        monkeypatch.setattr(mod, "read_truth", lambda p: truth)
+        monkeypatch.setattr(mod, "open_backbone", lambda p, backbone, stage: (clip, tok))
+        monkeypatch.setattr(mod, "load_features", load_features)
+        monkeypatch.setattr(mod, "read_testset", read_testset)
         monkeypatch.setattr(mod, "RESULTS", tmp_path)
     p = SimpleNamespace(eval=EvalParams(bootstrap_samples=200, bootstrap_seed=3), frames=FramesParams(snippet_len=SNIPPET_LEN))
-    eval_mss.run(p, variant="base")
-    eval_zeroshot.run(p, variant="base")
-    m = json.loads((tmp_path / "eval_mss/base/metrics.json").read_text(encoding="utf-8"))["VAGTA-synth"]
+    eval_mss.run(p, variant="base-synth")
+    eval_zeroshot.run(p, variant="base-synth")
+    assert read == [Path("data/features/base/synth")] * 2
+    m = json.loads((tmp_path / "eval_mss/base/synth/metrics.json").read_text(encoding="utf-8"))["VAGTA-synth"]
     assert m["mss_ci95"][0] <= m["mss"] <= m["mss_ci95"][1] and m["mss_ci95"][0] < m["mss_ci95"][1]
     assert (m["n_bootstrap"], m["bootstrap_seed"]) == (200, 3)
-    z = json.loads((tmp_path / "eval_zeroshot/base/metrics.json").read_text(encoding="utf-8"))["VAGTA-synth"]
+    assert (m["n_videos"], m["n_abnormal"]) == (12, 6)
+    z = json.loads((tmp_path / "eval_zeroshot/base/synth/metrics.json").read_text(encoding="utf-8"))["VAGTA-synth"]
     for key in ("auc", "ap"):
         low, high = z[f"{key}_ci95"]
         assert low <= z[key] <= high and low < high
@@ -123,9 +144,16 @@ def test_mss_and_zeroshot_stages_write_bootstrap_cis(tmp_path, monkeypatch):
     normal_only = int((bootstrap_video_indices(12, 200, seed=3) >= 6).all(axis=1).sum())
     assert (z["n_bootstrap"], z["bootstrap_seed"], z["bootstrap_skipped"]) == (200, 3, normal_only)
     # the same params give the same bytes (DVC hashes the metrics)
-    first = (tmp_path / "eval_zeroshot/base/metrics.json").read_bytes()
-    eval_zeroshot.run(p, variant="base")
-    assert (tmp_path / "eval_zeroshot/base/metrics.json").read_bytes() == first
+    first = (tmp_path / "eval_zeroshot/base/synth/metrics.json").read_bytes()
+    eval_zeroshot.run(p, variant="base-synth")
+    assert (tmp_path / "eval_zeroshot/base/synth/metrics.json").read_bytes() == first
+    # a matrix stage's variant is <backbone>-<dataset>, both keys of params
+    with pytest.raises(ValueError, match="needs --variant <backbone>-<dataset>"):
+        eval_mss.run(p, variant="base")
+    with pytest.raises(ValueError, match="eval.datasets has no 'xd'"):
+        eval_zeroshot.run(p, variant="base-xd")
+    with pytest.raises(ValueError, match="eval.backbones has no 'nope'"):
+        eval_zeroshot.run(p, variant="nope-synth")
 
 
 def test_zero_shot_separates_aligned_snippets():
@@ -277,3 +305,43 @@ def test_inference_precision_modes_on_cpu():
         assert ctx is None and next(model.parameters()).dtype == torch.float32
     with pytest.raises(ValueError, match="features.precision must be auto\\|autocast\\|fp32"):
         feat_mod.prepare_for_inference(clip, "fp16")
+
+
+# ---------------------------------------------------------------------------------------------- checkpoint@<backbone>
+
+
+def test_checkpoint_record_catches_weights_changed_after_it_was_written(tmp_path, monkeypatch):
+    """checkpoint@<bb> records the weights' sha256; a stage loading them refuses weights that changed since, naming the
+    record, the checkpoint and the stage to rerun (else DVC would call evaluations of other weights current)."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from alertclip.eval.checkpoints import checkpoint_record, verified_checkpoint, write_checkpoint_record
+    from alertclip.eval.inputs import split_variant
+    from alertclip.params import BackboneParams, EvalParams
+
+    monkeypatch.chdir(tmp_path)  # data/checkpoints/ is relative to the repository root
+    ckpt = tmp_path / "models" / "ft" / CHECKPOINT_FILE
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"weights v1")
+    p = SimpleNamespace(eval=EvalParams(backbones={"base": "models/base", "ft": "models/ft"}),
+                        backbone=BackboneParams(arch="alertclip-tiny"))
+    with pytest.raises(FileNotFoundError, match=r"data/checkpoints/ft\.json: missing; run dvc\.yaml stage `checkpoint@ft`"):
+        verified_checkpoint(p, "ft")
+    record = checkpoint_record(p, "ft")
+    assert record == {"backbone": "ft", "model_dir": "models/ft", "arch": "alertclip-tiny", "bytes": 10,
+                      "checkpoint_sha256": hashlib.sha256(b"weights v1").hexdigest()}
+    write_checkpoint_record("ft", record)
+    assert verified_checkpoint(p, "ft") == ckpt.relative_to(tmp_path)
+    ckpt.write_bytes(b"weights v2")  # retrained, record not rerun
+    with pytest.raises(ValueError, match=r"data/checkpoints/ft\.json records sha256 .* but models/ft/open_clip_model"
+                                         r"\.pt is .*rerun it"):
+        verified_checkpoint(p, "ft")
+    # a key without weights, an unknown key: named, with the known ones
+    with pytest.raises(FileNotFoundError, match=r"models/base/open_clip_model\.pt: no OpenCLIP checkpoint for "
+                                                r"eval\.backbones\.base"):
+        checkpoint_record(p, "base")
+    with pytest.raises(ValueError, match=r"eval\.backbones has no 'nope' \(known: \['base', 'ft'\]\)"):
+        checkpoint_record(p, "nope")
+    assert split_variant(SimpleNamespace(eval=EvalParams(backbones=p.eval.backbones)), "ft-synth", "features") == \
+        ("ft", "synth")

@@ -22,6 +22,8 @@ from alertclip.data.frames import (
     open_frames,
     process_video,
     snippet_frame_numbers,
+    video_jobs,
+    write_frames,
 )
 from alertclip.data.media import Decoded, Selection, check_complete, decode_frames, probe
 from alertclip.data.sources import Layout
@@ -473,3 +475,39 @@ def test_clip_boxes_use_frame_time_at_other_fps(box_layout):
     numbers = clip["numbers"]
     expected = vagta.boxes_at(track, 1 + (numbers - 1) * 25.0 / fps)
     np.testing.assert_allclose(clip["boxes"], expected, atol=1e-5, equal_nan=True)
+
+
+# ---------------------------------------------------------------------------------------------- a dataset's own test videos
+
+
+def test_video_jobs_and_write_frames_decode_a_directory_of_test_videos(tmp_path):
+    """``eval.datasets.<key>.videos`` as a directory: every video file under it (recursively) is one snippet-only
+    test job named by its path relative to the directory; bad media is recorded, never fatal."""
+    root = tmp_path / "videos"
+    render_box_video(root / "Fighting" / "Fighting001_x264.mp4")  # 30 fps, 2 s
+    render_box_video(root / "Normal" / "deep" / "Normal_Videos_001_x264.MOV", fps=25, seconds=1)
+    (root / "Arson").mkdir()
+    (root / "Arson" / "Arson003_x264.avi").write_bytes(b"")  # a video file, but empty
+    (root / "README.txt").write_text("not a video\n")
+    (root / "Fighting" / "thumb.jpg").write_bytes(b"\xff\xd8")
+    jobs = video_jobs(root)
+    names = ["Arson/Arson003_x264.avi", "Fighting/Fighting001_x264.mp4", "Normal/deep/Normal_Videos_001_x264.MOV"]
+    assert [j.video for j in jobs] == names
+    assert all(j.split == "test" and j.clips == [] and j.path == root / j.video for j in jobs)
+    assert [j.split for j in video_jobs(root, split="train")] == ["train"] * 3
+
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / "snippets-007.npy").write_bytes(b"stale")  # the directory is replaced, not added to
+    summary = write_frames(jobs, out, FrameSettings(25, 32, 32, 8, 16), shard_mb=1, workers=2, progress=False)
+    assert not (out / "snippets-007.npy").exists()
+    media = pl.read_parquet(out / "media.parquet").sort("path")
+    assert media["path"].to_list() == names and set(media["split"]) == {"test"}
+    assert media["status"].to_list() == ["zero_length", "ok", "ok"]
+    assert media["n_frames"].to_list() == [0, 50, 25] and media["fps"].to_list()[1:] == [30.0, 25.0]  # native rates
+    snippets = pl.read_parquet(out / "snippets.parquet")
+    assert snippets.group_by("video").len().sort("video").rows() == [(names[1], 4), (names[2], 2)]
+    assert pl.read_parquet(out / "clips.parquet").height == 0 and not list(out.glob("clips-*.npy"))
+    assert summary == {"videos": 3, "bad_media": 1, "snippets": 6, "clips": 0}
+    arrays = open_frames(out, "snippets")
+    assert sum(len(a) for a in arrays) == 6 and arrays[0].shape[1:] == (32, 32, 3)

@@ -202,3 +202,73 @@ def test_videos_too_short_for_two_events_fail(tmp_path, raw):
 def test_smallest_valid_test_split_loads(tmp_path, raw):
     data = _set(raw, "synthesize.sizes.default.n_test", 10)
     load_params(_write(tmp_path, data))
+
+
+# ---------------------------------------------------------------------------------------------- datasets, crops
+
+
+XD = {"name": "XD-Violence", "format": "xd", "ground_truth": "data/external/xd/annotations.txt",
+      "videos": "data/external/xd/videos"}
+
+
+def test_repo_params_datasets(repo):
+    p = load_params(repo / "params.yaml")
+    assert set(p.eval.datasets) == {"synth"} and p.eval.datasets["synth"].own_frames
+    assert all(keys == ["synth"] for _, keys in p.eval.evaluate)
+    assert p.eval.backbones["wise_ft"] == "data/models/interpolated/wise_ft" and "wise_ft" in p.interpolate
+    assert p.eval.test_crop < p.features.crops
+
+
+@pytest.mark.parametrize("group", ["datasets", "backbones"])
+def test_key_with_a_dash_is_rejected(tmp_path, raw, group):
+    """Keys are stage-name parts (features@<backbone>-<dataset>): a '-' would make the split ambiguous."""
+    data = copy.deepcopy(raw)
+    data["eval"][group]["ucf-crime"] = XD if group == "datasets" else "data/models/backbone"
+    msg = _error(_write(tmp_path, data))
+    assert "eval" in msg and "'ucf-crime'" in msg and "letters, digits, _ only" in msg, msg
+
+
+def test_evaluate_naming_an_unknown_dataset_is_rejected(tmp_path, raw):
+    data = _set(raw, "eval.evaluate.zeroshot", ["synth", "xd"])
+    msg = _error(_write(tmp_path, data))
+    assert "evaluate.zeroshot" in msg and "'xd'" in msg and "['synth']" in msg, msg
+    data["eval"]["datasets"]["xd"] = XD
+    load_params(_write(tmp_path, data))  # declared, it is fine
+
+
+@pytest.mark.parametrize("evaluation", ["weakly", "openvocab"])
+def test_weakly_on_a_dataset_with_external_videos_is_rejected(tmp_path, raw, evaluation):
+    """The weakly supervised heads train on the dataset's training videos, which only data/frames holds."""
+    data = _set(raw, f"eval.evaluate.{evaluation}", ["synth", "xd"])
+    data["eval"]["datasets"]["xd"] = XD
+    msg = _error(_write(tmp_path, data))
+    assert f"evaluate.{evaluation}" in msg and "'xd'" in msg and "data/external/xd/videos" in msg, msg
+
+
+def test_dataset_listed_twice_is_rejected(tmp_path, raw):
+    msg = _error(_write(tmp_path, _set(raw, "eval.evaluate.mss", ["synth", "synth"])))
+    assert "evaluate.mss" in msg and "twice" in msg, msg
+
+
+@pytest.mark.parametrize("crops, test_crop, ok", [(1, 0, True), (1, 1, False), (5, 4, True), (5, 5, False),
+                                                  (10, 9, True), (10, 10, False)])
+def test_test_crop_must_be_one_of_the_crops(tmp_path, raw, crops, test_crop, ok):
+    data = _set(_set(raw, "features.crops", crops), "eval.test_crop", test_crop)
+    if ok:
+        load_params(_write(tmp_path, data))
+        return
+    msg = _error(_write(tmp_path, data))
+    assert f"eval.test_crop {test_crop}" in msg and f"features.crops is {crops}" in msg, msg
+
+
+@pytest.mark.parametrize("crops", [0, 3, 6])
+def test_crops_are_one_five_or_ten(tmp_path, raw, crops):
+    msg = _error(_write(tmp_path, _set(raw, "features.crops", crops)))
+    assert "features.crops" in msg and "1, 5 or 10" in msg, msg
+
+
+@pytest.mark.parametrize("old", ["dataset", "test_annotations"])
+def test_single_dataset_keys_are_gone(tmp_path, raw, old):
+    """eval.dataset / eval.test_annotations were replaced by eval.datasets: an old params file fails naming them."""
+    msg = _error(_write(tmp_path, _set(raw, f"eval.{old}", "VAGTA-synth")))
+    assert f"eval.{old}: unknown key" in msg, msg

@@ -26,7 +26,8 @@ from alertclip.eval import benchmarks
 from alertclip.eval.benchmarks import check_coco, check_imagenet, coco_retrieval, imagenet_zeroshot, val_transform
 from alertclip.eval.retention import retention
 from alertclip.io import write_json
-from alertclip.params import CocoDirParams, ImageNetDirParams, RetentionParams
+from alertclip.params import (REAL_INPUTS, CocoDirParams, DataParams, ImageNetDirParams, RealSource, RetentionParams,
+                              SourceInputs)
 from alertclip.stages import eval_retention as stage
 
 # Colour names that no clip-benchmark ImageNet template contains; RGB corners, so opposite colours have cosine -1.
@@ -350,8 +351,18 @@ def staged(tmp_path, monkeypatch, tiny):
                            model=model, tok=tok)
 
 
+SYNTHETIC = DataParams()
+REAL = DataParams(source="ucf_vagta", world={}, inputs=SourceInputs(**REAL_INPUTS),
+                  sources={"ucf_vagta": RealSource(video_prefix="v", train_annotations="a", test_annotations="b",
+                                                   train_items="c")})
+
+
+def _params(retention: RetentionParams, data: DataParams = SYNTHETIC) -> SimpleNamespace:
+    return SimpleNamespace(eval_retention=retention, data=data)
+
+
 def test_stage_with_both_null_writes_what_it_wrote_before(tmp_path, staged):
-    stage.run(SimpleNamespace(eval_retention=RetentionParams(max_images=10)), variant="base")
+    stage.run(_params(RetentionParams(max_images=10)), variant="base")
     # the stage as it was before the benchmarks: stills retention only
     data = _pretrain()
     idx = data.indices("heldout")
@@ -363,11 +374,11 @@ def test_stage_with_both_null_writes_what_it_wrote_before(tmp_path, staged):
 
 
 def test_stage_adds_both_benchmarks(tmp_path, staged):
-    stage.run(SimpleNamespace(eval_retention=RetentionParams(max_images=10)), variant="base")
+    stage.run(_params(RetentionParams(max_images=10)), variant="base")
     plain = json.loads(staged.out.read_text(encoding="utf-8"))
     r = RetentionParams(max_images=10, imagenet=make_imagenet(tmp_path / "imagenet"), coco=make_coco(tmp_path / "coco"),
                         batch_size=4)
-    stage.run(SimpleNamespace(eval_retention=r), variant="base")
+    stage.run(_params(r), variant="base")
     out = json.loads(staged.out.read_text(encoding="utf-8"))
     assert {k: v for k, v in out.items() if k not in ("imagenet", "coco")} == plain
     assert out["imagenet"]["n_images"] == 17 and out["imagenet"]["n_classes"] == 8
@@ -380,10 +391,10 @@ def test_stage_checks_directories_before_loading_a_model(tmp_path, staged):
     imagenet = make_imagenet(tmp_path / "imagenet")
     bad_imagenet = ImageNetDirParams(root=str(tmp_path / "no_such_val"), classnames=imagenet.classnames)
     with pytest.raises(FileNotFoundError, match=r"params.yaml: eval_retention.imagenet.root: .*no_such_val does not exist"):
-        stage.run(SimpleNamespace(eval_retention=RetentionParams(imagenet=bad_imagenet, coco=coco)), variant="base")
+        stage.run(_params(RetentionParams(imagenet=bad_imagenet, coco=coco)), variant="base")
     bad_coco = CocoDirParams(images=coco.images, captions=str(tmp_path / "missing.json"))
     with pytest.raises(FileNotFoundError, match=r"params.yaml: eval_retention.coco.captions: .*missing.json does not exist"):
-        stage.run(SimpleNamespace(eval_retention=RetentionParams(imagenet=imagenet, coco=bad_coco)), variant="base")
+        stage.run(_params(RetentionParams(imagenet=imagenet, coco=bad_coco)), variant="base")
     assert staged.calls == [] and not staged.out.exists()
 
 
@@ -399,3 +410,17 @@ def test_topk_helper_matches_a_manual_count_and_is_only_swapped_during_the_call(
     _, preprocess, _ = tiny
     imagenet_zeroshot(Planted(preprocess), preprocess, planted_tokenizer, make_imagenet(tmp_path))
     assert zc.accuracy is shipped
+
+
+def test_real_source_scores_the_benchmarks_only(tmp_path, staged, monkeypatch):
+    """A real source has no held-out stills (no data/synth): the benchmarks alone, and without them a clear error
+    naming the params, before any model is loaded."""
+    monkeypatch.setattr(stage, "load_pretrain_set", lambda d: pytest.fail("a real source read the synthetic stills"))
+    with pytest.raises(ValueError, match=r"eval_retention@base: a real source has no held-out stills; set "
+                                         r"eval_retention.imagenet and/or eval_retention.coco"):
+        stage.run(_params(RetentionParams(), REAL), variant="base")
+    assert staged.calls == []
+    r = RetentionParams(imagenet=make_imagenet(tmp_path / "imagenet"), batch_size=4)
+    stage.run(_params(r, REAL), variant="base")
+    out = json.loads(staged.out.read_text(encoding="utf-8"))
+    assert set(out) == {"imagenet"} and out["imagenet"]["n_classes"] == 8

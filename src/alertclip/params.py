@@ -197,7 +197,9 @@ class HardnegParams(_Strict):
 
 class BackboneParams(_Strict):
     arch: str = "alertclip-tiny"
-    pretrained: str | None = Field(None, description="open_clip tag for real weights; None = pre-train on the synthetic world")
+    pretrained: str | None = Field(None, description=(
+        "open_clip tag for real weights (real profiles: openai); 'random' = the architecture's random init (smoke runs "
+        "of a real profile); None = pre-train on the synthetic world"))
     epochs: int = Field(6, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(1e-3, gt=0)

@@ -164,6 +164,7 @@ def build_testset(key: str, ds: DatasetParams, frame_settings, shard_mb: int = 5
 
     truth = read_dataset_truth(key, ds)  # before any decoding: a bad file fails in seconds
     out = testset_dir(key)
+    out.mkdir(parents=True, exist_ok=True)
     if ds.own_frames:
         frames, where = FRAMES_DIR, f"{FRAMES_DIR} (split test)"
         (out / FRAMES_DIGEST_FILE).write_text(tree_digest(FRAMES_DIR) + "\n", encoding="utf-8")
@@ -177,7 +178,6 @@ def build_testset(key: str, ds: DatasetParams, frame_settings, shard_mb: int = 5
         frames, where = out / FRAMES_SUBDIR, str(root)
         write_frames(jobs, frames, frame_settings, shard_mb, workers, progress)
     videos = _test_videos(frames)
-    out.mkdir(parents=True, exist_ok=True)  # only now: a bad videos directory leaves no data/testsets/<key> behind
     checked = check_testset(key, ds, truth, videos, where, frame_settings.fps, _bad_media(frames))
     write_json(out / TRUTH_FILE, {
         "dataset": ds.name, "format": ds.format, "ground_truth": ds.ground_truth, "normal_markers": list(normal_markers(ds)),

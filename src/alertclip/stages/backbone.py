@@ -2,6 +2,8 @@
 
 Default (``backbone.pretrained`` unset): pre-train ``backbone.arch`` (the tiny config) on the synthetic world's
 pre-training set. With a tag: fetch published open_clip weights instead (real profiles, needs network or a cache).
+With ``random``: the architecture's random initialisation (seeded by ``backbone.seed``), for smoke runs of a real
+profile where no weights can be had.
 
 Outputs: ``data/models/backbone/{open_clip_model.pt, config.json, weights.json}``, ``results/backbone/metrics.json``
 and ``results/backbone/curve.csv`` (per-step loss / lr, a DVC plot). The resumable training checkpoint lives in
@@ -14,6 +16,9 @@ from __future__ import annotations
 import logging
 import shutil
 
+import torch
+
+from .. import factory
 from ..backbone import config_digest, fetch_pretrained, pretrain, save_backbone
 from ..data.pretrain import load_pretrain_set
 from ..io import write_json
@@ -27,12 +32,21 @@ from ..train.loop import write_curve
 log = logging.getLogger(__name__)
 
 CACHE_DIR = CACHE_ROOT / "backbone"
+RANDOM_INIT = "random"  # backbone.pretrained value: no weights at all
 
 
 def run(p: Params, progress: bool = True) -> None:
     pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
     cfg = p.backbone
     out = RESULTS / "backbone"
+    if cfg.pretrained == RANDOM_INIT:  # a stock architecture, untrained: real-profile smoke runs on any machine
+        torch.manual_seed(cfg.seed)
+        model = factory.create(cfg.arch)[0]
+        saved = save_backbone(model, cfg.arch, MODEL_DIR, source={"kind": "random_init", "seed": cfg.seed})
+        write_json(out / "metrics.json", {"source": "random_init", "arch": cfg.arch, "steps": 0, "sha256": saved["sha256"]})
+        write_curve(out / "curve.csv", [])
+        log.info("backbone: %s at random init (seed %d) -> %s", cfg.arch, cfg.seed, MODEL_DIR)
+        return
     if cfg.pretrained:
         model, _, _, record = fetch_pretrained(cfg.arch, cfg.pretrained, cache_dir=CACHE_DIR / "weights")
         saved = save_backbone(model, cfg.arch, MODEL_DIR, source={"kind": "open_clip", **record})
