@@ -2,9 +2,10 @@
 
 For each ``--seeds`` value: a fresh copy of the repository's tracked files in ``--workdir/seed-<N>`` with
 ``synthesize.seed`` set to N (every other param as committed), Snakemake there for the stages the targets read (the
-base, stage1 and full backbones' MSS, zero-shot, weakly and retention evaluations and everything upstream of them;
-``--whole-dag`` runs every stage, the other ablations and the report included), then one row per seed with every
-figure issue 10 targets, side by side with the target:
+base, stage1 and full backbones' MSS, zero-shot and weakly evaluations on the synthesized world's test set, params
+``eval.datasets.synth``, their retention evaluations and everything upstream of them; ``--whole-dag`` runs every
+stage, the other ablations, datasets and the report included), then one row per seed with every figure issue 10
+targets, side by side with the target:
 
     scene-prior AUC (train scene prior scored on test videos; matched nuisances: 0.5 exactly)
     box geometry -> label AUC (benchmarks/probe_geometry.py: chance, so no loss can be lowered from the box)
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DATASET = "VAGTA-synth"
+DATASET = "synth"  # the key of params eval.datasets holding the synthesized world's own test set
 
 
 def prepare(seed: int, workdir: Path) -> Path:
@@ -72,19 +73,51 @@ def prepare(seed: int, workdir: Path) -> Path:
 
 
 BACKBONES = ("base", "stage1", "full")
-EVALUATIONS = ("eval_mss", "eval_zeroshot", "eval_weakly", "eval_retention")
+# Evaluations the targets read -> the dataset they run on (None: once per backbone, dvc.yaml stage <stage>@<backbone>).
+EVALUATIONS: dict[str, str | None] = {"eval_mss": DATASET, "eval_zeroshot": DATASET, "eval_weakly": DATASET,
+                                      "eval_retention": None}
+
+
+def target_stages() -> list[str]:
+    """dvc.yaml stages the targets read: ``eval_mss@base-synth``, ..., ``eval_retention@base``, ..."""
+    from alertclip.report.inputs import stage_name
+
+    return [stage_name(e, b, ds) for e, ds in EVALUATIONS.items() for b in BACKBONES]
 
 
 def run(dest: Path, whole_dag: bool = False) -> None:
-    """Snakemake in ``dest``: the rules the targets read (``<evaluation>__<backbone>``) or, with ``whole_dag``, all."""
+    """Snakemake in ``dest``: the rules of :func:`target_stages` (``eval_mss__base_synth``, ``eval_retention__base``)
+    or, with ``whole_dag``, all."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    targets = [] if whole_dag else [f"{e}__{b}" for e in EVALUATIONS for b in BACKBONES]
+    targets = []
+    if not whole_dag:
+        from alertclip.dag import load_stages
+
+        rules = {s.name: s.rule_name for s in load_stages(dest)}
+        missing = [name for name in target_stages() if name not in rules]
+        if missing:
+            raise SystemExit(f"{dest / 'dvc.yaml'}: no stage {', '.join(missing)} (params eval.backbones / "
+                             f"eval.evaluate must hold {', '.join(BACKBONES)} / {DATASET!r})")
+        targets = [rules[name] for name in target_stages()]
     subprocess.run(["snakemake", *targets, "--cores", "all", "--resources", "gpu=1"], cwd=dest, env=env, check=True)
 
 
-def _metrics(dest: Path, stage: str, backbone: str) -> dict:
-    data = json.loads((dest / "results" / stage / backbone / "metrics.json").read_text(encoding="utf-8"))
-    return data.get(DATASET, data)
+def _metrics(dest: Path, stage: str, backbone: str, dataset: str | None, name: str | None = None) -> dict:
+    """One metrics.json of ``dest``'s run (``results/<stage>/<backbone>/<dataset>/``; ``dataset`` None: a per-backbone
+    stage), its ``name`` block (the dataset's name, params eval.datasets.<key>.name) when it has one."""
+    from alertclip.report.inputs import result_path
+
+    data = json.loads((dest / result_path(stage, backbone, dataset, "metrics.json")).read_text(encoding="utf-8"))
+    return data.get(name, data) if name else data
+
+
+def _dataset_name(dest: Path) -> str:
+    from alertclip.params import load_params
+
+    p = load_params(dest / "params.yaml")
+    if DATASET not in p.eval.datasets:
+        raise SystemExit(f"{dest / 'params.yaml'}: eval.datasets has no {DATASET!r} (known: {sorted(p.eval.datasets)})")
+    return p.eval.datasets[DATASET].name
 
 
 def scene_prior_auc(dest: Path) -> float:
@@ -106,34 +139,41 @@ def collect(dest: Path) -> dict:
 
     row: dict = {"scene_prior_auc": scene_prior_auc(dest),
                  "geometry_auc": probe(str(dest / "data" / "curated" / "clips.parquet"))["clips with hard negatives"]["geometry_auc"]}
+    name = _dataset_name(dest)
     for b in BACKBONES:
-        m = _metrics(dest, "eval_mss", b)
+        m = _metrics(dest, "eval_mss", b, DATASET, name)
         row[f"{b}_mss"], row[f"{b}_mss_ci95"] = m["mss"], m.get("mss_ci95")
-        z = _metrics(dest, "eval_zeroshot", b)
+        z = _metrics(dest, "eval_zeroshot", b, DATASET, name)
         row[f"{b}_zs_auc"], row[f"{b}_zs_auc_ci95"] = z["auc"], z.get("auc_ci95")
-        w = _metrics(dest, "eval_weakly", b)
+        w = _metrics(dest, "eval_weakly", b, DATASET, name)
         row[f"{b}_weakly_auc"], row[f"{b}_weakly_std"] = w["auc"]["mean"], w["auc"]["std"]
-        r = json.loads((dest / "results" / "eval_retention" / b / "metrics.json").read_text(encoding="utf-8"))
-        row[f"{b}_i2t_r1"] = r.get(DATASET, r)["i2t_r1"]
+        row[f"{b}_i2t_r1"] = _metrics(dest, "eval_retention", b, None, name)["i2t_r1"]
     row["zs_delta"], row["zs_delta_ci95"] = paired_zero_shot_delta(dest, "full", "base")
     return row
 
 
-def paired_zero_shot_delta(dest: Path, key: str, against: str) -> tuple[float, list[float]]:
-    """Zero-shot AUC of ``key`` minus ``against`` and its paired-bootstrap 95% CI, as the report computes it (from the
-    two backbones' eval_zeroshot outputs only: the other stages need not have run)."""
+def paired_zero_shot_delta(dest: Path, key: str, against: str, dataset: str = DATASET) -> tuple[float, list[float]]:
+    """Zero-shot AUC of ``key`` minus ``against`` on ``dataset`` and its paired-bootstrap 95% CI, as the report computes
+    it (from the two backbones' eval_zeroshot outputs on it and its checked test set only, ``results/eval_zeroshot/
+    <backbone>/<dataset>/`` and ``data/testsets/<dataset>/``: the other stages need not have run)."""
+    from alertclip.eval.testsets import load_testset
     from alertclip.params import load_params
     from alertclip.report.bootstrap import paired_ci
-    from alertclip.report.inputs import Results
+    from alertclip.report.inputs import Dataset, Results
 
     p = load_params(dest / "params.yaml")
-    ann = Path(p.eval.test_annotations)
-    r = Results(dest, p.eval.dataset, [key, against], against, list(p.eval_weakly.seeds), dest / ann,
-                ann.as_posix(), int(p.frames.snippet_len), n_bootstrap=int(p.eval.bootstrap_samples),
+    if dataset not in p.eval.datasets:
+        raise SystemExit(f"{dest / 'params.yaml'}: eval.datasets has no {dataset!r} (known: {sorted(p.eval.datasets)})")
+    ds = p.eval.datasets[dataset]
+    r = Results(dest, [key, against], against, list(p.eval_weakly.seeds), int(p.frames.snippet_len),
+                {dataset: Dataset(dataset, ds.name, ds.format, ds.ground_truth, tuple(ds.metrics), ("eval_zeroshot",))},
+                {"eval_zeroshot": [dataset]}, n_bootstrap=int(p.eval.bootstrap_samples),
                 bootstrap_seed=int(p.eval.bootstrap_seed), protocol=str(p.eval.protocol))
+    r.testsets[dataset] = load_testset(dataset, ds, dest)
     for b in (key, against):
-        r.metrics[("eval_zeroshot", b)] = json.loads(r.file("eval_zeroshot", b, "metrics.json").read_text("utf-8"))
-    ci = paired_ci(r, "zs_auc", key, against)
+        r.metrics[("eval_zeroshot", b, dataset)] = json.loads(
+            r.file("eval_zeroshot", b, dataset, "metrics.json").read_text("utf-8"))
+    ci = paired_ci(r, "zs_auc", key, against, dataset)
     return float(ci.estimate), [float(ci.low), float(ci.high)]
 
 
