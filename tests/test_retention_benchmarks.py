@@ -26,8 +26,7 @@ from alertclip.eval import benchmarks
 from alertclip.eval.benchmarks import check_coco, check_imagenet, coco_retrieval, imagenet_zeroshot, val_transform
 from alertclip.eval.retention import retention
 from alertclip.io import write_json
-from alertclip.params import (REAL_INPUTS, CocoDirParams, DataParams, ImageNetDirParams, RealSource, RetentionParams,
-                              SourceInputs)
+from alertclip.params import REAL_INPUTS, CocoDirParams, DataParams, ImageNetDirParams, RealSource, RetentionParams, SourceInputs
 from alertclip.stages import eval_retention as stage
 
 # Colour names that no clip-benchmark ImageNet template contains; RGB corners, so opposite colours have cosine -1.
