@@ -21,7 +21,7 @@ from alertclip.backbone import (
 )
 from alertclip.data.pretrain import load_pretrain_set
 from alertclip.io import sha256_file
-from alertclip.params import BackboneParams
+from alertclip.params import REAL_INPUTS, BackboneParams, DataParams, RealSource, SourceInputs
 from alertclip.stages import backbone as stage
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
@@ -54,7 +54,7 @@ def stage_run(tmp_path_factory):
     _write_set(root / stage.PRETRAIN_DIR)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        stage.run(SimpleNamespace(backbone=BackboneParams.model_validate(CFG)), progress=False)
+        stage.run(SimpleNamespace(backbone=BackboneParams.model_validate(CFG), data=DataParams()), progress=False)
     return root
 
 
@@ -114,3 +114,31 @@ def test_fetch_pretrained_fails_clearly_offline(monkeypatch, tmp_path):
     with pytest.raises(PretrainedUnavailable, match=r"could not fetch open_clip weights RN50/openai"):
         fetch_pretrained("RN50", "openai", cache_dir=tmp_path, timeout_s=5)
     assert time.monotonic() - start < 30
+
+
+REAL = DataParams(source="ucf_vagta", world={}, inputs=SourceInputs(**REAL_INPUTS),
+                  sources={"ucf_vagta": RealSource(video_prefix="v", train_annotations="a", test_annotations="b",
+                                                   train_items="c")})
+
+
+def test_random_init_is_a_seeded_stock_architecture(tmp_path, monkeypatch):
+    """backbone.pretrained: random, for real-profile smoke runs: no pre-training set read, same seed same bytes."""
+    monkeypatch.chdir(tmp_path)
+    cfg = BackboneParams(arch="ViT-S-32-alt-px64", pretrained="random", seed=3)
+    shas = []
+    for _ in range(2):
+        stage.run(SimpleNamespace(backbone=cfg, data=REAL), progress=False)
+        shas.append(sha256_file(tmp_path / stage.MODEL_DIR / "open_clip_model.pt"))
+    assert shas[0] == shas[1]
+    record = json.loads((tmp_path / stage.MODEL_DIR / "weights.json").read_text())
+    assert record["arch"] == "ViT-S-32-alt-px64" and record["source"] == {"kind": "random_init", "seed": 3}
+    assert json.loads((tmp_path / stage.MODEL_DIR / "config.json").read_text())["vision_cfg"]["image_size"] == 64
+    assert not (tmp_path / "data" / "synth").exists()
+    stage.run(SimpleNamespace(backbone=cfg.model_copy(update={"seed": 4}), data=REAL), progress=False)
+    assert sha256_file(tmp_path / stage.MODEL_DIR / "open_clip_model.pt") != shas[0]
+
+
+def test_real_source_without_weights_says_which_param(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"backbone.pretrained: data.source ucf_vagta has no pre-training set"):
+        stage.run(SimpleNamespace(backbone=BackboneParams(), data=REAL), progress=False)

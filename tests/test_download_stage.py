@@ -13,6 +13,7 @@ import yaml
 from test_download import Server  # the loopback server with Range support and request log
 
 from alertclip.cli import main
+from alertclip.params import REAL_INPUTS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,7 +56,8 @@ def project(tmp_path, monkeypatch):
         {"path": "annotations/train.json", "url": f"{server.url}/train.json", "sha256": None},
     ]
     src["video_root"] = str(videos)
-    params["data"]["source"] = "ucf_vagta"
+    params["data"].update(source="ucf_vagta", world={}, inputs=dict(REAL_INPUTS))  # what `alertclip profile` sets
+    src["novel_classes"] = ["Explosion", "Arson"]
     params["download"]["backoff_s"] = 0.01
     project = tmp_path / "project"
     project.mkdir()
@@ -71,6 +73,8 @@ def test_real_source_fetches_links_and_reruns_offline(project):
     raw = root / "data" / "raw"
     assert (raw / "annotations" / "test.json").read_bytes() == b'[{"video": "x"}]'
     assert (raw / "annotations" / "train.json").read_bytes() == b"[]"  # hash recorded on first use
+    novel = (raw / "annotations" / "novel_classes.txt").read_text().splitlines()
+    assert novel[0].startswith("#") and novel[1:] == ["Explosion", "Arson"]  # the split training and openvocab read
     linked = raw / "UCF_Crimes_Videos/UCF_Crimes/Videos/Arson/Arson010_x264.mp4"
     original = videos / "Arson/Arson010_x264.mp4"
     assert linked.exists() and (linked.stat().st_ino == original.stat().st_ino or linked.is_symlink())
