@@ -152,7 +152,7 @@ def write_zeroshot(res: Path, k: str, key: str, name: str, like: str, bend: floa
     _roc(res / "eval_zeroshot" / k / key / "roc.csv", bend)
 
 
-def make_tree(root: Path, xd: bool = False, retention_extra: bool = False) -> Path:
+def make_tree(root: Path, xd: bool = False, retention_extra: bool = False, stills: bool = True) -> Path:
     """The results of params(xd): ``synth`` in every evaluation; with ``xd``, the XD-like dataset in MSS and zero-shot."""
     write_testset(root, "synth")
     _json(root / "results/backbone/metrics.json", {"first_loss": 4.1, "final_loss": 2.05, "steps": 100,
@@ -178,9 +178,9 @@ def make_tree(root: Path, xd: bool = False, retention_extra: bool = False) -> Pa
                                   "n_images": 50000, "n_classes": 1000},
                      "coco": {"i2t_r1": 0.40 + 0.01 * i, "i2t_r5": 0.65, "t2i_r1": 0.30, "t2i_r5": 0.55,
                               "n_images": 5000, "n_captions": 25014}}
-        _json(res / "eval_retention" / k / "metrics.json", {
-            "i2t_r1": I2T_R1[k], "i2t_r5": 0.9, "t2i_r1": 0.4 + 0.01 * i, "scene_acc": 0.7, "n_scenes": 4,
-            "scene_chance": 0.25, "n_images": 200, "n_captions": 50, "chance_r1": 0.02, **extra})
+        still = {"i2t_r1": I2T_R1[k], "i2t_r5": 0.9, "t2i_r1": 0.4 + 0.01 * i, "scene_acc": 0.7, "n_scenes": 4,
+                 "scene_chance": 0.25, "n_images": 200, "n_captions": 50, "chance_r1": 0.02} if stills else {}
+        _json(res / "eval_retention" / k / "metrics.json", {**still, **extra})
         if xd:
             write_mss(res, k, "xd", XD_NAME, XD_FROM[k])
             write_zeroshot(res, k, "xd", XD_NAME, XD_FROM[k], 3.0 - i)
@@ -512,6 +512,23 @@ def test_retention_gains_imagenet_and_coco_columns(tmp_path):
     section = md.split("## What this run shows", 1)[1].split("## Tables", 1)[0]
     assert "**Retention, ImageNet zero-shot acc@1**" in section and "**Retention, COCO i2t R@1**" in section
     assert "ImageNet acc@1: `full` is worse than `base` by 10.00 pp" in section
+
+
+def test_real_source_retention_is_the_benchmarks_alone(tmp_path):
+    """A real source has no held-out stills (eval_retention writes the clip-benchmark blocks only): the retention
+    table, the ablation table's retention column and the findings use the benchmarks, and nothing asks for stills."""
+    root = make_tree(tmp_path, retention_extra=True, stills=False)
+    build_report(root, params(), figures=False)
+    md = (root / "results/report.md").read_text(encoding="utf-8")
+    cols = md_columns(md, "retention")
+    assert cols[:5] == ["Backbone", "ImageNet acc@1 (%)", "Δ ImageNet acc@1 (pp)", "ImageNet acc@5 (%)",
+                        "Δ ImageNet acc@5 (pp)"] and "i2t R@1 (%)" not in cols and "Images" not in cols
+    ret = {r[0]: dict(zip(cols, r)) for r in md_table(md, "retention")}
+    assert ret["full"]["ImageNet acc@1 (%)"] == "50.00" and ret["stage1"]["ImageNet acc@1 (%)"] == "n/a"
+    ablation = md_columns(md, "ablation")
+    assert ablation[-1] == "Retention ImageNet acc@1 (%)" and "Retention i2t R@1 (%)" not in ablation
+    assert {r[0]: r[-1] for r in md_table(md, "ablation")}["full"] == "50.00"
+    assert "held-out VAGTA-synth stills" not in md and "**Retention, ImageNet zero-shot acc@1**" in md
 
 
 def test_trace_selection_deterministic(tmp_path):
