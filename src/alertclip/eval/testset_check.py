@@ -143,9 +143,11 @@ def check_testset(key: str, ds: DatasetParams, truth: GroundTruth, videos: dict[
 
 
 def tree_digest(root: Path) -> str:
-    """sha256 over every file under ``root`` (relative path and bytes, in path order)."""
+    """sha256 over every file under ``root`` (relative path and bytes, in path order), dotfiles aside: engine markers
+    such as Snakemake's ``.snakemake_timestamp`` in a directory output (.dvcignore'd too) are not data."""
     h = hashlib.sha256()
-    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+    files = (p for p in Path(root).rglob("*") if p.is_file())
+    for path in sorted(p for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts)):
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         with path.open("rb") as f:
             while chunk := f.read(1 << 20):
