@@ -8,43 +8,20 @@ to hold data).
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from test_dag import _copy_repo, _jobs_listed, sh  # a git copy of the repository; a command in it
 
 from alertclip import dag
 from alertclip.params import ParamsError, load_params, parse_params
 from alertclip.profiles import ProfileError, apply_profile
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 REAL = ("ucf_vagta", "msad_vagta")
 PAPER_METRICS = {"ucf": ["auc"], "xd": ["ap"], "ubnormal": ["auc", "ap"], "msad": ["auc", "ap"]}
-
-
-def _sh(root: Path, *cmd: str) -> subprocess.CompletedProcess:
-    env = {"PATH": f"{BIN}:/usr/bin:/bin", "PYTHONPATH": str(root / "src"), "HOME": str(root)}
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
-
-
-def _copy(dest: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if rel == "dvc.lock" or rel.startswith(("data/", "results/")) or not (REPO / rel).is_file():
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        (dest / rel).write_bytes((REPO / rel).read_bytes())
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
-    return dest
 
 
 def _stand_ins(root: Path) -> None:
@@ -123,10 +100,10 @@ def test_source_and_world_must_agree():
 
 @pytest.mark.parametrize("name", REAL)
 def test_real_profile_dag_renders_nothing_synthetic_in_both_engines(tmp_path, name):
-    root = _copy(tmp_path)
-    _sh(root, sys.executable, "-m", "alertclip", "profile", name)
+    root = _copy_repo(tmp_path)
+    sh(root, sys.executable, "-m", "alertclip", "profile", name)
     _stand_ins(root)
-    dvc_stages = set(_sh(root, "dvc", "stage", "list", "--name-only").stdout.split())
+    dvc_stages = set(sh(root, "dvc", "stage", "list", "--name-only").stdout.split())
     specs = {s.name: s for s in dag.load_stages(root)}
     assert set(specs) == dvc_stages
     assert not {n for n in dvc_stages if n.startswith("synthesize")}
@@ -139,11 +116,9 @@ def test_real_profile_dag_renders_nothing_synthetic_in_both_engines(tmp_path, na
             for ds in datasets:
                 assert f"eval_{evaluation}@{bb}-{ds}" in dvc_stages
     assert {f"eval_retention@{bb}" for bb in p.eval.backbones} <= dvc_stages
-    status = json.loads(_sh(root, "dvc", "status", "--json").stdout or "{}")
+    status = json.loads(sh(root, "dvc", "status", "--json").stdout or "{}")
     assert set(status) and not {n for n in status if n.startswith("synthesize")}
 
-    dry = _sh(root, "snakemake", "--dry-run", "--cores", "2").stdout
-    rules = {s.rule_name: s.name for s in specs.values()}
-    jobs = {rules.get(r, r) for r in re.findall(r"^(?:local)?rule (\w+):", dry, flags=re.M)}
-    assert jobs - {"all"} == dvc_stages  # nothing has run: every stage is a job, and nothing else
+    dry = sh(root, "snakemake", "--dry-run", "--cores", "2").stdout
+    assert _jobs_listed(dry, root) == dvc_stages  # nothing has run: every stage is a job, and nothing else
     assert "data/synth" not in dry

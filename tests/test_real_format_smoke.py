@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_dag import _copy_repo  # a git copy of the repository's tracked files
 from test_download import Server  # the loopback server with Range support and request log
-from test_profiles import _copy  # a git copy of the repository's tracked files
 from test_retention_benchmarks import make_coco, make_imagenet
 
 from alertclip import dag
@@ -137,7 +137,7 @@ def real_run(tmp_path_factory):
     if not FIXTURES.is_dir():
         pytest.skip(f"{FIXTURES} is absent (the shared real-data fixtures)")
     tmp = tmp_path_factory.mktemp("real")
-    root = _copy(tmp / "repo")
+    root = _copy_repo(tmp / "repo")
     host = tmp / "host"
     host.mkdir()
     published = json.loads((FIXTURES / "qwen_vl_train.excerpt.json").read_text())
