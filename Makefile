@@ -7,7 +7,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test test-fast env ffmpeg lint bench schema clean
+.PHONY: run test test-fast env system-packages lint bench schema clean
 
 run: env
 	snakemake --cores all --resources gpu=1
@@ -19,7 +19,7 @@ test: env
 test-fast: env
 	python -m pytest -m "not slow"
 
-env: $(STAMP) ffmpeg
+env: $(STAMP) system-packages
 
 # pyproject.toml pins every dependency; torch/torchvision come from the machine's local wheels.
 $(STAMP): pyproject.toml
@@ -28,12 +28,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
-# ffmpeg/ffprobe are system tools (ffmpeg-python drives them): Debian's package, installed when running as root.
-ffmpeg:
-	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
+# Debian packages, installed when missing and running as root: ffmpeg/ffprobe (ffmpeg-python drives them, every run
+# needs them); slurm-wlm + munge and postgresql only for the engine tests (a single-node SLURM cluster and a PostgreSQL
+# server that tests/ start themselves; without them those tests skip, saying why).
+REQUIRED_DEB := ffmpeg
+ENGINE_DEB   := slurm-wlm munge postgresql
+system-packages:
+	@missing=$$(for p in $(REQUIRED_DEB) $(ENGINE_DEB); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
-	  else echo "ffmpeg is missing: install it (Debian/Ubuntu: sudo apt-get install ffmpeg)"; exit 1; fi; }
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  elif ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then \
+	    echo "ffmpeg is missing: install it (Debian/Ubuntu: sudo apt-get install ffmpeg)"; exit 1; \
+	  else echo "not installed (the SLURM/PostgreSQL tests will skip): $$missing"; fi; \
+	fi
 
 lint: env
 	ruff check src tests benchmarks

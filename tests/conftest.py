@@ -79,3 +79,24 @@ def restore_logging():
         root.removeHandler(handler)
         handler.close()
     root.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory) -> Path:
+    """A git copy of the repository on the smoke world after one local ``snakemake`` run of the whole DAG.
+
+    Run once per session: the DAG tests, the SLURM run (its hashes must equal these), the DVC remote round trip and
+    the torchrun stage all start from it. Tests that change it must restore it; the others copy it first
+    (:func:`copy_pipeline`).
+    """
+    from test_dag import _copy_repo, sh
+
+    root = _copy_repo(tmp_path_factory.mktemp("pipeline"))
+    sh(root, "snakemake", "--cores", "2", "--resources", "gpu=1")
+    return root
+
+
+def copy_pipeline(src: Path, dest: Path) -> Path:
+    """A full copy of a pipeline directory (git repo, DVC cache, outputs, dvc.lock), mtimes kept."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest

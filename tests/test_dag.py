@@ -37,22 +37,25 @@ INTERPOLATE = {"interpolate@wise_ft"}  # base + stage2@full in weight space
 TESTSETS = {f"testset@{d}" for d in DATASETS}
 
 
-def _per(keys: tuple[str, ...], stages: tuple[str, ...] = ("checkpoint", *PER_DATASET, "eval_retention"),
+def _per(keys: tuple[str, ...], stages: tuple[str, ...] = ("checkpoint", *PER_DATASET, "eval_retention", "publish"),
          datasets: tuple[str, ...] = DATASETS) -> set[str]:
-    """The stages of these backbones: checkpoint@<bb> and eval_retention@<bb>, the others once per dataset."""
+    """The stages of these backbones: checkpoint@<bb>, eval_retention@<bb> and publish@<bb>, the others once per
+    dataset."""
     return {f"{s}@{k}-{d}" if s in PER_DATASET else f"{s}@{k}" for s in stages for k in keys for d in datasets}
 
 
 TUNED = (*VARIANTS, "wise_ft")  # the backbones downstream of stage 2
+# publish@<bb> reads the report (its tables): whenever the report reruns, every backbone's publish@ reruns after it
+REPORT = {"report"} | {f"publish@{k}" for k in BACKBONES}
 ALL_STAGES = ({"synthesize@vagta_synth", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "report"} | STAGE2
               | INTERPOLATE | TESTSETS | _per(BACKBONES))
 # frames feed the test sets and so every features@ variant; the base backbone's checkpoint record and its retention
 # (the backbone and the stills) do not read them
 AFTER_FRAMES = (({"frames", "curate", "hardneg", "stage1", "sweep", "report"} | STAGE2 | INTERPOLATE | TESTSETS
                  | _per(BACKBONES)) - {"checkpoint@base", "eval_retention@base"})
-AFTER_HARDNEG = {"hardneg", "stage1", "sweep", "report"} | STAGE2 | INTERPOLATE | _per(BACKBONES[1:])
+AFTER_HARDNEG = {"hardneg", "stage1", "sweep"} | REPORT | STAGE2 | INTERPOLATE | _per(BACKBONES[1:])
 # one dataset's definition: its test set and every stage of it, no training, no checkpoint record, no retention
-AFTER_DATASET = TESTSETS | {"report"} | _per(BACKBONES, PER_DATASET)
+AFTER_DATASET = TESTSETS | REPORT | _per(BACKBONES, PER_DATASET)
 
 
 def _env(root: Path) -> dict:
@@ -139,10 +142,9 @@ def _copy_repo(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> Path:
-    root = _copy_repo(tmp_path_factory.mktemp("pipeline"))
-    sh(root, "snakemake", "--cores", "2", "--resources", "gpu=1")
-    return root
+def pipeline(smoke_pipeline) -> Path:
+    """The session's one local Snakemake run of the smoke world (conftest); every test here leaves it as it found it."""
+    return smoke_pipeline
 
 
 @pytest.mark.slow
@@ -168,24 +170,24 @@ def test_run_records_every_stage_and_leaves_dvc_clean(pipeline):
 @pytest.mark.parametrize("old,new,expected", [
     ("clip_frames: 8", "clip_frames: 6", AFTER_FRAMES),
     # what `dvc exp run -S stage2.lambda_hard=0` changes: every stage-2 variant and what reads it (wise_ft too)
-    ("  lambda_hard: 1.0", "  lambda_hard: 0.0", STAGE2 | INTERPOLATE | {"sweep", "report"} | _per(TUNED)),
+    ("  lambda_hard: 1.0", "  lambda_hard: 0.0", STAGE2 | INTERPOLATE | {"sweep"} | REPORT | _per(TUNED)),
     # one variant's definition: only that variant
     ("joint: {losses: [global, region, hard], curriculum: joint",
-     "joint: {losses: [global, region], curriculum: joint", {"stage2@joint", "report"} | _per(("joint",))),
+     "joint: {losses: [global, region], curriculum: joint", {"stage2@joint"} | REPORT | _per(("joint",))),
     # leaf params: a new backbone is its own stages and the report; the existing evaluations stay current
     ("    joint: data/models/stage2/joint\n", "    joint: data/models/stage2/joint\n    extra: data/models/stage2/full\n",
-     _per(("extra",)) | {"report"}),
+     _per(("extra",)) | REPORT),
     # the prompts: read by the prompt evaluations, and by stages 1 and 2 (their validation AUC picks the kept epoch),
     # so on the base backbone only eval_mss and eval_zeroshot rerun; features, weakly, open vocabulary and retention
     # of base do not read them
     ('template: "a cctv video where {}"', 'template: "a cctv clip where {}"',
-     {"stage1", "sweep", "report", "eval_mss@base-synth", "eval_zeroshot@base-synth"} | STAGE2 | INTERPOLATE
+     {"stage1", "sweep", "eval_mss@base-synth", "eval_zeroshot@base-synth"} | REPORT | STAGE2 | INTERPOLATE
      | _per(BACKBONES[1:])),
     # leaf params: one dataset's entry reruns that dataset's test set and stages only
     ("      name: VAGTA-synth\n", "      name: VAGTA synthetic\n", AFTER_DATASET),
     # the WiSE-FT mixing weight: the interpolated backbone alone
     ("tuned: data/models/stage2/full, alpha: 0.5}", "tuned: data/models/stage2/full, alpha: 0.25}",
-     INTERPOLATE | _per(("wise_ft",)) | {"report"}),
+     INTERPOLATE | _per(("wise_ft",)) | REPORT),
 ])
 def test_param_edit_same_stale_set(pipeline, old, new, expected):
     params = pipeline / "params.yaml"
@@ -204,11 +206,11 @@ def test_param_edit_same_stale_set(pipeline, old, new, expected):
     ("src/alertclip/data/media.py", AFTER_FRAMES),
     ("src/alertclip/synth/render.py", ALL_STAGES),
     ("src/alertclip/hardneg/inverter.py", AFTER_HARDNEG),
-    ("src/alertclip/stages/stage2.py", STAGE2 | INTERPOLATE | {"report"} | _per(TUNED)),
-    ("src/alertclip/eval/zeroshot.py", {"report"} | _per(BACKBONES, ("eval_mss", "eval_zeroshot"))),
+    ("src/alertclip/stages/stage2.py", STAGE2 | INTERPOLATE | REPORT | _per(TUNED)),
+    ("src/alertclip/eval/zeroshot.py", REPORT | _per(BACKBONES, ("eval_mss", "eval_zeroshot"))),
     ("src/alertclip/eval/testset_check.py", AFTER_DATASET),
-    ("src/alertclip/stages/checkpoint.py", {"report"} | _per(BACKBONES)),
-    ("src/alertclip/interpolation.py", INTERPOLATE | {"report"} | _per(("wise_ft",))),
+    ("src/alertclip/stages/checkpoint.py", REPORT | _per(BACKBONES)),
+    ("src/alertclip/interpolation.py", INTERPOLATE | REPORT | _per(("wise_ft",))),
 ])
 def test_code_edit_same_stale_set(pipeline, module, expected):
     path = pipeline / module

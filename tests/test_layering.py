@@ -397,6 +397,7 @@ LAYERS = (
     ("sweep",),  # the Optuna study over stage 2
     ("eval",),  # every evaluation
     ("report",),  # the report over all evaluations
+    ("publish",),  # a backbone in open_clip's hub layout, with the report's numbers in its card
     ("stages", "cli", "__main__", "dag"),  # entry points
 )
 

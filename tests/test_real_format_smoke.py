@@ -216,7 +216,7 @@ def test_every_stage_runs_to_the_report(real_run):
     kinds = {n.split("@")[0] for n in stages}
     assert kinds == {"download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "stage2", "interpolate",
                      "checkpoint", "testset", "features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab",
-                     "eval_retention", "report"}
+                     "eval_retention", "report", "publish"}
     assert json.loads(sh("dvc", "status", "--json").stdout or "{}") == {}  # every stage recorded
     assert not (root / "data" / "synth").exists()
     index = json.loads((root / "results" / "report" / "index.json").read_text())

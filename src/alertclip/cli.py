@@ -42,11 +42,11 @@ def setup_logging(stage: str) -> Path:
 # lives here, in the dispatcher every stage shares, not in alertclip/stages/__init__.py, which every stage imports.
 NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "stage2", "interpolate",
          "checkpoint", "testset", "features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab",
-         "eval_retention", "report")
+         "eval_retention", "report", "publish")
 # Stages run once per variant (dvc.yaml foreach/matrix over params ablations, interpolate, eval.backbones and
 # eval.datasets): `alertclip <stage> --variant KEY`, KEY being `<backbone>-<dataset>` for the matrix stages.
 VARIANT_STAGES = ("stage2", "interpolate", "checkpoint", "testset", "features", "eval_mss", "eval_zeroshot",
-                  "eval_weakly", "eval_openvocab", "eval_retention")
+                  "eval_weakly", "eval_openvocab", "eval_retention", "publish")
 
 
 def entry_point(name: str) -> Callable:
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in VARIANT_STAGES:
             sp.add_argument("--variant", required=True, metavar="KEY",
                             help="which variant: a key of ablations (stage2), interpolate, eval.backbones (checkpoint, "
-                                 "eval_retention), eval.datasets (testset) or <backbone>-<dataset> (features, eval_*)")
+                                 "eval_retention, publish), eval.datasets (testset) or <backbone>-<dataset> (features, eval_*)")
         if name == "curate":
             sp.add_argument("--explain", metavar="CLIP_ID", help="print which curation rules fired on a clip and why")
         if name == "hardneg":

@@ -44,6 +44,26 @@ class Hints:
     threads: int | str = 1  # an int, or "all" for every core Snakemake was given
     mem_mb: int = 1000
     gpu: int = 0
+    runtime: int = 60  # minutes of wall clock a cluster may give the job (SLURM --time, via Snakemake's `runtime`)
+
+
+# Commands that join torchrun's process group (alertclip.train.distributed, used by alertclip.tune.run): only these
+# may be given more than one GPU; any other stage would run its whole job once per process.
+DATA_PARALLEL = frozenset({"stage1", "stage2"})
+
+
+def launch_command(stage: StageSpec, gpus: int) -> str:
+    """The command a job runs: the stage's own ``cmd``, under ``torchrun`` with one process per GPU when ``gpus`` > 1.
+
+    ``--standalone`` picks a free rendezvous port on the job's node, so two such jobs on one node do not collide. On a
+    machine without CUDA the processes train with gloo (same result as one process, see tests/test_ddp.py)."""
+    if gpus <= 1:
+        return stage.cmd
+    base = stage.name.split("@")[0]
+    if base not in DATA_PARALLEL or not stage.cmd.startswith("alertclip "):
+        raise ValueError(f"stage {stage.name}: gpu={gpus}, but only {sorted(DATA_PARALLEL)} train data-parallel; "
+                         "give it gpu: 1 (workflow/resources.yaml or --set-resources)")
+    return f"torchrun --standalone --nproc_per_node {gpus} -m alertclip {stage.cmd.removeprefix('alertclip ')}"
 
 
 def _repo(root: str | Path):

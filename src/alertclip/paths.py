@@ -21,6 +21,7 @@ INTERPOLATED_DIR = MODELS_DIR / "interpolated"  # interpolate@<name> (WiSE-FT)
 CHECKPOINTS_DIR = DATA / "checkpoints"  # checkpoint@<backbone>: <backbone>.json, which weights a key names
 TESTSETS_DIR = DATA / "testsets"  # testset@<dataset>: ground truth, video list (and frames of external videos)
 FEATURES_DIR = DATA / "features"  # features@<backbone>-<dataset>: <backbone>/<dataset>/
+HUB_DIR = DATA / "hub"  # publish@<backbone>: <backbone>/, its weights in open_clip's Hugging Face hub layout + card
 CACHE_DIR = DATA / ".cache"  # resume state and downloads: outside every output, so it survives a failed stage
 DOWNLOAD_CACHE = CACHE_DIR / "downloads"
 RESULTS = Path("results")  # metrics, plots, the report

@@ -32,6 +32,19 @@ def stage_input(stage):
     return deps
 
 
+def stage_command(stage):
+    """Params function: the stage's command, under torchrun when the job has more than one GPU (dag.launch_command).
+
+    ``resources.gpu`` is what the job holds, not what it asked for: Snakemake caps each job's request at the global
+    ``--resources gpu=N`` (the default profile's 1), so ``--set-resources stage1:gpu=2`` alone still runs one process;
+    it takes ``--resources gpu=2`` as well. Never more processes than GPUs granted."""
+
+    def cmd(wildcards, resources):  # Snakemake passes the job's resources to a params function that names them
+        return dag.launch_command(stage, int(resources.gpu))
+
+    return cmd
+
+
 def stage_output(stage, path):
     out = directory(path) if path in stage.dir_outs else path
     pattern = REPORT_FIGURES.get((stage.name, path))

@@ -14,12 +14,14 @@ for _stage in STAGES:
         log:
             f"logs/snakemake/{_stage.rule_name}.log",
         params:
-            # Passed as params, not interpolated into `shell:` directly: loop variables bind late.
-            cmd=_stage.cmd,
+            # Passed as params, not interpolated into `shell:` directly: loop variables bind late. A function of the
+            # job's resources, so `--set-resources <rule>:gpu=N` launches N torchrun processes too.
+            cmd=stage_command(_stage),
         threads: workflow.cores if _hints.threads == "all" else int(_hints.threads)
         resources:
             mem_mb=_hints.mem_mb,
             gpu=_hints.gpu,
+            runtime=_hints.runtime,
         conda:
             "../envs/alertclip.yaml"
         shell:

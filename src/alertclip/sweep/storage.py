@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+_CREATE_ATTEMPTS = 5  # see open_storage: concurrent table creation
 
 class SweepStorageError(RuntimeError):
     """The sweep's storage cannot be opened (unreachable, unsupported scheme, missing driver)."""
@@ -73,17 +75,30 @@ def open_storage(cfg: SweepParams) -> "optuna.storages.BaseStorage":
         engine_kwargs["pool_pre_ping"] = True
         if backend_name in ("postgresql", "mysql", "mariadb"):
             engine_kwargs["connect_args"] = {"connect_timeout": 10}  # an unreachable host fails in seconds
+    heartbeat: dict[str, Any] = {}
+    if not _single_worker(cfg):  # several workers: stale trials are found by their heartbeat
+        retry = None
+        if cfg.max_retry:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=cfg.max_retry)
+        heartbeat = dict(heartbeat_interval=cfg.heartbeat_s, grace_period=cfg.grace_s,
+                         heartbeat_stale_trial_callback=retry)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            heartbeat: dict[str, Any] = {}
-            if not _single_worker(cfg):  # several workers: stale trials are found by their heartbeat
-                retry = None
-                if cfg.max_retry:
-                    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=cfg.max_retry)
-                heartbeat = dict(heartbeat_interval=cfg.heartbeat_s, grace_period=cfg.grace_s,
-                                 heartbeat_stale_trial_callback=retry)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+            except (sa_exc.IntegrityError, sa_exc.ProgrammingError):
+                # Workers started together on a fresh PostgreSQL database race to create Optuna's tables (SQLAlchemy's
+                # create_all is check-then-create): the loser gets 'duplicate key value violates unique constraint
+                # "pg_type_typname_nsp_index"' or 'relation ... already exists'. Trying again finds the winner's tables.
+                if kind != "rdb" or attempt >= _CREATE_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * attempt)
     except sa_exc.NoSuchModuleError as err:
         raise SweepStorageError(f"sweep.storage {shown}: unsupported scheme {parsed.drivername!r} (SQLAlchemy has no "
                                 f"such dialect/driver): {err}") from err

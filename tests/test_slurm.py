@@ -1,0 +1,142 @@
+"""The smoke world's DAG as SLURM jobs, through ``workflow/profiles/slurm`` and snakemake-executor-plugin-slurm, on a
+real single-node SLURM the test starts (tests/slurm_cluster.py: Debian's slurm-wlm and munge).
+
+What must hold on a cluster exactly as on one machine: every stage is one sbatch job sized by workflow/resources.yaml
+(CPUs, memory, wall time, GPUs for the training stages), each with its own log; a cancelled job is reported and a rerun
+continues from what finished; at the end dvc.lock records the same output hashes as the session's local run, and
+``dvc status`` / ``snakemake -n`` have nothing to do.
+
+Settings only this test cluster needs, passed on the command line so the profile stays what a user runs: no accounting
+database (so job states come from ``squeue``, ``MinJobAge`` keeping finished jobs listed), status checks every few
+seconds instead of the plugin's 40 s, and ``--max-threads`` = the node's 2 CPUs.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import slurm_cluster
+import yaml
+from test_dag import _copy_repo, _env, assert_clean, dvc_status
+
+from alertclip import dag
+
+pytestmark = pytest.mark.slow
+
+PROFILE = "workflow/profiles/slurm"
+TEST_CLUSTER_ARGS = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+                     "--max-threads", "2")
+CANCELLED = "stage1"  # the rule whose job is scancel'led mid-run: late enough that stages before it are recorded
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    why = slurm_cluster.unavailable()
+    if why:
+        pytest.skip(why)
+    with slurm_cluster.slurm_cluster(tmp_path_factory.mktemp("slurm")) as c:
+        yield c
+
+
+def _snakemake(root: Path, cluster, *args: str, profile: str = PROFILE) -> list[str]:
+    return ["snakemake", "--workflow-profile", profile, *TEST_CLUSTER_ARGS, *args]
+
+
+def _run(root: Path, cluster, *args: str, profile: str = PROFILE, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run(_snakemake(root, cluster, *args, profile=profile), cwd=root, env={**_env(root), **cluster.env},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _outs(root: Path) -> dict[str, str]:
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    return {o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])}
+
+
+def _job_table(cluster) -> list[dict[str, str]]:
+    """Every job SLURM knows (MinJobAge keeps finished ones), as ``scontrol show job`` fields: JobId, JobState, Comment
+    (the plugin's ``rule_<name>``), NumCPUs, MinMemoryNode, TimeLimit, TresPerJob (requested GPUs), TRES (allocated)."""
+    out = cluster.run("scontrol", "show", "job", "--oneliner").stdout
+    jobs = []
+    for line in out.splitlines():
+        fields = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
+        if "JobId" in fields:
+            jobs.append(fields)
+    return jobs
+
+
+def _rule(job: dict[str, str]) -> str:
+    return re.sub(r"^rule_", "", job.get("Comment", "")).split("_wildcards_")[0]
+
+
+def _cancel_when_running(cluster, proc: subprocess.Popen, rule: str, timeout: float = 1200) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        for job in _job_table(cluster):
+            if _rule(job) == rule and job["JobState"] == "RUNNING":
+                cluster.run("scancel", job["JobId"])
+                return job["JobId"]
+        time.sleep(1)
+    raise AssertionError(f"no running {rule} job appeared (snakemake exit {proc.poll()})")
+
+
+def test_smoke_dag_as_slurm_jobs_survives_a_cancel_and_matches_the_local_run(cluster, smoke_pipeline, tmp_path):
+    root = _copy_repo(tmp_path / "repo")
+    first = subprocess.Popen(_snakemake(root, cluster), cwd=root, env={**_env(root), **cluster.env},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cancelled = _cancel_when_running(cluster, first, CANCELLED)
+    out, _ = first.communicate(timeout=1800)
+    assert first.returncode != 0
+    # Snakemake reports the job SLURM cancelled, by its SLURM id and state
+    assert re.search(rf"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED", out), out[-3000:]
+    done_before = {"synthesize@vagta_synth", "download", "frames", "curate", "hardneg", "backbone"}
+    stale = dvc_status(root)
+    assert not done_before & stale, f"stages finished before the cancel are recorded: {done_before & stale}"
+    assert CANCELLED in stale
+
+    jobs_before = {j["JobId"] for j in _job_table(cluster)}
+    second = _run(root, cluster)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    rerun = [j for j in _job_table(cluster) if j["JobId"] not in jobs_before]
+    assert CANCELLED in {_rule(j) for j in rerun}
+    assert not {_rule(j) for j in rerun} & {dag.StageSpec(s, "", (), ()).rule_name for s in done_before}, "it started over"
+
+    # the same bytes as one machine's run, recorded; both engines agree nothing is left
+    assert _outs(root) == _outs(smoke_pipeline)
+    assert_clean(root)
+
+    # every stage was a SLURM job sized by resources.yaml, with its own log
+    table = _job_table(cluster)
+    by_rule = {}
+    for job in table:
+        by_rule.setdefault(_rule(job), []).append(job)
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    rules = {dag.StageSpec(name, "", (), ()).rule_name for name in lock["stages"]}
+    assert rules <= set(by_rule), f"stages that ran outside SLURM: {rules - set(by_rule)}"
+    backbone = by_rule["backbone"][-1]  # resources.yaml: threads all (--max-threads 2), 8000 MB, 720 min, 1 GPU
+    assert (backbone["NumCPUs"], backbone["MinMemoryNode"], backbone["TimeLimit"]) == ("2", "8000M", "12:00:00"), backbone
+    assert backbone["TresPerJob"] == "gres:gpu:1" and "gres/gpu=1" in backbone["TRES"], backbone  # a SLURM GPU, allocated
+    report = by_rule["report"][-1]
+    assert (report["NumCPUs"], report["MinMemoryNode"], report["TimeLimit"]) == ("1", "2000M", "01:00:00"), report
+    assert "gpu" not in report["TRES"], report
+    for rule, jobs in by_rule.items():
+        for job in jobs:
+            assert list((root / "logs" / "slurm" / f"rule_{rule}").rglob(f"{job['JobId']}.log")), (rule, job["JobId"])
+
+
+def test_profile_naming_a_missing_partition_surfaces_slurms_error(cluster, tmp_path):
+    root = _copy_repo(tmp_path / "repo")
+    bad = root / "workflow" / "profiles" / "slurm-bad"
+    bad.mkdir()
+    profile = yaml.safe_load((root / PROFILE / "config.yaml").read_text())
+    profile["default-resources"] = {"slurm_partition": "nosuch"}
+    (bad / "config.yaml").write_text(yaml.safe_dump(profile))
+    proc = _run(root, cluster, "--", "data/synth/published", profile=str(bad.relative_to(root)), timeout=300)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "invalid partition specified: nosuch" in text.lower(), text[-3000:]  # sbatch's own words
+    assert not (root / "data" / "synth" / "published").exists()
+
