@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -91,6 +92,9 @@ def smoke_pipeline(tmp_path_factory) -> Path:
     """
     from test_dag import _copy_repo, sh
 
+    reuse = os.environ.get("ALERTCLIP_SMOKE_PIPELINE")
+    if reuse:  # developing a slow test: a finished run of this fixture (same code), copied, stands in for a new run
+        return copy_pipeline(Path(reuse), tmp_path_factory.mktemp("pipeline") / "reused")
     root = _copy_repo(tmp_path_factory.mktemp("pipeline"))
     sh(root, "snakemake", "--cores", "2", "--resources", "gpu=1")
     return root

@@ -112,7 +112,6 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-AccountingStorageTRES=gres/gpu
 MpiDefault=none
 SwitchType=switch/none
 SelectType=select/cons_tres

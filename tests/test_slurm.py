@@ -57,9 +57,10 @@ def _outs(root: Path) -> dict[str, str]:
 
 
 def _job_table(cluster) -> list[dict[str, str]]:
-    """Every job SLURM knows (MinJobAge keeps finished ones), as ``scontrol show job`` fields: JobId, JobState, Comment
-    (the plugin's ``rule_<name>``), NumCPUs, MinMemoryNode, TimeLimit, TresPerJob (requested GPUs), TRES (allocated)."""
-    out = cluster.run("scontrol", "show", "job", "--oneliner").stdout
+    """Every job SLURM knows (MinJobAge keeps finished ones), as ``scontrol --details show job`` fields: JobId,
+    JobState, Comment (the plugin's ``rule_<name>``), NumCPUs, MinMemoryNode, TimeLimit, TresPerJob (the GPUs asked
+    for) and JOB_GRES (those allocated)."""
+    out = cluster.run("scontrol", "--details", "show", "job", "--oneliner").stdout
     jobs = []
     for line in out.splitlines():
         fields = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
@@ -118,10 +119,10 @@ def test_smoke_dag_as_slurm_jobs_survives_a_cancel_and_matches_the_local_run(clu
     assert rules <= set(by_rule), f"stages that ran outside SLURM: {rules - set(by_rule)}"
     backbone = by_rule["backbone"][-1]  # resources.yaml: threads all (--max-threads 2), 8000 MB, 720 min, 1 GPU
     assert (backbone["NumCPUs"], backbone["MinMemoryNode"], backbone["TimeLimit"]) == ("2", "8000M", "12:00:00"), backbone
-    assert backbone["TresPerJob"] == "gres:gpu:1" and "gres/gpu=1" in backbone["TRES"], backbone  # a SLURM GPU, allocated
+    assert backbone["TresPerJob"] == "gres:gpu:1" and backbone["JOB_GRES"] == "gpu:1", backbone  # a GPU, and allocated
     report = by_rule["report"][-1]
     assert (report["NumCPUs"], report["MinMemoryNode"], report["TimeLimit"]) == ("1", "2000M", "01:00:00"), report
-    assert "gpu" not in report["TRES"], report
+    assert "gpu" not in report["TresPerJob"] + report["JOB_GRES"], report
     for rule, jobs in by_rule.items():
         for job in jobs:
             assert list((root / "logs" / "slurm" / f"rule_{rule}").rglob(f"{job['JobId']}.log")), (rule, job["JobId"])
