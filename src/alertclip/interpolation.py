@@ -51,7 +51,7 @@ from torch import Tensor
 
 from . import factory
 from .factory import CHECKPOINT_FILE, CONFIG_FILE, RECORD_FILE
-from .io import sha256_file, write_json
+from .io import replace_dir, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -173,18 +173,6 @@ def _quiet_random_init() -> Iterator[None]:
         root.removeFilter(drop)
 
 
-def _swap_into_place(staging: Path, out_dir: Path) -> None:
-    old = None
-    if out_dir.is_dir() and not out_dir.is_symlink():
-        old = out_dir.with_name(f".{out_dir.name}.old-{secrets.token_hex(4)}")
-        os.replace(out_dir, old)
-    elif out_dir.exists() or out_dir.is_symlink():
-        out_dir.unlink()
-    os.replace(staging, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def interpolate_dirs(base_dir: str | os.PathLike, tuned_dir: str | os.PathLike, out_dir: str | os.PathLike,
                      alpha: float) -> dict:
     """Write model directory ``out_dir`` = ``(1 - alpha) * base + alpha * tuned`` (see the module docstring);
@@ -226,7 +214,7 @@ def interpolate_dirs(base_dir: str | os.PathLike, tuned_dir: str | os.PathLike, 
                   "source": {"kind": "interpolated", "method": "wise_ft", "formula": FORMULA, "alpha": alpha,
                              **sources, "non_float_from_tuned": differing}}
         write_json(staging / RECORD_FILE, record)
-        _swap_into_place(staging, out_dir)
+        replace_dir(staging, out_dir)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -47,3 +49,17 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def replace_dir(staging: Path, out_dir: Path) -> None:
+    """Put a fully written directory ``staging`` at ``out_dir`` (a sibling of it), replacing what was there: the old
+    one is moved aside first and removed only once the new one is in place."""
+    old = None
+    if out_dir.is_dir() and not out_dir.is_symlink():
+        old = out_dir.with_name(f".{out_dir.name}.old-{secrets.token_hex(4)}")
+        os.replace(out_dir, old)
+    elif out_dir.exists() or out_dir.is_symlink():
+        out_dir.unlink()
+    os.replace(staging, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -43,6 +43,7 @@ from typing import Any
 from .ablation import variant_params
 from .eval.checkpoints import backbone_dir, checkpoint_path, verified_checkpoint
 from .factory import CONFIG_FILE, RECORD_FILE
+from .io import replace_dir
 from .params import Params
 from .paths import BACKBONE_DIR, HUB_DIR, INTERPOLATED_DIR, MODELS_DIR, RESULTS
 
@@ -105,18 +106,6 @@ def hub_tokenizer(tokenizer: Any) -> Any:
     return tokenizer if callable(getattr(tokenizer, "save_pretrained", None)) else BundledTokenizer()
 
 
-def _swap_into_place(staging: Path, out_dir: Path) -> None:
-    old = None
-    if out_dir.is_dir() and not out_dir.is_symlink():
-        old = out_dir.with_name(f".{out_dir.name}.old-{secrets.token_hex(4)}")
-        os.replace(out_dir, old)
-    elif out_dir.exists() or out_dir.is_symlink():
-        out_dir.unlink()
-    os.replace(staging, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_hub_dir(model: Any, tokenizer: Any, model_cfg: dict, out_dir: str | os.PathLike, card: dict, name: str) -> Path:
     """Write ``out_dir`` in open_clip's hub layout (see the module docstring), whole or not at all (a staging
     directory renamed into place): ``save_for_hf`` for the config and the weights, ``generate_readme(card, name)``
@@ -131,7 +120,7 @@ def write_hub_dir(model: Any, tokenizer: Any, model_cfg: dict, out_dir: str | os
                     save_directory=staging, safe_serialization=True)
         # generate_readme pops "tags" and "pipeline_tag" off the dict it is given: hand it a copy
         (staging / README).write_text(generate_readme(copy.deepcopy(card), name), encoding="utf-8")
-        _swap_into_place(staging, out_dir)
+        replace_dir(staging, out_dir)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
