@@ -115,6 +115,12 @@ def assert_engines_agree(root: Path, expected: set[str]) -> None:
     assert snakemake_would_run(root) == expected
 
 
+def recorded_outs(root: Path, stages: set[str] | None = None) -> dict[str, str]:
+    """Output path -> md5 as dvc.lock records them (of the given stages, or of all)."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    return {o["path"]: o["md5"] for name, s in lock.items() if stages is None or name in stages for o in s.get("outs", [])}
+
+
 def assert_clean(root: Path) -> None:
     assert dvc_status(root) == set()
     assert snakemake_would_run(root) == set()

@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-import yaml
 from conftest import copy_pipeline
-from test_dag import assert_clean, sh
+from test_dag import assert_clean, recorded_outs, sh
 
 GIT = ("git", "-c", "user.email=t@t", "-c", "user.name=t")
-
-
-def _outs(root: Path) -> dict[str, str]:
-    """Every recorded output of dvc.lock: path -> md5."""
-    lock = yaml.safe_load((root / "dvc.lock").read_text())
-    return {o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +39,8 @@ def test_push_then_fresh_clone_pull_is_clean_for_both_engines(pushed):
     subprocess.run(["git", "clone", "-q", str(src), str(fresh)], check=True)
     assert not (fresh / "data" / "models").exists() and not (fresh / "results" / "report.md").exists()
     sh(fresh, "dvc", "pull", "--quiet")
-    assert _outs(fresh) == _outs(src)
-    for path in _outs(fresh):  # every recorded output came back, metrics and plots included
+    assert recorded_outs(fresh) == recorded_outs(src)
+    for path in recorded_outs(fresh):  # every recorded output came back, metrics and plots included
         assert (fresh / path).exists(), path
     assert (fresh / "results" / "report.md").read_bytes() == (src / "results" / "report.md").read_bytes()
     assert_clean(fresh)  # dvc status clean and snakemake -n has nothing to do, on fresh mtimes

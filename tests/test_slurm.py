@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import slurm_cluster
 import yaml
-from test_dag import _copy_repo, _env, assert_clean, dvc_status
+from test_dag import _copy_repo, _env, assert_clean, dvc_status, recorded_outs
 
 from alertclip import dag
 
@@ -42,18 +42,13 @@ def cluster(tmp_path_factory):
         yield c
 
 
-def _snakemake(root: Path, cluster, *args: str, profile: str = PROFILE) -> list[str]:
+def _snakemake(*args: str, profile: str = PROFILE) -> list[str]:
     return ["snakemake", "--workflow-profile", profile, *TEST_CLUSTER_ARGS, *args]
 
 
 def _run(root: Path, cluster, *args: str, profile: str = PROFILE, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run(_snakemake(root, cluster, *args, profile=profile), cwd=root, env={**_env(root), **cluster.env},
+    return subprocess.run(_snakemake(*args, profile=profile), cwd=root, env={**_env(root), **cluster.env},
                           capture_output=True, text=True, timeout=timeout)
-
-
-def _outs(root: Path) -> dict[str, str]:
-    lock = yaml.safe_load((root / "dvc.lock").read_text())
-    return {o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])}
 
 
 def _job_table(cluster) -> list[dict[str, str]]:
@@ -86,7 +81,7 @@ def _cancel_when_running(cluster, proc: subprocess.Popen, rule: str, timeout: fl
 
 def test_smoke_dag_as_slurm_jobs_survives_a_cancel_and_matches_the_local_run(cluster, smoke_pipeline, tmp_path):
     root = _copy_repo(tmp_path / "repo")
-    first = subprocess.Popen(_snakemake(root, cluster), cwd=root, env={**_env(root), **cluster.env},
+    first = subprocess.Popen(_snakemake(), cwd=root, env={**_env(root), **cluster.env},
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     cancelled = _cancel_when_running(cluster, first, CANCELLED)
     out, _ = first.communicate(timeout=1800)
@@ -106,7 +101,7 @@ def test_smoke_dag_as_slurm_jobs_survives_a_cancel_and_matches_the_local_run(clu
     assert not {_rule(j) for j in rerun} & {dag.StageSpec(s, "", (), ()).rule_name for s in done_before}, "it started over"
 
     # the same bytes as one machine's run, recorded; both engines agree nothing is left
-    assert _outs(root) == _outs(smoke_pipeline)
+    assert recorded_outs(root) == recorded_outs(smoke_pipeline)
     assert_clean(root)
 
     # every stage was a SLURM job sized by resources.yaml, with its own log

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 from conftest import copy_pipeline
-from test_dag import dvc_status, dvc_would_run, sh, snakemake_would_run
+from test_dag import dvc_status, dvc_would_run, recorded_outs, sh, snakemake_would_run
 
 from alertclip import dag
 
@@ -72,10 +72,6 @@ def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def _outs(lock: Path, stage: str) -> dict[str, str]:
-    return {o["path"]: o["md5"] for o in yaml.safe_load(lock.read_text())["stages"][stage]["outs"]}
-
-
 @pytest.mark.slow
 def test_snakemake_runs_stage1_on_two_gloo_processes(smoke_pipeline, tmp_path):
     root = copy_pipeline(smoke_pipeline, tmp_path / "p")
@@ -118,7 +114,7 @@ def test_snakemake_runs_stage1_on_two_gloo_processes(smoke_pipeline, tmp_path):
     # run's (weights within the tolerance, not equal): every output's hash changed, and exactly the stages reading one
     # of them are now stale by `dvc status` (their deps changed), the rest of the downstream only through them.
     assert any(not torch.equal(one[k], two[k]) for k in one)
-    old, new_outs = _outs(smoke_pipeline / "dvc.lock", "stage1"), _outs(root / "dvc.lock", "stage1")
+    old, new_outs = recorded_outs(smoke_pipeline, {"stage1"}), recorded_outs(root, {"stage1"})
     changed = {p for p in new_outs if new_outs[p] != old[p]}
     assert changed == set(old) == {"data/models/stage1", "results/stage1/metrics.json", "results/stage1/curve.csv"}
     readers = {s.name for s in dag.load_stages(root)
