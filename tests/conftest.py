@@ -82,21 +82,42 @@ def restore_logging():
     root.setLevel(level)
 
 
+def run_dir(tmp_path_factory) -> Path:
+    """This pytest run's own directory, shared by its xdist workers (each worker's basetemp is a child of it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def smoke_pipeline(tmp_path_factory) -> Path:
     """A git copy of the repository on the smoke world after one local ``snakemake`` run of the whole DAG.
 
-    Run once per session: the DAG tests, the SLURM run (its hashes must equal these), the DVC remote round trip and
-    the torchrun stage all start from it. Tests that change it must restore it; the others copy it first
-    (:func:`copy_pipeline`).
+    Built once per pytest run, by the first xdist worker that asks (the others wait on a file lock), and read-only:
+    every test that edits, reruns or deletes works in its own :func:`copy_pipeline` (~2 s, 0.9 GB). The DAG tests,
+    the SLURM slice (its hashes must equal these), the DVC remote round trip and the torchrun stage start from it.
+    A failed build is recorded, so a second worker reports it instead of building again.
     """
+    from filelock import FileLock
     from test_dag import _copy_repo, sh
 
-    reuse = os.environ.get("ALERTCLIP_SMOKE_PIPELINE")
-    if reuse:  # developing a slow test: a finished run of this fixture (same code), copied, stands in for a new run
-        return copy_pipeline(Path(reuse), tmp_path_factory.mktemp("pipeline") / "reused")
-    root = _copy_repo(tmp_path_factory.mktemp("pipeline"))
-    sh(root, "snakemake", "--cores", "2", "--resources", "gpu=1")
+    root = run_dir(tmp_path_factory) / "smoke-pipeline"
+    built, failed = root.with_name("smoke-pipeline.built"), root.with_name("smoke-pipeline.failed")
+    with FileLock(root.with_name("smoke-pipeline.lock")):
+        if failed.exists():
+            raise RuntimeError(f"the smoke pipeline failed to build in another worker:\n{failed.read_text()}")
+        if not built.exists():
+            try:
+                reuse = os.environ.get("ALERTCLIP_SMOKE_PIPELINE")
+                if reuse:  # developing a slow test: a finished run of this fixture (same code) stands in for a new run
+                    copy_pipeline(Path(reuse), root)
+                else:
+                    root.mkdir()
+                    _copy_repo(root)
+                    sh(root, "snakemake", "--cores", "2", "--resources", "gpu=1")
+            except BaseException as err:
+                failed.write_text(repr(err)[-5000:])
+                raise
+            built.touch()
     return root
 
 
@@ -104,3 +125,33 @@ def copy_pipeline(src: Path, dest: Path) -> Path:
     """A full copy of a pipeline directory (git repo, DVC cache, outputs, dvc.lock), mtimes kept."""
     shutil.copytree(src, dest, symlinks=True)
     return dest
+
+
+# Two lanes for `make test` (pytest-xdist: -n 2 --dist loadgroup --no-loadscope-reorder). Each lane is one xdist
+# group, so its tests run in one worker, in this order; every other test is its own unit, handed to whichever worker
+# has run out of lane work. The lanes balance the long chains (measured, benchmarks/RESULTS.md): `smoke_dag` builds the
+# session's smoke run and runs the tests on copies of it (~15 min); `rerun_dags` runs the real-format DAG (~7 min),
+# then the forced `dvc repro` of a smoke-run copy (~8 min), by which time the other lane has built it. Without xdist
+# the same order runs in one process.
+LANES = ("smoke_dag", "rerun_dags")
+RERUNS = ("tests/test_real_format_smoke.py::", "tests/test_dag.py::test_repro_force_reproduces_identical_hashes")
+ONE_WORKER = ("tests/test_slurm.py::",)  # one test cluster at a time: it links /etc/slurm/slurm.conf to its own
+
+
+def lane_of(item: pytest.Item) -> tuple[int, int]:
+    """(lane, place in the lane); lane len(LANES) for the tests outside both."""
+    for place, prefix in enumerate(RERUNS):
+        if item.nodeid.startswith(prefix):
+            return LANES.index("rerun_dags"), place
+    if item.nodeid.startswith(ONE_WORKER) or "smoke_pipeline" in getattr(item, "fixturenames", ()):
+        return LANES.index("smoke_dag"), 0
+    return len(LANES), 0
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    lanes = {item: lane_of(item) for item in items}
+    for item, (lane, _) in lanes.items():
+        if lane < len(LANES):
+            item.add_marker(pytest.mark.xdist_group(LANES[lane]))
+    items.sort(key=lanes.__getitem__)  # stable: collection order within each place

@@ -1,4 +1,4 @@
-"""The smoke world's DAG as SLURM jobs, through ``workflow/profiles/slurm`` and snakemake-executor-plugin-slurm, on a
+"""A slice of the smoke world's DAG as SLURM jobs, through ``workflow/profiles/slurm`` and snakemake-executor-plugin-slurm, on a
 real single-node SLURM the test starts (tests/slurm_cluster.py: Debian's slurm-wlm and munge).
 
 What must hold on a cluster exactly as on one machine: every stage is one sbatch job sized by workflow/resources.yaml
@@ -14,6 +14,7 @@ seconds instead of the plugin's 40 s, and ``--max-threads`` = the node's 2 CPUs.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ from pathlib import Path
 import pytest
 import slurm_cluster
 import yaml
-from test_dag import _copy_repo, _env, assert_clean, dvc_status, recorded_outs
+from conftest import copy_pipeline
+from test_dag import _copy_repo, _env, assert_clean, dvc_status, dvc_would_run, recorded_outs
 
 from alertclip import dag
 
@@ -79,45 +81,59 @@ def _cancel_when_running(cluster, proc: subprocess.Popen, rule: str, timeout: fl
     raise AssertionError(f"no running {rule} job appeared (snakemake exit {proc.poll()})")
 
 
-def test_smoke_dag_as_slurm_jobs_survives_a_cancel_and_matches_the_local_run(cluster, smoke_pipeline, tmp_path):
-    root = _copy_repo(tmp_path / "repo")
-    first = subprocess.Popen(_snakemake(), cwd=root, env={**_env(root), **cluster.env},
+# The slice of the DAG run as SLURM jobs: the stages after `frames` up to one evaluation of stage 1's backbone, on a
+# copy of the session's finished smoke run with the first three's outputs deleted. Seven jobs instead of the whole DAG
+# (~70): the cluster behaviour under test (resources per job, a cancel, a resume, the local run's bytes) is the same
+# for every job, and a whole-DAG SLURM run cost ~9.5 min of CI.
+SLICE_RESET = ("curate", "hardneg", "backbone")  # outputs deleted: these and everything after them are stale
+SLICE_TARGET = "eval_zeroshot@stage1-synth"  # the slice's end; what it needs of the stale stages is the slice
+SLICE = {*SLICE_RESET, CANCELLED, "checkpoint@stage1", "features@stage1-synth", SLICE_TARGET}
+
+
+def test_dag_slice_as_slurm_jobs_survives_a_cancel_and_matches_the_local_run(cluster, smoke_pipeline, tmp_path):
+    """Cost: ~1.5 min (cluster start, 7 SLURM jobs, 4 of them twice), on a copy of the session's smoke run."""
+    root = copy_pipeline(smoke_pipeline, tmp_path / "repo")
+    specs = {s.name: s for s in dag.load_stages(root)}
+    for name in SLICE_RESET:
+        for out in specs[name].outs:
+            path = root / out
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    target = specs[SLICE_TARGET].rule_name
+    assert dag.needed_stages(list(specs.values()), [target]) & dvc_would_run(root) == SLICE  # the slice, as both see it
+
+    first = subprocess.Popen(_snakemake("--", target), cwd=root, env={**_env(root), **cluster.env},
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     cancelled = _cancel_when_running(cluster, first, CANCELLED)
     out, _ = first.communicate(timeout=1800)
     assert first.returncode != 0
     # Snakemake reports the job SLURM cancelled, by its SLURM id and state
     assert re.search(rf"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED", out), out[-3000:]
-    done_before = {"synthesize@vagta_synth", "download", "frames", "curate", "hardneg", "backbone"}
     stale = dvc_status(root)
-    assert not done_before & stale, f"stages finished before the cancel are recorded: {done_before & stale}"
+    assert not set(SLICE_RESET) & stale, f"stages finished before the cancel are recorded: {set(SLICE_RESET) & stale}"
     assert CANCELLED in stale
 
     jobs_before = {j["JobId"] for j in _job_table(cluster)}
-    second = _run(root, cluster)
+    second = _run(root, cluster, "--", target)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    rerun = [j for j in _job_table(cluster) if j["JobId"] not in jobs_before]
-    assert CANCELLED in {_rule(j) for j in rerun}
-    assert not {_rule(j) for j in rerun} & {dag.StageSpec(s, "", (), ()).rule_name for s in done_before}, "it started over"
+    rerun = {_rule(j) for j in _job_table(cluster) if j["JobId"] not in jobs_before}
+    assert rerun == {specs[s].rule_name for s in SLICE - set(SLICE_RESET)}, "it started over, or ran more than was left"
 
-    # the same bytes as one machine's run, recorded; both engines agree nothing is left
+    # the same bytes as one machine's run, recorded; both engines agree nothing is left (the stages after the slice
+    # read outputs whose hashes did not change)
     assert recorded_outs(root) == recorded_outs(smoke_pipeline)
     assert_clean(root)
 
-    # every stage was a SLURM job sized by resources.yaml, with its own log
-    table = _job_table(cluster)
+    # every stage of the slice, and nothing else, was a SLURM job sized by resources.yaml, with its own log
     by_rule = {}
-    for job in table:
+    for job in _job_table(cluster):
         by_rule.setdefault(_rule(job), []).append(job)
-    lock = yaml.safe_load((root / "dvc.lock").read_text())
-    rules = {dag.StageSpec(name, "", (), ()).rule_name for name in lock["stages"]}
-    assert rules <= set(by_rule), f"stages that ran outside SLURM: {rules - set(by_rule)}"
+    assert set(by_rule) == {specs[s].rule_name for s in SLICE}, f"jobs outside the slice: {set(by_rule)}"
     backbone = by_rule["backbone"][-1]  # resources.yaml: threads all (--max-threads 2), 8000 MB, 720 min, 1 GPU
     assert (backbone["NumCPUs"], backbone["MinMemoryNode"], backbone["TimeLimit"]) == ("2", "8000M", "12:00:00"), backbone
     assert backbone["TresPerJob"] == "gres:gpu:1" and backbone["JOB_GRES"] == "gpu:1", backbone  # a GPU, and allocated
-    report = by_rule["report"][-1]
-    assert (report["NumCPUs"], report["MinMemoryNode"], report["TimeLimit"]) == ("1", "2000M", "01:00:00"), report
-    assert "gpu" not in report.get("TresPerJob", "") + report.get("JOB_GRES", ""), report  # absent or (null)
+    evaluation = by_rule[target][-1]  # resources.yaml: threads 1, 2000 MB, the default 60 min, no GPU
+    assert (evaluation["NumCPUs"], evaluation["MinMemoryNode"], evaluation["TimeLimit"]) == ("1", "2000M", "01:00:00"), evaluation
+    assert "gpu" not in evaluation.get("TresPerJob", "") + evaluation.get("JOB_GRES", ""), evaluation  # absent or (null)
     for rule, jobs in by_rule.items():
         for job in jobs:
             assert list((root / "logs" / "slurm" / f"rule_{rule}").rglob(f"{job['JobId']}.log")), (rule, job["JobId"])
