@@ -14,8 +14,8 @@ run: env
 	dvc status
 
 # Two xdist workers, whatever the core count: the long tests run in two fixed lanes (tests/conftest.py), the rest fill
-# in; --no-loadscope-reorder keeps the lanes' order (xdist would sort units by size). ~25 min on 2 cores.
-XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
+# in (conftest.py schedules them). ~25 min on 2 cores.
+XDIST := -n 2
 test: env
 	python -m pytest $(XDIST)
 

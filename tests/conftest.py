@@ -127,31 +127,42 @@ def copy_pipeline(src: Path, dest: Path) -> Path:
     return dest
 
 
-# Two lanes for `make test` (pytest-xdist: -n 2 --dist loadgroup --no-loadscope-reorder). Each lane is one xdist
-# group, so its tests run in one worker, in this order; every other test is its own unit, handed to whichever worker
-# has run out of lane work. The lanes balance the long chains (measured, benchmarks/RESULTS.md): `smoke_dag` builds the
-# session's smoke run and runs the tests on copies of it (~15 min); `rerun_dags` runs the real-format DAG (~7 min),
-# then the forced `dvc repro` of a smoke-run copy (~8 min), by which time the other lane has built it. Without xdist
-# the same order runs in one process.
-LANES = ("smoke_dag", "rerun_dags")
-RERUNS = ("tests/test_real_format_smoke.py::", "tests/test_dag.py::test_repro_force_reproduces_identical_hashes")
-ONE_WORKER = ("tests/test_slurm.py::",)  # one test cluster at a time: it links /etc/slurm/slurm.conf to its own
+# Two lanes for `make test` (pytest-xdist, -n 2). Each lane is one xdist work unit, so its tests run in one worker, in
+# this order; every other test is its own unit, handed to whichever worker has run out of lane work. The lanes balance
+# the long chains (measured, benchmarks/RESULTS.md): `smoke_dag` builds the session's smoke run and runs the tests on
+# copies of it; `rerun_dags` runs the real-format DAG, then the forced `dvc repro` of a smoke-run copy, by which time
+# the other lane has built it. Without xdist the same order runs in one process. (Not xdist's own --dist loadgroup:
+# xdist 3.8 names a group by rewriting Node._nodeid, which pytest 9.2 no longer reads, so its groups never form.)
+LANES = {
+    "rerun_dags": ("tests/test_real_format_smoke.py::", "tests/test_dag.py::test_repro_force_reproduces_identical_hashes"),
+    # the modules whose tests start from the smoke run; test_slurm also because one test cluster runs at a time
+    "smoke_dag": ("tests/test_dag.py::", "tests/test_slurm.py::", "tests/test_dvc_remote.py::", "tests/test_torchrun.py::"),
+}
+ORDER = ("smoke_dag", "rerun_dags")  # the collection order of the lanes, the first lane to the first worker
 
 
-def lane_of(item: pytest.Item) -> tuple[int, int]:
-    """(lane, place in the lane); lane len(LANES) for the tests outside both."""
-    for place, prefix in enumerate(RERUNS):
-        if item.nodeid.startswith(prefix):
-            return LANES.index("rerun_dags"), place
-    if item.nodeid.startswith(ONE_WORKER) or "smoke_pipeline" in getattr(item, "fixturenames", ()):
-        return LANES.index("smoke_dag"), 0
-    return len(LANES), 0
+def lane_of(nodeid: str) -> str | None:
+    return next((lane for lane, prefixes in LANES.items() if nodeid.startswith(prefixes)), None)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def _place(item: pytest.Item) -> tuple[int, int]:
+    lane = lane_of(item.nodeid)
+    if lane is None:
+        return len(ORDER), 0
+    return ORDER.index(lane), next(i for i, p in enumerate(LANES[lane]) if item.nodeid.startswith(p))
+
+
 def pytest_collection_modifyitems(config, items):
-    lanes = {item: lane_of(item) for item in items}
-    for item, (lane, _) in lanes.items():
-        if lane < len(LANES):
-            item.add_marker(pytest.mark.xdist_group(LANES[lane]))
-    items.sort(key=lanes.__getitem__)  # stable: collection order within each place
+    items.sort(key=_place)  # stable: collection order within each place
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scope scheduler with the lanes as scopes, in collection order (no reordering by size)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LaneScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return lane_of(nodeid) or nodeid
+
+    config.option.loadscopereorder = False
+    return LaneScheduling(config, log)
