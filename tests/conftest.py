@@ -156,6 +156,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=_place)  # stable: collection order within each place
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist (-p no:xdist) the suite runs in one process
 def pytest_xdist_make_scheduler(config, log):
     """xdist's scope scheduler with the lanes as scopes, in collection order (no reordering by size)."""
     from xdist.scheduler import LoadScopeScheduling

@@ -158,6 +158,7 @@ def pipeline(smoke_pipeline, tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_run_records_every_stage_and_leaves_dvc_clean(pipeline):
+    """Cost: the session's smoke run (conftest ``smoke_pipeline``, ~5 min on 2 cores, once per pytest run), then ~10 s."""
     lock = yaml.safe_load((pipeline / "dvc.lock").read_text())
     assert set(lock["stages"]) == ALL_STAGES
     assert_clean(pipeline)
@@ -199,6 +200,7 @@ def test_run_records_every_stage_and_leaves_dvc_clean(pipeline):
      INTERPOLATE | _per(("wise_ft",)) | REPORT),
 ])
 def test_param_edit_same_stale_set(pipeline, old, new, expected):
+    """Cost: ~20 s a case (dvc status, dvc dag and snakemake -n, edited and restored)."""
     params = pipeline / "params.yaml"
     original = params.read_text()
     assert old in original
@@ -222,6 +224,7 @@ def test_param_edit_same_stale_set(pipeline, old, new, expected):
     ("src/alertclip/interpolation.py", INTERPOLATE | REPORT | _per(("wise_ft",))),
 ])
 def test_code_edit_same_stale_set(pipeline, module, expected):
+    """Cost: ~20 s a case (dvc status, dvc dag and snakemake -n, edited and restored)."""
     path = pipeline / module
     original = path.read_text()
     path.write_text(original + "\n# an edit\n")
@@ -251,7 +254,9 @@ def test_touch_reruns_nothing(pipeline):
 
 @pytest.mark.slow
 def test_failure_keeps_and_records_finished_stages(pipeline):
-    """A stage that fails leaves every stage that finished before it recorded; the rerun resumes there."""
+    """A stage that fails leaves every stage that finished before it recorded; the rerun resumes there.
+
+    Cost: ~1 min (download and frames twice, download once more)."""
     params = pipeline / "params.yaml"
     original = params.read_text()
     frames_py = pipeline / "src/alertclip/data/frames.py"
@@ -286,6 +291,7 @@ def test_failure_keeps_and_records_finished_stages(pipeline):
 
 @pytest.mark.slow
 def test_repro_force_reproduces_identical_hashes(pipeline):
+    """Cost: ~8 min on 2 cores: `dvc repro --force` runs all 72 stages one after another (the rerun_dags lane)."""
     before = yaml.safe_load((pipeline / "dvc.lock").read_text())
     sh(pipeline, "dvc", "repro", "--force", "--quiet")
     after = yaml.safe_load((pipeline / "dvc.lock").read_text())
@@ -476,6 +482,7 @@ def test_parent_and_child_deps_map_to_stage_outputs_for_snakemake():
 
 @pytest.mark.slow
 def test_dry_run_writes_nothing_on_the_smoke_world(pipeline):
+    """Cost: ~45 s (every dry-run flavour, each snapshotting the repository before and after)."""
     params = pipeline / "params.yaml"
     original = params.read_text()
     params.write_text(original.replace("clip_frames: 8", "clip_frames: 6", 1))

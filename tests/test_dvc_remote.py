@@ -33,6 +33,7 @@ def pushed(smoke_pipeline, tmp_path_factory):
 
 @pytest.mark.slow
 def test_push_then_fresh_clone_pull_is_clean_for_both_engines(pushed):
+    """Cost: ~20 s with the push (the module's fixture, on a copy of the session's smoke run)."""
     src, remote, base = pushed
     assert any(p.is_file() for p in (remote / "files" / "md5").rglob("*"))
     fresh = base / "fresh"

@@ -9,6 +9,9 @@
 What this test writes itself, since no real file exists for it here: the UCF-format test ground truth (from the
 excerpt's enabled box tracks), the tiny ImageNet/COCO layouts of the retention benchmarks, and the params overrides
 that size the run. Everything then runs through Snakemake, every stage kind up to the report; nothing synthetic exists.
+
+Cost: ~7 min on 2 cores, in the module's fixture (~40 s of ffmpeg loops, ~6 min of Snakemake: 36 jobs, features at
+five crops and the VadCLIP heads the largest); the three tests then read its outputs. It opens the rerun_dags lane.
 """
 
 from __future__ import annotations

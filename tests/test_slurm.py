@@ -91,7 +91,8 @@ SLICE = {*SLICE_RESET, CANCELLED, "checkpoint@stage1", "features@stage1-synth", 
 
 
 def test_dag_slice_as_slurm_jobs_survives_a_cancel_and_matches_the_local_run(cluster, smoke_pipeline, tmp_path):
-    """Cost: ~1.5 min (cluster start, 7 SLURM jobs, 4 of them twice), on a copy of the session's smoke run."""
+    """Cost: ~4.5 min beside the other lane (cluster start, 7 SLURM jobs, 4 of them twice, status checks every few
+    seconds), on a copy of the session's smoke run; the whole DAG as SLURM jobs took ~9.5 min alone."""
     root = copy_pipeline(smoke_pipeline, tmp_path / "repo")
     specs = {s.name: s for s in dag.load_stages(root)}
     for name in SLICE_RESET:

@@ -74,6 +74,7 @@ def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_snakemake_runs_stage1_on_two_gloo_processes(smoke_pipeline, tmp_path):
+    """Cost: ~45 s (stage 1 on two gloo processes, on a copy of the session's smoke run)."""
     root = copy_pipeline(smoke_pipeline, tmp_path / "p")
     log, rank1_log = root / "logs" / "stage1.log", root / "logs" / "stage1.rank1.log"
     assert "1 process(es)" in log.read_text() and not rank1_log.exists()  # the session's run: one process
