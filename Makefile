@@ -7,7 +7,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test test-fast env system-packages lint bench schema clean
+.PHONY: run test test-fast env system-packages lint bench schema deps clean
 
 run: env
 	snakemake --cores all --resources gpu=1
@@ -57,6 +57,11 @@ bench: env
 # Regenerate workflow/schemas/params.schema.json after changing alertclip/params.py (a test checks they agree).
 schema: env
 	python -c "import json; from alertclip.params import json_schema; print(json.dumps(json_schema(), indent=2, sort_keys=True))" > workflow/schemas/params.schema.json
+
+# Regenerate every stage's src/ deps in dvc.yaml from the imports after adding, moving or importing a module (a test
+# checks dvc.yaml is current).
+deps: env
+	python -m alertclip.deps
 
 clean:
 	rm -rf data/synth data/raw data/frames data/.cache results/frames logs .snakemake

@@ -2,182 +2,39 @@
 
 1. No import cycles inside ``alertclip`` (lazy, function-level imports included), and ``alertclip.params`` is the
    bottom layer (imports nothing from the package).
-2. ``dvc.yaml`` code deps cannot drift from the code: every in-package module a stage's entry point can execute is
-   covered by one of the stage's deps (so an edit reruns the stage), and no ``src/...`` dep is one the stage never
-   imports (so an edit does not rerun stages it cannot affect).
-3. The guards bite: both run on throwaway packages with a known cycle / a known missing dep.
+2. ``dvc.yaml``'s code deps are generated (``make deps``, :mod:`alertclip.deps`) and the file is current; and, on
+   the stages DVC resolves, every in-package module a stage's entry point can execute is covered by one of its deps
+   (an edit reruns the stage) and no ``src/...`` dep is one the stage never imports (an edit does not rerun stages
+   it cannot affect).
+3. The guards bite: they run on throwaway packages with a known cycle / a known missing dep / a stale dvc.yaml.
 
-The import graph is read with ``ast`` only: nothing analysed here is imported (``alertclip.dag.load_stages``, which
-asks DVC to resolve dvc.yaml, is the one exception).
+The import graph (:func:`alertclip.deps.build_graph`) is read with ``ast`` only: nothing analysed here is imported
+(``alertclip.dag.load_stages``, which asks DVC to resolve dvc.yaml, is the one exception).
 """
 
 from __future__ import annotations
 
-import ast
-import shlex
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from alertclip.deps import (
+    OWN_PACKAGE_INIT_IS_AN_EDGE,
+    PACKAGE,
+    Graph,
+    build_graph,
+    closure,
+    code_deps,
+    entry_module,
+    rel,
+    rewrite,
+    stage_files,
+)
+
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
-PACKAGE = "alertclip"
-
-# The dispatcher every stage's command goes through (``alertclip <stage>`` -> cli.main -> stages.entry_point). Declaring
-# it as a dep of every stage would rerun the whole pipeline on any CLI edit, so it is not part of any stage's closure.
-DISPATCHER = ("cli", "__main__")
-# A submodule importing a sibling (``from .rules import x`` in ``curation/curate.py``) also names its own package, whose
-# ``__init__`` is then an edge: a package ``__init__`` that re-exports submodules which import their siblings is
-# reported as a cycle (``curation -> curation.curate -> curation``). Python tolerates that one (the ``__init__`` is
-# already running when its submodule starts), but the layers stay one-way only if an ``__init__`` sits above its
-# submodules: keep it docstring-only, or re-export only modules that do not import through it. Set False to count
-# only other packages' ``__init__`` (the cycles that can fail at import time).
-OWN_PACKAGE_INIT_IS_AN_EDGE = True
-# Non-Python data read by a module: module -> the directory its stages must declare.
-DATA_DEPS = {"factory": "model_configs"}
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The import graph
-# ---------------------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Edge:
-    src: str  # importing module, dotted ("alertclip.curation.curate"; a package is its __init__)
-    dst: str  # module executed by the import
-    file: Path
-    line: int
-    how: str  # "top-level" or "lazy" (inside a function), plus ", parent of <module>" for a parent package's __init__
-
-    def where(self, root: Path) -> str:
-        return f"{_rel(self.file, root)}:{self.line} ({self.how})"
-
-
-@dataclass
-class Graph:
-    package: str
-    src_root: Path
-    files: dict[str, Path]  # module -> file
-    edges: dict[str, list[Edge]]  # module -> its outgoing edges, in source order
-
-    def __repr__(self) -> str:  # pytest prints the fixture in a failure: keep it to one short line
-        return f"Graph({self.package!r}: {len(self.files)} modules, {sum(map(len, self.edges.values()))} imports)"
-
-    def succ(self, module: str) -> set[str]:
-        return {e.dst for e in self.edges.get(module, ())}
-
-    def is_package(self, module: str) -> bool:
-        return self.files[module].name == "__init__.py"
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def _module_files(src_root: Path, package: str) -> dict[str, Path]:
-    files = {}
-    for path in sorted((src_root / package).rglob("*.py")):
-        parts = path.relative_to(src_root).with_suffix("").parts
-        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    return files
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
-def _imports(tree: ast.Module):
-    """(node, lazy) for every import statement that can run: top level, in functions and classes, under try/if.
-
-    The body of ``if TYPE_CHECKING:`` is skipped: it never runs (only type checkers read it), so it cannot close a
-    cycle or make a stage depend on a file. Its ``else:`` branch does run and is kept.
-    """
-    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
-    while stack:
-        node, lazy = stack.pop()
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            yield node, lazy
-            continue
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            children = list(node.orelse)
-        else:
-            children = list(ast.iter_child_nodes(node))
-        inner = lazy or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-        stack.extend((child, inner) for child in reversed(children))
-
-
-def _existing(module: str, files: dict[str, Path]) -> str | None:
-    """``module`` if it is a file of the package, else its nearest enclosing package that is (an attribute import)."""
-    while module and module not in files:
-        module = module.rpartition(".")[0]
-    return module or None
-
-
-def _ancestors(module: str) -> list[str]:
-    parts = module.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def build_graph(src_root: Path, package: str = PACKAGE) -> Graph:
-    """Every in-package import of every module under ``src_root/package``, resolved to the modules it executes.
-
-    * ``import p.a.b`` and ``from p.a import b`` / ``from .a import b``: ``p.a.b`` when that is a module, else the
-      module or package ``p.a`` (``b`` is then an attribute of it); relative imports are resolved against the
-      importing module's package (``from . import rules`` inside ``p.curation`` -> ``p.curation.rules``).
-    * Importing ``p.x.y`` also executes ``p/__init__.py`` and ``p/x/__init__.py``: those parent packages become edges
-      too ("parent of p.x.y"), including the importer's own package (see OWN_PACKAGE_INIT_IS_AN_EDGE).
-    * Imports inside functions (lazy) count, they run when the function is called; ``if TYPE_CHECKING:`` blocks do not.
-    """
-    files = _module_files(src_root, package)
-    edges: dict[str, list[Edge]] = {}
-    for module, path in files.items():
-        own_pkg = module if path.name == "__init__.py" else module.rpartition(".")[0]
-        skip = set() if OWN_PACKAGE_INIT_IS_AN_EDGE else set(_ancestors(module))
-        out: list[Edge] = []
-        seen: set[tuple[str, int]] = set()
-
-        def add(dst: str | None, node: ast.stmt, how: str) -> None:
-            if dst is None or dst == module or (dst, node.lineno) in seen:
-                return
-            seen.add((dst, node.lineno))
-            out.append(Edge(module, dst, path, node.lineno, how))
-
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node, lazy in _imports(tree):
-            how = "lazy" if lazy else "top-level"
-            targets: list[str | None] = []
-            if isinstance(node, ast.Import):
-                targets = [_existing(a.name, files) for a in node.names if a.name.split(".")[0] == package]
-            else:
-                if node.level:
-                    base_parts = own_pkg.split(".")
-                    if node.level > 1:
-                        base_parts = base_parts[: -(node.level - 1)]
-                    base = ".".join(base_parts + ([node.module] if node.module else []))
-                else:
-                    base = node.module or ""
-                if base.split(".")[0] != package:
-                    continue
-                for alias in node.names:
-                    sub = f"{base}.{alias.name}"
-                    targets.append(sub if alias.name != "*" and sub in files else _existing(base, files))
-            for dst in targets:
-                if dst is None:
-                    continue
-                for parent in _ancestors(dst):
-                    if parent not in skip:
-                        own = " (own package)" if parent in _ancestors(module) else ""
-                        add(parent, node, f"{how}, parent of {dst}{own}")
-                add(dst, node, how)
-        edges[module] = out
-    return Graph(package, src_root, files, edges)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -262,45 +119,6 @@ def find_cycles(graph: Graph) -> list[str]:
 # Stage closures and dvc.yaml code deps
 # ---------------------------------------------------------------------------------------------------------------------
 
-def entry_module(cmd: str, package: str = PACKAGE) -> str:
-    """The module a stage's command runs, as ``cli._run_stage`` maps it: ``alertclip <stage> ...`` (or ``python -m
-    alertclip <stage>``) -> ``stages.entry_point(<stage>)`` -> ``alertclip.stages.<stage>.run``."""
-    argv = shlex.split(cmd.split("&&")[0])
-    if argv[:2] == ["python", "-m"]:
-        argv = argv[2:]
-    assert argv and argv[0] == package and len(argv) > 1, f"not an `{package} <stage>` command: {cmd!r}"
-    return f"{package}.stages.{argv[1]}"
-
-
-def closure(graph: Graph, root: str) -> set[str]:
-    """Every in-package module executed by importing ``root``: its parent packages, and all it imports, transitively
-    (lazy imports included: they run when the stage calls the function)."""
-    todo = [root, *_ancestors(root)]
-    seen: set[str] = set()
-    while todo:
-        m = todo.pop()
-        if m in seen or m not in graph.files:
-            continue
-        seen.add(m)
-        todo.extend(graph.succ(m))
-    return seen
-
-
-def _docstring_only(path: Path) -> bool:
-    body = ast.parse(path.read_text(encoding="utf-8")).body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-        body = body[1:]
-    return all(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in body)
-
-
-def exempt(graph: Graph, module: str) -> bool:
-    """Modules a stage need not declare: the top-level ``__init__`` (a docstring and the version), package
-    ``__init__`` files that are only a docstring, and the shared dispatcher (see DISPATCHER)."""
-    if module == graph.package or module in {f"{graph.package}.{d}" for d in DISPATCHER}:
-        return True
-    return graph.is_package(module) and _docstring_only(graph.files[module])
-
-
 def _norm(dep: str) -> str:
     return Path(dep).as_posix().rstrip("/").removeprefix("./")
 
@@ -309,21 +127,12 @@ def _covered(file: str, deps: set[str]) -> bool:
     return any(file == d or file.startswith(d + "/") for d in deps)
 
 
-def _stage_files(graph: Graph, stage, repo_root: Path) -> tuple[set[str], set[str]]:
-    """(repo-relative files of the stage's closure that need a dep, deps the closure justifies as data)."""
-    mods = closure(graph, entry_module(stage.cmd, graph.package))
-    files = {_rel(graph.files[m], repo_root) for m in mods if not exempt(graph, m)}
-    pkg_dir = _rel(graph.src_root / graph.package, repo_root)
-    data = {f"{pkg_dir}/{d}" for m, d in DATA_DEPS.items() if f"{graph.package}.{m}" in mods}
-    return files, data
-
-
 def missing_deps(stages, graph: Graph, repo_root: Path) -> dict[str, list[str]]:
     """Stage name -> the files (and data directories) its closure needs that none of its deps covers, sorted."""
     out = {}
     for stage in stages:
         deps = {_norm(d) for d in stage.deps}
-        files, data = _stage_files(graph, stage, repo_root)
+        files, data = stage_files(graph, stage.cmd, repo_root)
         missing = sorted({f for f in files if not _covered(f, deps)} | {d for d in data if not _covered(d, deps)})
         if missing:
             out[stage.name] = missing
@@ -333,10 +142,10 @@ def missing_deps(stages, graph: Graph, repo_root: Path) -> dict[str, list[str]]:
 def over_declared_deps(stages, graph: Graph, repo_root: Path) -> dict[str, list[str]]:
     """Stage name -> its deps inside the package's source tree that its closure never uses (no imported file and no
     data directory it reads lies at or under them), sorted."""
-    pkg_dir = _rel(graph.src_root / graph.package, repo_root)
+    pkg_dir = rel(graph.src_root / graph.package, repo_root)
     out = {}
     for stage in stages:
-        files, data = _stage_files(graph, stage, repo_root)
+        files, data = stage_files(graph, stage.cmd, repo_root)
         used = files | data
         unused = sorted(d for d in {_norm(d) for d in stage.deps}
                         if (d == pkg_dir or d.startswith(pkg_dir + "/")) and not any(_covered(u, {d}) for u in used))
@@ -398,7 +207,7 @@ LAYERS = (
     ("eval",),  # every evaluation
     ("report",),  # the report over all evaluations
     ("publish",),  # a backbone in open_clip's hub layout, with the report's numbers in its card
-    ("stages", "cli", "__main__", "dag"),  # entry points
+    ("stages", "cli", "__main__", "dag", "deps"),  # entry points; the generator of dvc.yaml's code deps
 )
 
 
@@ -437,6 +246,12 @@ def test_every_stage_has_an_entry_module(graph, stages):
     assert stages, "dvc.yaml resolved to no stages"
 
 
+def test_dvc_yaml_code_deps_are_generated_and_current(graph):
+    text = (REPO / "dvc.yaml").read_text(encoding="utf-8")
+    assert rewrite(text, graph, REPO) == text, (
+        "dvc.yaml's src/ deps differ from the stages' imports: run `make deps` (python -m alertclip.deps)")
+
+
 def test_stage_code_deps_cover_their_imports(graph, stages):
     missing = missing_deps(stages, graph, REPO)
     assert not missing, ("code a stage executes that none of its dvc.yaml deps covers (an edit to it would not rerun "
@@ -454,8 +269,8 @@ def test_stage_code_deps_are_not_over_declared(graph, stages):
 # ---------------------------------------------------------------------------------------------------------------------
 
 def _write(root: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        path = root / rel
+    for name, text in files.items():
+        path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
 
@@ -522,3 +337,28 @@ def test_layer_check_sees_an_upward_import(tmp_path):
                       "alertclip/report.py": "x = 1\n"})
     found = upward_imports(build_graph(tmp_path))
     assert len(found) == 1 and "alertclip.params (layer 0) imports alertclip.report (layer 7)" in found[0]
+
+
+def test_deps_generator_rewrites_only_the_src_lines_of_a_stale_stage(tmp_path):
+    _write(tmp_path / "src", {
+        "toy/__init__.py": '"""Docstring only."""\n',
+        "toy/stages/__init__.py": '"""Docstring only."""\n',
+        "toy/stages/one.py": "from ..lib import util\n\ndef run():\n    from ..factory import make\n",
+        "toy/lib/__init__.py": '"""Docstring only."""\n',
+        "toy/lib/util.py": "",
+        "toy/lib/more.py": "",
+        "toy/factory.py": "",
+        "toy/model_configs/tiny.json": "{}",
+    })
+    g = build_graph(tmp_path / "src", "toy")
+    assert code_deps(g, "toy one --variant ${key}", tmp_path) == [
+        "src/toy/stages/one.py", "src/toy/factory.py", "src/toy/lib/util.py", "src/toy/model_configs"]
+    stale = ("stages:\n  one:   # a comment kept\n    foreach: ${things}\n    do:\n"
+             "      cmd: toy one --variant ${key}\n      deps:\n        - data/in  # kept\n"
+             "        - src/toy/lib\n        - src/toy/gone.py\n      outs:\n        - data/out/${key}\n")
+    new = rewrite(stale, g, tmp_path)
+    assert new == stale.replace("        - src/toy/lib\n        - src/toy/gone.py\n", "".join(
+        f"        - {d}\n" for d in code_deps(g, "toy one", tmp_path))), new
+    assert rewrite(new, g, tmp_path) == new  # generated once, current after
+    (tmp_path / "src/toy/stages/one.py").write_text("from ..lib import util, more\n")
+    assert "        - src/toy/lib\n" in rewrite(new, build_graph(tmp_path / "src", "toy"), tmp_path)  # all of lib
