@@ -38,15 +38,29 @@ def setup_logging(stage: str) -> Path:
     return path
 
 
-# The dvc.yaml stages, each an entry module alertclip.stages.<name> with run(params, progress, [variant]). The list
-# lives here, in the dispatcher every stage shares, not in alertclip/stages/__init__.py, which every stage imports.
-NAMES = ("synthesize", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "stage2", "interpolate",
-         "checkpoint", "testset", "features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab",
-         "eval_retention", "report", "publish")
-# Stages run once per variant (dvc.yaml foreach/matrix over params ablations, interpolate, eval.backbones and
-# eval.datasets): `alertclip <stage> --variant KEY`, KEY being `<backbone>-<dataset>` for the matrix stages.
-VARIANT_STAGES = ("stage2", "interpolate", "checkpoint", "testset", "features", "eval_mss", "eval_zeroshot",
-                  "eval_weakly", "eval_openvocab", "eval_retention", "publish")
+STAGES_DIR = Path(__file__).resolve().parent / "stages"
+
+
+def stage_names() -> dict[str, bool]:
+    """Every pipeline stage, name -> whether it runs once per variant (``--variant KEY``), read off the package.
+
+    A stage is a module ``alertclip/stages/<name>.py`` whose ``run(params, progress[, variant])`` is its entry point;
+    it takes a variant when ``run`` has a ``variant`` parameter (dvc.yaml foreach/matrix over params ablations,
+    interpolate, eval.backbones and eval.datasets; KEY is ``<backbone>-<dataset>`` for the matrix stages). Read with
+    ``ast``, so the command line starts without importing every stage's dependencies.
+    """
+    import ast
+
+    out = {}
+    for path in sorted(STAGES_DIR.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        run = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run"), None)
+        if run is None:
+            raise RuntimeError(f"{path}: a stage module needs run(params, progress[, variant])")
+        out[path.stem] = "variant" in {a.arg for a in run.args.args + run.args.kwonlyargs}
+    return out
 
 
 def entry_point(name: str) -> Callable:
@@ -129,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alertclip", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in NAMES:
+    for name, takes_variant in stage_names().items():
         sp = sub.add_parser(name, help=f"run the {name} stage")
         sp.add_argument("--params", default="params.yaml")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars (logs still written)")
-        if name in VARIANT_STAGES:
+        if takes_variant:
             sp.add_argument("--variant", required=True, metavar="KEY",
                             help="which variant: a key of ablations (stage2), interpolate, eval.backbones (checkpoint, "
                                  "eval_retention, publish), eval.datasets (testset) or <backbone>-<dataset> (features, eval_*)")

@@ -22,8 +22,6 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-"""Frames per snippet in VadCLIP's feature protocol (one CLIP vector per 16 frames)."""
-
 NORMAL_NAME_MARKERS = ("Normal", "label_A")
 """Name fragments of normal test videos: UCF ``Normal_Videos_*``, XD ``*_label_A``."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..params import DatasetParams, Params
+from ..params import Params
 from ..paths import FEATURES_DIR as FEATURES_ROOT
 from .checkpoints import backbone_dir, verified_checkpoint
 
@@ -20,10 +20,6 @@ def split_variant(p: Params, variant: str | None, stage: str) -> tuple[str, str]
     if dataset not in p.eval.datasets:
         raise ValueError(f"params.yaml: eval.datasets has no {dataset!r} (known: {sorted(p.eval.datasets)})")
     return backbone, dataset
-
-
-def dataset_of(p: Params, key: str) -> DatasetParams:
-    return p.eval.datasets[key]
 
 
 def open_backbone(p: Params, backbone: str | None, stage: str):

@@ -24,13 +24,6 @@ def write_snippet_scores(path: Path, scores: dict[str, np.ndarray], extra: dict[
         pl.DataFrame(cols).write_parquet(tmp)
 
 
-def read_snippet_scores(path: Path) -> dict[str, np.ndarray]:
-    import polars as pl
-
-    t = pl.read_parquet(path).sort(["video", "snippet"], maintain_order=True)
-    return {v: g["score"].to_numpy() for (v,), g in t.group_by("video", maintain_order=True)}
-
-
 def write_roc(path: Path, labels: np.ndarray, scores: np.ndarray, max_points: int = 200) -> None:
     """ROC curve points (``fpr,tpr``) as CSV, thinned to about ``max_points`` (a DVC plot; the report redraws it)."""
     import csv

@@ -1,8 +1,9 @@
 """VadCLIP (Wu et al., AAAI 2024) as a weakly supervised VAD evaluation head on frozen per-snippet CLIP features.
 
-Our own implementation from the design notes in ``/work/shared/reference/vad-protocols.md`` (sections A-C); no code of
-the original repository is used. Input: one ``(T, D)`` array of frozen CLIP features per video (one vector per snippet)
-and one video-level label (a class name); ``D`` must equal the CLIP model's text feature dimension.
+Our own implementation from the design notes in ``shared/reference/vad-protocols.md`` (sections A-C; ``shared/``
+sits beside the repository); no code of the original repository is used. Input: one ``(T, D)`` array of frozen CLIP
+features per video (one vector per snippet) and one video-level label (a class name); ``D`` must equal the CLIP
+model's text feature dimension.
 
 Pipeline: features (+ learnable position embedding) -> local windowed pre-LN transformer -> two-branch GCN (feature
 similarity A_sim, temporal distance A_dis) -> X'. Binary head: logits1 = Linear(X' + FFN(X')). Alignment head: learnable
@@ -179,7 +180,7 @@ class VadClipHead(nn.Module):
     """
 
     def __init__(self, class_names: Sequence[str], clip_model: nn.Module, tokenizer, feature_dim: int,
-                 cfg: VadClipParams = VadClipParams()):
+                 cfg: VadClipParams):
         super().__init__()
         out_dim = text_output_dim(clip_model)
         if feature_dim != out_dim:
@@ -388,7 +389,7 @@ class _Stream:
 
 
 def make_head(class_names: Sequence[str], clip_model: nn.Module, tokenizer, feature_dim: int,
-              cfg: VadClipParams = VadClipParams(), seed: int = 234, device: str | torch.device = "cpu") -> VadClipHead:
+              cfg: VadClipParams, seed: int = 234, device: str | torch.device = "cpu") -> VadClipHead:
     """A freshly initialised head (CPU init under ``torch.manual_seed(seed)``, global RNG untouched) on ``device``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -397,7 +398,7 @@ def make_head(class_names: Sequence[str], clip_model: nn.Module, tokenizer, feat
 
 
 def train_vadclip(train: Sequence[np.ndarray], labels: Sequence, val: tuple[Sequence[np.ndarray], Sequence] | None,
-                  class_names: Sequence[str], clip_model: nn.Module, tokenizer, cfg: VadClipParams = VadClipParams(),
+                  class_names: Sequence[str], clip_model: nn.Module, tokenizer, cfg: VadClipParams,
                   seed: int = 234, device: str | torch.device = "cpu") -> tuple[VadClipHead, dict]:
     """Train a :class:`VadClipHead` on ``(T_i, D)`` feature arrays with video-level labels; ``(head, history)``.
 

@@ -1,7 +1,7 @@
 """Prompt-based evaluations on frozen snippet features: MeanSignScore (MSS) and zero-shot VAD.
 
 Prompt sets P_N / P_A (params ``eval.prompts``) go through the backbone's own text tower; a set is one unit vector
-(each prompt L2-normalised, averaged, re-normalised: :func:`alertclip.eval.prompts.zero_shot_scores`).
+(each prompt L2-normalised, averaged, re-normalised: :func:`alertclip.prompts.zero_shot_scores`).
 
 * Zero-shot score of a snippet: ``softmax(logit_scale * [cos(v, t_A), cos(v, t_N)])[A]`` with the checkpoint's own
   temperature (section D of the protocol reference, binary form); frame AUC/AP by :mod:`alertclip.eval.metrics`.

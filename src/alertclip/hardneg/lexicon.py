@@ -331,7 +331,3 @@ def polarity(text: str) -> Polarity | None:
     if "abnormal" in pols:
         return "abnormal"
     return "normal" if "normal" in pols else None
-
-
-def opposite(pol: Polarity) -> Polarity:
-    return _opposite(pol)
