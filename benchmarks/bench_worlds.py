@@ -80,7 +80,7 @@ EVALUATIONS: dict[str, str | None] = {"eval_mss": DATASET, "eval_zeroshot": DATA
 
 def target_stages() -> list[str]:
     """dvc.yaml stages the targets read: ``eval_mss@base-synth``, ..., ``eval_retention@base``, ..."""
-    from alertclip.report.inputs import stage_name
+    from alertclip.paths import stage_name
 
     return [stage_name(e, b, ds) for e, ds in EVALUATIONS.items() for b in BACKBONES]
 
@@ -105,7 +105,7 @@ def run(dest: Path, whole_dag: bool = False) -> None:
 def _metrics(dest: Path, stage: str, backbone: str, dataset: str | None, name: str | None = None) -> dict:
     """One metrics.json of ``dest``'s run (``results/<stage>/<backbone>/<dataset>/``; ``dataset`` None: a per-backbone
     stage), its ``name`` block (the dataset's name, params eval.datasets.<key>.name) when it has one."""
-    from alertclip.report.inputs import result_path
+    from alertclip.paths import result_path
 
     data = json.loads((dest / result_path(stage, backbone, dataset, "metrics.json")).read_text(encoding="utf-8"))
     return data.get(name, data) if name else data

@@ -17,6 +17,7 @@ import pytest
 from alertclip.data.frames import FrameSettings, extract_frames
 from alertclip.data.sources import SYNTHETIC, Layout
 from alertclip.synth.generate import synthesize
+from repo_params import repo_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +32,12 @@ SHARD_MB = 1  # small shards, so the index -> (shard, row) mapping spans several
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def params_of():
+    """``params_of("curate", phash_distance=30)``: params.yaml's group with overrides (tests/repo_params.py)."""
+    return repo_params
 
 
 @pytest.fixture(scope="session")

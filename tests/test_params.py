@@ -10,7 +10,9 @@ import jsonschema
 import pytest
 import yaml
 
-from alertclip.params import Params, ParamsError, json_schema, load_params, parse_params
+from pydantic import BaseModel
+
+from alertclip.params import Params, ParamsError, RemoteFile, json_schema, load_params, parse_params
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +210,7 @@ def test_smallest_valid_test_split_loads(tmp_path, raw):
 
 
 XD = {"name": "XD-Violence", "format": "xd", "ground_truth": "data/external/xd/annotations.txt",
-      "videos": "data/external/xd/videos"}
+      "videos": "data/external/xd/videos", "normal_markers": None, "prompts": None, "metrics": ["ap"]}
 
 
 def test_repo_params_datasets(repo):
@@ -272,3 +274,48 @@ def test_single_dataset_keys_are_gone(tmp_path, raw, old):
     """eval.dataset / eval.test_annotations were replaced by eval.datasets: an old params file fails naming them."""
     msg = _error(_write(tmp_path, _set(raw, f"eval.{old}", "VAGTA-synth")))
     assert f"eval.{old}: unknown key" in msg, msg
+
+
+# Entries describing files to fetch (also read from a source's manifest.json, which lists only what it knows):
+# their optional fields stay optional. Nothing else in the schema may hold a value.
+DESCRIBES_A_FILE = (RemoteFile,)
+
+
+def _models(model: type[BaseModel], seen: dict[str, type[BaseModel]], where: str = "") -> None:
+    """Every pydantic model reachable from ``model``'s fields (through unions, lists and dicts), by dotted key."""
+    if model.__name__ in {m.__name__ for m in seen.values()}:
+        return
+    seen[where or "<root>"] = model
+
+    def walk(tp, key):
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            _models(tp, seen, key)
+        for arg in getattr(tp, "__args__", ()) or ():
+            walk(arg, key)
+
+    for name, field in model.model_fields.items():
+        walk(field.annotation, f"{where}.{name}".lstrip("."))
+
+
+def test_no_setting_has_a_value_in_the_code():
+    """params.yaml is the only source of values: every field of every settings model is required (a default in
+    params.py would be a second statement of the value, free to disagree with params.yaml, as 21 once did)."""
+    models: dict[str, type[BaseModel]] = {}
+    _models(Params, models)
+    assert len(models) > 20, sorted(models)  # the walk reached the nested groups
+    with_values = [f"{where}.{name} (= {field.get_default(call_default_factory=True)!r})".lstrip(".")
+                   for where, model in models.items() if model not in DESCRIBES_A_FILE
+                   for name, field in model.model_fields.items() if not field.is_required()]
+    assert not with_values, "settings with a value in alertclip/params.py; move it to params.yaml:\n" + "\n".join(
+        with_values)
+
+
+def test_the_default_guard_sees_a_default():
+    from alertclip import params as params_module
+
+    class WithDefault(params_module.CurateParams):
+        extra_key: int = 3
+
+    models: dict[str, type[BaseModel]] = {}
+    _models(WithDefault, models)
+    assert [n for m in models.values() for n, f in m.model_fields.items() if not f.is_required()] == ["extra_key"]

@@ -37,15 +37,15 @@ class RemoteFile(_Strict):
 class RealSource(_Strict):
     """A published dataset: annotation files fetched by URL, videos usually already on the user's disk."""
 
-    files: list[RemoteFile] = Field(default_factory=list)
-    manifest: str | None = Field(default=None, description="URL or path of a manifest.json listing more files")
-    video_root: str | None = Field(default=None, description="local directory holding the dataset's videos")
+    files: list[RemoteFile]
+    manifest: str | None = Field(description="URL or path of a manifest.json listing more files")
+    video_root: str | None = Field(description="local directory holding the dataset's videos")
     video_prefix: str = Field(description="where video_root appears under data/raw/ (the annotations' video prefix)")
     train_annotations: str
     test_annotations: str
     train_items: str
     novel_classes: list[str] = Field(
-        default_factory=list, description="categories held out for the open-vocabulary split (none: no split)")
+        description="categories held out for the open-vocabulary split (none: no split)")
 
 
 SYNTHETIC_WORLD = "vagta_synth"  # the key of data.world (and the stage name synthesize@vagta_synth)
@@ -67,12 +67,12 @@ class SourceInputs(_Strict):
 
 class DataParams(_Strict):
     # `sources` before `source`: the validator of `source` sees the validated sources (and errors name data.source).
-    sources: dict[Literal["ucf_vagta", "msad_vagta"], RealSource] = Field(default_factory=dict)
-    source: Literal["synthetic", "ucf_vagta", "msad_vagta"] = "synthetic"
+    sources: dict[Literal["ucf_vagta", "msad_vagta"], RealSource]
+    source: Literal["synthetic", "ucf_vagta", "msad_vagta"]
     # foreach of synthesize@<key>: one world on the synthetic source, none on a real one (DVC's foreach is the only
     # way a stage can be absent from the DAG).
-    world: dict[str, dict] = Field(default_factory=lambda: {SYNTHETIC_WORLD: {}})
-    inputs: SourceInputs = Field(default_factory=lambda: SourceInputs(**SYNTH_INPUTS))
+    world: dict[str, dict]
+    inputs: SourceInputs
 
     @field_validator("source")
     @classmethod
@@ -113,18 +113,18 @@ class WorldSize(_Strict):
 
 
 class SynthesizeParams(_Strict):
-    seed: int = 2026
+    seed: int
     sizes: dict[str, WorldSize]
-    size: str = "default"  # after `sizes`, so its validator can see them
-    width: int = Field(64, ge=32, le=512)
-    height: int = Field(64, ge=32, le=512)
-    fps: int = Field(25, ge=5, le=60)
-    odd_fraction: float = Field(0.06, ge=0, le=1, description="share of videos at another fps and size")
-    abnormal_fraction: float = Field(0.5, gt=0, lt=1)
-    novel_events: list[str] = Field(default_factory=list)
-    crf: int = Field(23, ge=0, le=51)
-    defect_rate: float = Field(0.04, ge=0, le=0.5, description="share of annotation entries given each defect kind")
-    workers: int = Field(0, ge=0, description="0 = all cores")
+    size: str  # after `sizes`, so its validator can see them
+    width: int = Field(ge=32, le=512)
+    height: int = Field(ge=32, le=512)
+    fps: int = Field(ge=5, le=60)
+    odd_fraction: float = Field(ge=0, le=1, description="share of videos at another fps and size")
+    abnormal_fraction: float = Field(gt=0, lt=1)
+    novel_events: list[str]
+    crf: int = Field(ge=0, le=51)
+    defect_rate: float = Field(ge=0, le=0.5, description="share of annotation entries given each defect kind")
+    workers: int = Field(ge=0, description="0 = all cores")
 
     @field_validator("size")
     @classmethod
@@ -155,88 +155,87 @@ class SynthesizeParams(_Strict):
 
 
 class DownloadParams(_Strict):
-    retries: int = Field(5, ge=0)
-    backoff_s: float = Field(0.5, ge=0)
-    timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(ge=0)
+    backoff_s: float = Field(ge=0)
+    timeout_s: float = Field(gt=0)
 
 
 class FramesParams(_Strict):
-    fps: int = Field(25, ge=1, le=60)
-    width: int = Field(64, ge=8, le=1024)
-    height: int = Field(64, ge=8, le=1024)
-    clip_frames: int = Field(8, ge=1, le=64, description="T frames sampled per annotated clip")
-    snippet_len: int = Field(16, ge=1, description="frames per snippet of an untrimmed video (VadCLIP: 16)")
-    shard_mb: int = Field(512, ge=1, description="maximum size of one frame array file")
-    workers: int = Field(0, ge=0, description="0 = all cores")
+    fps: int = Field(ge=1, le=60)
+    width: int = Field(ge=8, le=1024)
+    height: int = Field(ge=8, le=1024)
+    clip_frames: int = Field(ge=1, le=64, description="T frames sampled per annotated clip")
+    snippet_len: int = Field(ge=1, description="frames per snippet of an untrimmed video (VadCLIP: 16)")
+    shard_mb: int = Field(ge=1, description="maximum size of one frame array file")
+    workers: int = Field(ge=0, description="0 = all cores")
 
 
 class CurateParams(_Strict):
-    min_span_frames: int = Field(8, ge=1, description="clips spanning fewer frames (25 fps) are too short")
-    min_caption_words: int = Field(4, ge=1, description="captions with fewer words are weak")
-    phash_distance: int = Field(32, ge=0, le=256, description="max mean Hamming distance of 256-bit pHashes: near-duplicate")
-    box_tolerance: float = Field(0.02, ge=0, le=0.5, description="boxes this far outside [0, 1] are clamped")
-    repair_typos: bool = Field(True, description="repair digit-inside-word typos instead of dropping the clip")
+    min_span_frames: int = Field(ge=1, description="clips spanning fewer frames (25 fps) are too short")
+    min_caption_words: int = Field(ge=1, description="captions with fewer words are weak")
+    phash_distance: int = Field(ge=0, le=256, description="max mean Hamming distance of 256-bit pHashes: near-duplicate")
+    box_tolerance: float = Field(ge=0, le=0.5, description="boxes this far outside [0, 1] are clamped")
+    repair_typos: bool = Field(description="repair digit-inside-word typos instead of dropping the clip")
 
 
 class LLMParams(_Strict):
-    enabled: bool = False
-    base_url: str = "http://127.0.0.1:8000/v1"  # an OpenAI-compatible server, e.g. a locally served Qwen-VL
-    model: str = "Qwen/Qwen2-VL-7B-Instruct"
-    api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key (never the key)
-    timeout_s: float = Field(60.0, gt=0)
-    temperature: float = Field(0.0, ge=0, le=2)
-    cache_dir: str = "data/.cache/llm"
+    enabled: bool
+    base_url: str  # an OpenAI-compatible server, e.g. a locally served Qwen-VL
+    model: str
+    api_key_env: str  # name of the environment variable holding the key (never the key)
+    timeout_s: float = Field(gt=0)
+    temperature: float = Field(ge=0, le=2)
+    cache_dir: str
 
 
 class HardnegParams(_Strict):
-    k: int = Field(3, ge=1, le=16, description="hard negatives per region caption")
-    seed: int = 0
-    min_shared_content: float = Field(0.5, ge=0, le=1, description="share of the positive's content words kept")
-    llm: LLMParams = LLMParams()
+    k: int = Field(ge=1, le=16, description="hard negatives per region caption")
+    seed: int
+    min_shared_content: float = Field(ge=0, le=1, description="share of the positive's content words kept")
+    llm: LLMParams
 
 
 class BackboneParams(_Strict):
-    arch: str = "alertclip-tiny"
-    pretrained: str | None = Field(None, description=(
+    arch: str
+    pretrained: str | None = Field(description=(
         "open_clip tag for real weights (real profiles: openai); 'random' = the architecture's random init (smoke runs "
         "of a real profile); None = pre-train on the synthetic world"))
-    epochs: int = Field(6, ge=1)
-    batch_size: int = Field(64, ge=2)
-    lr: float = Field(1e-3, gt=0)
-    warmup_steps: int = Field(20, ge=0)
-    weight_decay: float = Field(0.1, ge=0)
-    grad_clip: float = Field(1.0, ge=0, description="max grad norm; 0 = off")
-    seed: int = 0
-    checkpoint_every: int = Field(50, ge=0, description="steps between resume checkpoints; 0 = end/SIGTERM only")
-    max_eval: int = Field(2000, ge=1, description="held-out images used for R@k")
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=2)
+    lr: float = Field(gt=0)
+    warmup_steps: int = Field(ge=0)
+    weight_decay: float = Field(ge=0)
+    grad_clip: float = Field(ge=0, description="max grad norm; 0 = off")
+    seed: int
+    checkpoint_every: int = Field(ge=0, description="steps between resume checkpoints; 0 = end/SIGTERM only")
+    max_eval: int = Field(ge=1, description="held-out images used for R@k")
 
 
 class _TuneParams(_Strict):
-    arch: str = "alertclip-tiny"
-    epochs: int = Field(2, ge=1)
-    batch_size: int = Field(16, ge=2)
-    lr: float = Field(1e-4, gt=0)
-    warmup_steps: int = Field(5, ge=0)
-    weight_decay: float = Field(0.1, ge=0)
-    grad_clip: float = Field(1.0, ge=0, description="max grad norm; 0 = off")
-    seed: int = 0
-    checkpoint_every: int = Field(50, ge=0, description="steps between resume checkpoints; 0 = end/SIGTERM only")
-    k_negatives: int = Field(3, ge=0, description="negatives per clip (padded + masked when fewer)")
-    temporal_layers: int = Field(2, ge=1)
-    temporal_heads: int = Field(4, ge=1)
-    train_visual: Literal["all", "frozen", "last_n"] = "all"
-    train_text: Literal["all", "frozen", "last_n"] = "all"
-    last_n: int = Field(1, ge=0)
-    val_fraction: float = Field(0.1, ge=0, lt=1, description="validation videos carved from TRAINING videos")
-    grad_checkpointing: bool = Field(False, description="recompute tower activations in backward (less memory)")
-    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto = bf16 autocast on CUDA, fp32 on CPU")
-    temperature: float | None = Field(None, ge=0.01, le=1.0, description="initial tau; null = the checkpoint's")
+    arch: str
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=2)
+    lr: float = Field(gt=0)
+    warmup_steps: int = Field(ge=0)
+    weight_decay: float = Field(ge=0)
+    grad_clip: float = Field(ge=0, description="max grad norm; 0 = off")
+    seed: int
+    checkpoint_every: int = Field(ge=0, description="steps between resume checkpoints; 0 = end/SIGTERM only")
+    k_negatives: int = Field(ge=0, description="negatives per clip (padded + masked when fewer)")
+    temporal_layers: int = Field(ge=1)
+    temporal_heads: int = Field(ge=1)
+    train_visual: Literal["all", "frozen", "last_n"]
+    train_text: Literal["all", "frozen", "last_n"]
+    last_n: int = Field(ge=0)
+    val_fraction: float = Field(ge=0, lt=1, description="validation videos carved from TRAINING videos")
+    grad_checkpointing: bool = Field(description="recompute tower activations in backward (less memory)")
+    precision: Literal["auto", "bf16", "fp32"] = Field(description="auto = bf16 autocast on CUDA, fp32 on CPU")
+    temperature: float | None = Field(ge=0.01, le=1.0, description="initial tau; null = the checkpoint's")
     batching: Literal["random", "balanced", "pairs"] = Field(
-        "pairs", validate_default=True,  # the even-batch check runs when the key is left out too
         description="balanced: half abnormal + half normal clips per batch, an epoch = the smaller class once; "
                     "pairs: balanced, each abnormal clip next to a normal clip of its own video (its look-alike)")
     select_on: Literal["val_auc", "val_video_auc", "val_loss"] = Field(
-        "val_auc", description="kept epoch: highest zero-shot val AUC (eval.prompts; ties: lower val total) of the "
+        description="kept epoch: highest zero-shot val AUC (eval.prompts; ties: lower val total) of the "
                                "validation clips (val_auc) or of every snippet of the validation videos "
                                "(val_video_auc), or lowest val total")
 
@@ -254,12 +253,12 @@ class Stage1Params(_TuneParams):
 
 
 class Stage2Params(_TuneParams):
-    epochs: int = Field(4, ge=1)
-    use_sweep: bool = Field(False, description="take lambdas, temperature and lr from results/sweep/best.json")
-    lambda_region: float = Field(1.0, ge=0)
-    lambda_hard: float = Field(1.0, ge=0)
-    negatives: Literal["hard", "standard"] = "hard"
-    init: Literal["stage1", "base"] = Field("stage1", description="base = the 'joint' ablation")
+    epochs: int = Field(ge=1)
+    use_sweep: bool = Field(description="take lambdas, temperature and lr from results/sweep/best.json")
+    lambda_region: float = Field(ge=0)
+    lambda_hard: float = Field(ge=0)
+    negatives: Literal["hard", "standard"]
+    init: Literal["stage1", "base"] = Field(description="base = the 'joint' ablation")
 
     @field_validator("lambda_hard")
     @classmethod
@@ -272,10 +271,9 @@ class Stage2Params(_TuneParams):
 class AblationVariant(_Strict):
     """One stage-2 variant (``stage2@<name>``): see :mod:`alertclip.ablation`."""
 
-    losses: list[Literal["global", "region", "hard"]] = Field(default_factory=lambda: ["global", "region", "hard"],
-                                                             min_length=1)
-    curriculum: Literal["two_stage", "joint"] = "two_stage"
-    negatives: Literal["hard", "standard"] = "hard"
+    losses: list[Literal["global", "region", "hard"]] = Field(min_length=1)
+    curriculum: Literal["two_stage", "joint"]
+    negatives: Literal["hard", "standard"]
 
     @field_validator("losses")
     @classmethod
@@ -287,26 +285,18 @@ class AblationVariant(_Strict):
         return losses
 
 
-def _default_ablations() -> dict[str, AblationVariant]:
-    return {"full": AblationVariant()}
-
-
 SWEPT = ("lambda_region", "lambda_hard", "temperature", "lr")  # the stage-2 keys a sweep trial samples, in order
-SWEEP_LOG_DEFAULT = {"lambda_region": False, "lambda_hard": False, "temperature": True, "lr": True}
-SWEEP_DEFAULT_RANGES = {"lambda_region": (0.1, 3.0), "lambda_hard": (0.1, 3.0),
-                        "temperature": (0.01, 0.2),  # initial tau; stage2.temperature allows [0.01, 1]
-                        "lr": (1e-5, 1e-3)}
 # (minimum allowed low, maximum allowed high, inclusive minimum?) of each swept key
 _SWEEP_BOUNDS = {"lambda_region": (0.0, math.inf, True), "lambda_hard": (0.0, math.inf, True),
                  "temperature": (0.01, 1.0, True), "lr": (0.0, math.inf, False)}
 
 
 class SweepRange(_Strict):
-    """One searched interval ``[low, high]``; ``log``: log-uniform (None = the key's default, SWEEP_LOG_DEFAULT)."""
+    """One searched interval ``[low, high]``, sampled uniformly or log-uniformly."""
 
     low: float
     high: float
-    log: bool | None = Field(None, description="sample on a log scale; null = the key's default (lr, temperature)")
+    log: bool = Field(description="sample on a log scale (the learning rate must)")
 
 
 def _check_range(name: str, r: SweepRange) -> None:
@@ -328,27 +318,26 @@ def _check_range(name: str, r: SweepRange) -> None:
 
 
 class SweepParams(_Strict):
-    """The Optuna loss-weight sweep (alertclip.sweep); ``ranges`` may give a subset of the swept keys (the others
-    keep SWEEP_DEFAULT_RANGES)."""
+    """The Optuna loss-weight sweep (alertclip.sweep); ``ranges`` gives every swept key (SWEPT) its interval."""
 
-    n_trials: int = Field(4, ge=1, description="COMPLETE + PRUNED trials the study ends with")
-    seed: int = Field(0, description="TPE seed (and the fANOVA importance seed)")
-    storage: str = Field("data/.cache/sweep/journal.log", min_length=1,
+    n_trials: int = Field(ge=1, description="COMPLETE + PRUNED trials the study ends with")
+    seed: int = Field(description="TPE seed (and the fANOVA importance seed)")
+    storage: str = Field(min_length=1,
                          description="a file path (journal), sqlite:///x.db, or an RDB URL (postgresql://...) for workers")
-    study_name: str = Field("stage2", min_length=1, description="prefix; the study is <study_name>-<hash of settings + inputs>")
-    single_worker: bool | None = Field(None, description="null = true for a journal file / SQLite, false for other RDB URLs")
-    epochs: int | None = Field(2, ge=1, description="epochs per trial; null = stage2.epochs")
-    n_startup_trials: int = Field(2, ge=0, description="TPE: random trials before the model kicks in")
-    multivariate: bool = Field(True, description="TPE: model the parameters jointly")
-    pruner: Literal["median", "hyperband", "none"] = "median"
-    prune_startup_trials: int = Field(2, ge=0, description="median: finished trials before anything is pruned")
-    prune_warmup_epochs: int = Field(1, ge=0, description="median: epochs a trial runs before it can be pruned")
-    min_resource: int = Field(1, ge=1, description="hyperband: epochs of the smallest rung")
-    reduction_factor: int = Field(3, ge=2)
-    heartbeat_s: int = Field(60, ge=1, description="several workers on an RDB: heartbeat interval of a running trial")
-    grace_s: int = Field(180, ge=1, description="a trial whose heartbeat is older is failed (must be > heartbeat_s)")
-    max_retry: int = Field(1, ge=0, description="... and its parameters re-queued at most this often (0 = never)")
-    ranges: dict[Literal["lambda_region", "lambda_hard", "temperature", "lr"], SweepRange] = Field(default_factory=dict)
+    study_name: str = Field(min_length=1, description="prefix; the study is <study_name>-<hash of settings + inputs>")
+    single_worker: bool | None = Field(description="null = true for a journal file / SQLite, false for other RDB URLs")
+    epochs: int | None = Field(ge=1, description="epochs per trial; null = stage2.epochs")
+    n_startup_trials: int = Field(ge=0, description="TPE: random trials before the model kicks in")
+    multivariate: bool = Field(description="TPE: model the parameters jointly")
+    pruner: Literal["median", "hyperband", "none"]
+    prune_startup_trials: int = Field(ge=0, description="median: finished trials before anything is pruned")
+    prune_warmup_epochs: int = Field(ge=0, description="median: epochs a trial runs before it can be pruned")
+    min_resource: int = Field(ge=1, description="hyperband: epochs of the smallest rung")
+    reduction_factor: int = Field(ge=2)
+    heartbeat_s: int = Field(ge=1, description="several workers on an RDB: heartbeat interval of a running trial")
+    grace_s: int = Field(ge=1, description="a trial whose heartbeat is older is failed (must be > heartbeat_s)")
+    max_retry: int = Field(ge=0, description="... and its parameters re-queued at most this often (0 = never)")
+    ranges: dict[Literal["lambda_region", "lambda_hard", "temperature", "lr"], SweepRange]
 
     @field_validator("storage", "study_name")
     @classmethod
@@ -361,39 +350,31 @@ class SweepParams(_Strict):
     def _checked(self) -> "SweepParams":
         if self.grace_s <= self.heartbeat_s:
             raise ValueError("sweep.grace_s: must be > sweep.heartbeat_s")
+        missing = [name for name in SWEPT if name not in self.ranges]
+        if missing:
+            raise ValueError(f"sweep.ranges: no interval for {missing} (every one of {list(SWEPT)} is swept)")
         for name, r in self.searched():
             _check_range(name, r)
         return self
 
     def searched(self) -> list[tuple[str, SweepRange]]:
-        """``(key, range)`` of every swept key in suggestion order, defaults filled in and ``log`` resolved."""
-        out = []
-        for name in SWEPT:
-            low, high = SWEEP_DEFAULT_RANGES[name]
-            r = self.ranges.get(name) or SweepRange(low=low, high=high)
-            out.append((name, r if r.log is not None else r.model_copy(update={"log": SWEEP_LOG_DEFAULT[name]})))
-        return out
+        """``(key, range)`` of every swept key in suggestion order."""
+        return [(name, self.ranges[name]) for name in SWEPT]
 
 
 class FeaturesParams(_Strict):
-    batch_size: int = Field(256, ge=1, description="snippet frames encoded per batch")
-    crops: Literal[1, 5, 10] = Field(1, description=(
+    batch_size: int = Field(ge=1, description="snippet frames encoded per batch")
+    crops: Literal[1, 5, 10] = Field(description=(
         "views encoded per snippet frame: 1 = the whole frame (the synthetic default); 5 = centre and four corners; "
         "10 = those and their horizontal flips (VadCLIP's released features, crop 0 = centre)"))
     precision: Literal["auto", "autocast", "fp32"] = Field(
-        "auto", description="auto = bf16 weights on CUDA, fp32 on CPU; autocast = fp32 weights + bf16 autocast")
-
-
-_SYNTH_NORMAL = ["two people talk", "a person sits down", "a car parks", "a lamp glows", "a bag is handed over",
-                 "someone cleans property", "fireworks burst", "nothing unusual happens"]
-_SYNTH_ABNORMAL = ["two people fight", "a person collapses", "two cars crash", "something is set on fire",
-                   "a bag is snatched", "someone damages property", "an explosion"]
+        description="auto = bf16 weights on CUDA, fp32 on CPU; autocast = fp32 weights + bf16 autocast")
 
 
 class PromptParams(_Strict):
-    template: str = Field("a cctv video where {}", description="'{}' is replaced by each phrase")
-    normal: list[str] = Field(default_factory=lambda: list(_SYNTH_NORMAL), min_length=1, description="P_N")
-    abnormal: list[str] = Field(default_factory=lambda: list(_SYNTH_ABNORMAL), min_length=1, description="P_A")
+    template: str = Field(description="'{}' is replaced by each phrase")
+    normal: list[str] = Field(min_length=1, description="P_N")
+    abnormal: list[str] = Field(min_length=1, description="P_A")
 
     @field_validator("template")
     @classmethod
@@ -423,14 +404,14 @@ class DatasetParams(_Strict):
     name: str = Field(min_length=1, description="as the report and the metrics files name it (UCF-Crime)")
     format: Literal["ucf", "xd", "ubnormal", "msad"] = Field(description="the ground truth's published format")
     ground_truth: str = Field(min_length=1, description="the test ground-truth file, in that format")
-    videos: str = Field(PIPELINE_FRAMES, min_length=1, description=(
+    videos: str = Field(min_length=1, description=(
         f"{PIPELINE_FRAMES} (the source's own test videos, as the frames stage decoded them) or a directory holding "
         "the dataset's test videos (decoded by testset@<key>)"))
-    normal_markers: list[str] | None = Field(None, description=(
+    normal_markers: list[str] | None = Field(description=(
         "a test video without a ground-truth line is normal when its name holds one of these; null = the format's "
         "rule (UCF Normal, XD label_A, ...)"))
-    prompts: PromptParams | None = Field(None, description="P_N / P_A for this dataset's classes; null = eval.prompts")
-    metrics: list[Literal["auc", "ap"]] = Field(default_factory=lambda: ["auc", "ap"], min_length=1,
+    prompts: PromptParams | None = Field(description="P_N / P_A for this dataset's classes; null = eval.prompts")
+    metrics: list[Literal["auc", "ap"]] = Field(min_length=1,
                                                 description="the paper's headline metric(s) for this dataset")
 
     @property
@@ -442,34 +423,27 @@ class DatasetParams(_Strict):
 class EvaluateParams(_Strict):
     """Which datasets (keys of ``eval.datasets``) each evaluation runs on: DVC's matrix crosses whole lists."""
 
-    mss: list[str] = Field(default_factory=lambda: ["synth"])
-    zeroshot: list[str] = Field(default_factory=lambda: ["synth"])
-    weakly: list[str] = Field(default_factory=lambda: ["synth"])
-    openvocab: list[str] = Field(default_factory=lambda: ["synth"])
-
-
-def _synth_dataset() -> dict[str, DatasetParams]:
-    return {"synth": DatasetParams(name="VAGTA-synth", format="ucf",
-                                   ground_truth="data/synth/published/annotations/Temporal_Anomaly_Annotation.txt")}
+    mss: list[str]
+    zeroshot: list[str]
+    weakly: list[str]
+    openvocab: list[str]
 
 
 class EvalParams(_Strict):
     """What every evaluation shares: the backbones compared (name -> model directory), the datasets and protocol."""
 
     backbones: dict[str, str] = Field(
-        default_factory=lambda: {"base": "data/models/backbone", "stage1": "data/models/stage1",
-                                 "full": "data/models/stage2/full"},
         description="stage variant key -> a directory holding open_clip_model.pt (features@<key>-<dataset>, ...)")
-    reference: str = Field("base", description="the backbone others are compared with (retention deltas)")
-    datasets: dict[str, DatasetParams] = Field(default_factory=_synth_dataset, min_length=1)
-    evaluate: EvaluateParams = EvaluateParams()
-    protocol: Literal["vadclip", "exact"] = Field("vadclip", description="frame ground truth: VadCLIP's or exact")
-    test_crop: int = Field(0, ge=0, description=(
+    reference: str = Field(description="the backbone others are compared with (retention deltas)")
+    datasets: dict[str, DatasetParams] = Field(min_length=1)
+    evaluate: EvaluateParams
+    protocol: Literal["vadclip", "exact"] = Field(description="frame ground truth: VadCLIP's or exact")
+    test_crop: int = Field(ge=0, description=(
         "the crop test videos are scored on (VadCLIP: 0, the centre); weakly heads train on every crop"))
-    prompts: PromptParams = PromptParams()
-    bootstrap_samples: int = Field(1000, ge=100, description="test-video resamples behind each 95% CI (MSS, zero-shot "
+    prompts: PromptParams
+    bootstrap_samples: int = Field(ge=100, description="test-video resamples behind each 95% CI (MSS, zero-shot "
                                    "AUC/AP, the report's paired gaps)")
-    bootstrap_seed: int = Field(0, description="seed of the bootstrap draws: the CIs, and the report, are reproducible")
+    bootstrap_seed: int = Field(description="seed of the bootstrap draws: the CIs, and the report, are reproducible")
 
     @model_validator(mode="after")
     def _reference_known(self) -> "EvalParams":
@@ -502,50 +476,49 @@ _KEY = re.compile(r"[A-Za-z0-9_]+")
 class LinearMilParams(_Strict):
     """The linear MIL head (alertclip.eval.mil)."""
 
-    epochs: int = Field(40, ge=1)
-    lr: float = Field(1e-2, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    batch_size: int = Field(32, ge=1, description="videos per step")
-    topk_div: int = Field(16, ge=1, description="top-k pooling: k = length // topk_div + 1 (VadCLIP's)")
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    batch_size: int = Field(ge=1, description="videos per step")
+    topk_div: int = Field(ge=1, description="top-k pooling: k = length // topk_div + 1 (VadCLIP's)")
 
 
 class VadClipParams(_Strict):
-    """The VadCLIP-style head (alertclip.eval.vadclip). The first eight defaults are scaled to the synthetic world,
-    the rest are VadCLIP's UCF-Crime settings."""
+    """The VadCLIP-style head (alertclip.eval.vadclip); params.yaml says which settings are VadCLIP's own."""
 
-    visual_length: int = Field(64, ge=8, description="VadCLIP: 256 (real videos are longer)")
-    window: int = Field(8, ge=1, description="local attention window (VadCLIP: 8 UCF, 64 XD)")
-    layers: int = Field(2, ge=1, description="local transformer blocks (VadCLIP: 2 UCF, 1 XD)")
-    batch_per_class: int = Field(16, ge=1, description="normal and abnormal videos per step (VadCLIP: 64 + 64)")
-    epochs: int = Field(10, ge=1)
-    lr: float = Field(2e-4, gt=0, description="VadCLIP: 2e-5 with 125 iterations an epoch; ours has ~6")
-    weight_decay: float = Field(0.01, ge=0)
-    milestones: list[int] = Field(default_factory=lambda: [4, 8], description="epochs where the lr drops by lr_gamma")
-    heads: int = Field(1, ge=1)
-    gcn_dim: int | None = Field(None, ge=1, description="GCN hidden width; null = feature_dim // 2")
-    sim_threshold: float = Field(0.7, description="the similarity graph joins snippet pairs above this cosine")
-    prompt_prefix: int = Field(10, ge=0, description="learned context tokens before the class name")
-    prompt_postfix: int = Field(10, ge=0, description="... and after it")
-    temperature: float = Field(0.07, gt=0)
-    lr_gamma: float = Field(0.1, gt=0)
-    iters_per_epoch: int = Field(0, ge=0, description="0 = n_abnormal // batch_per_class (each abnormal video once)")
-    topk_div: int = Field(16, ge=1, description="top-k pooling: k = length // topk_div + 1")
-    sep_weight: float = Field(0.1, ge=0)
-    sep_per_class: bool = Field(True, description="divide sep_weight by the non-normal classes (UCF: 0.1 / 13)")
-    eval_every: int = Field(0, ge=0, description="also validate every this many iterations (0 = epoch ends only)")
-    reload_best_each_epoch: bool = True
-    mask_padding: bool = False
+    visual_length: int = Field(ge=8, description="VadCLIP: 256 (real videos are longer)")
+    window: int = Field(ge=1, description="local attention window (VadCLIP: 8 UCF, 64 XD)")
+    layers: int = Field(ge=1, description="local transformer blocks (VadCLIP: 2 UCF, 1 XD)")
+    batch_per_class: int = Field(ge=1, description="normal and abnormal videos per step (VadCLIP: 64 + 64)")
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0, description="VadCLIP: 2e-5 with 125 iterations an epoch; ours has ~6")
+    weight_decay: float = Field(ge=0)
+    milestones: list[int] = Field(description="epochs where the lr drops by lr_gamma")
+    heads: int = Field(ge=1)
+    gcn_dim: int | None = Field(ge=1, description="GCN hidden width; null = feature_dim // 2")
+    sim_threshold: float = Field(description="the similarity graph joins snippet pairs above this cosine")
+    prompt_prefix: int = Field(ge=0, description="learned context tokens before the class name")
+    prompt_postfix: int = Field(ge=0, description="... and after it")
+    temperature: float = Field(gt=0)
+    lr_gamma: float = Field(gt=0)
+    iters_per_epoch: int = Field(ge=0, description="0 = n_abnormal // batch_per_class (each abnormal video once)")
+    topk_div: int = Field(ge=1, description="top-k pooling: k = length // topk_div + 1")
+    sep_weight: float = Field(ge=0)
+    sep_per_class: bool = Field(description="divide sep_weight by the non-normal classes (UCF: 0.1 / 13)")
+    eval_every: int = Field(ge=0, description="also validate every this many iterations (0 = epoch ends only)")
+    reload_best_each_epoch: bool
+    mask_padding: bool
 
 
 class WeaklyParams(_Strict):
     """The weakly supervised head: the VadCLIP-style one (alertclip.eval.vadclip) or the linear MIL one
     (alertclip.eval.mil), each with its own settings."""
 
-    head: Literal["vadclip", "linear_mil"] = "linear_mil"
-    linear_mil: LinearMilParams = LinearMilParams()
-    vadclip: VadClipParams = VadClipParams()
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    val_fraction: float = Field(0.2, gt=0, lt=1, description="validation videos carved from the TRAINING videos")
+    head: Literal["vadclip", "linear_mil"]
+    linear_mil: LinearMilParams
+    vadclip: VadClipParams
+    seeds: list[int] = Field(min_length=1)
+    val_fraction: float = Field(gt=0, lt=1, description="validation videos carved from the TRAINING videos")
 
     @property
     def head_params(self) -> LinearMilParams | VadClipParams:
@@ -568,39 +541,39 @@ class CocoDirParams(_Strict):
 
 
 class RetentionParams(_Strict):
-    max_images: int = Field(2000, ge=10, description="held-out pre-training stills scored")
-    imagenet: ImageNetDirParams | None = Field(None, description="ImageNet-1k zero-shot through clip-benchmark")
-    coco: CocoDirParams | None = Field(None, description="COCO image<->text retrieval through clip-benchmark")
-    batch_size: int = Field(64, ge=1, description="images per batch for the clip-benchmark datasets")
-    workers: int = Field(0, ge=0, description="data-loader workers for the clip-benchmark datasets")
+    max_images: int = Field(ge=10, description="held-out pre-training stills scored")
+    imagenet: ImageNetDirParams | None = Field(description="ImageNet-1k zero-shot through clip-benchmark")
+    coco: CocoDirParams | None = Field(description="COCO image<->text retrieval through clip-benchmark")
+    batch_size: int = Field(ge=1, description="images per batch for the clip-benchmark datasets")
+    workers: int = Field(ge=0, description="data-loader workers for the clip-benchmark datasets")
 
 
 class InterpolationParams(_Strict):
     """A weight-space interpolation of two backbones of one architecture (WiSE-FT, Wortsman et al. 2022):
     ``(1 - alpha) * base + alpha * tuned``. Model directories, as in ``eval.backbones``."""
 
-    base: str = Field("data/models/backbone", min_length=1)
+    base: str = Field(min_length=1)
     tuned: str = Field(min_length=1)
-    alpha: float = Field(0.5, ge=0.0, le=1.0, description="0 = the base backbone, 1 = the tuned one")
+    alpha: float = Field(ge=0.0, le=1.0, description="0 = the base backbone, 1 = the tuned one")
 
 
 class Params(_Strict):
     data: DataParams
     synthesize: SynthesizeParams
-    download: DownloadParams = DownloadParams()
-    frames: FramesParams = FramesParams()
-    curate: CurateParams = CurateParams()
-    hardneg: HardnegParams = HardnegParams()
-    backbone: BackboneParams = BackboneParams()
-    stage1: Stage1Params = Stage1Params()
-    stage2: Stage2Params = Stage2Params()
-    ablations: dict[str, AblationVariant] = Field(default_factory=_default_ablations, min_length=1)
-    sweep: SweepParams = SweepParams()
-    features: FeaturesParams = FeaturesParams()
-    eval: EvalParams = EvalParams()
-    eval_weakly: WeaklyParams = WeaklyParams()
-    eval_retention: RetentionParams = RetentionParams()
-    interpolate: dict[str, InterpolationParams] = Field(default_factory=dict, description=(
+    download: DownloadParams
+    frames: FramesParams
+    curate: CurateParams
+    hardneg: HardnegParams
+    backbone: BackboneParams
+    stage1: Stage1Params
+    stage2: Stage2Params
+    ablations: dict[str, AblationVariant] = Field(min_length=1)
+    sweep: SweepParams
+    features: FeaturesParams
+    eval: EvalParams
+    eval_weakly: WeaklyParams
+    eval_retention: RetentionParams
+    interpolate: dict[str, InterpolationParams] = Field(description=(
         "interpolate@<name> -> data/models/interpolated/<name>; add the directory to eval.backbones"))
 
     @model_validator(mode="after")

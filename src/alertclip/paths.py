@@ -27,3 +27,16 @@ DOWNLOAD_CACHE = CACHE_DIR / "downloads"
 RESULTS = Path("results")  # metrics, plots, the report
 SWEEP_RESULTS = RESULTS / "sweep"
 LOG_DIR = Path("logs")  # one log per stage run
+
+
+def result_path(stage: str, key: str, dataset: str | None, name: str) -> Path:
+    """``name`` written by ``stage`` for backbone ``key`` on ``dataset`` (None: a per-backbone stage), as the stage
+    writes it and the report reads it: ``results/eval_weakly/full/synth/metrics.json``,
+    ``results/eval_retention/full/metrics.json``."""
+    base = RESULTS / stage / key
+    return (base if dataset is None else base / dataset) / name
+
+
+def stage_name(stage: str, key: str, dataset: str | None) -> str:
+    """The dvc.yaml stage of one pair: ``eval_zeroshot@full-synth``, ``eval_retention@full``."""
+    return f"{stage}@{key}" if dataset is None else f"{stage}@{key}-{dataset}"

@@ -45,3 +45,4 @@ def read_testset(p: Params, dataset: str):
     from .testsets import load_testset
 
     return load_testset(dataset, p.eval.datasets[dataset])
+

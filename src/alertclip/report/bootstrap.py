@@ -11,8 +11,9 @@ import numpy as np
 from ..eval.bootstrap import bootstrap_auc_ap, bootstrap_mss, paired_bootstrap_auc_ap, paired_bootstrap_mss
 from ..eval.groundtruth import build_frame_level
 from ..eval.metrics import frame_auc_ap
+from ..paths import stage_name
 from .formatting import _num
-from .inputs import ReportInputError, Results, read_scores, read_signed, stage_name
+from .inputs import ReportInputError, Results, read_scores, read_signed
 
 # Backbone keys with a fixed role in the comparisons (dvc.yaml stage1 and stage2@full; other keys are ablations).
 STAGE1_KEY, FULL_KEY = "stage1", "full"

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..eval.testsets import TRUTH_FILE, VIDEOS_FILE, load_testset, testset_dir
 from ..params import Params
-from ..paths import RESULTS
+from ..paths import RESULTS, result_path, stage_name
 
 REPORT_MD = RESULTS / "report.md"
 REPORT_DIR = RESULTS / "report"
@@ -51,18 +51,6 @@ class MissingResultError(FileNotFoundError):
 
 class ReportInputError(ValueError):
     """A result file is present but lacks what the report needs (a dataset block, a metric)."""
-
-
-def result_path(stage: str, key: str, dataset: str | None, name: str) -> Path:
-    """Relative path of ``name`` written by ``stage`` for backbone ``key`` on ``dataset`` (None: a per-backbone stage):
-    ``results/eval_weakly/full/synth/metrics.json``, ``results/eval_retention/full/metrics.json``."""
-    base = RESULTS / stage / key
-    return (base if dataset is None else base / dataset) / name
-
-
-def stage_name(stage: str, key: str, dataset: str | None) -> str:
-    """The dvc.yaml stage writing ``stage``'s results of one pair: ``eval_zeroshot@full-synth``, ``eval_retention@full``."""
-    return f"{stage}@{key}" if dataset is None else f"{stage}@{key}-{dataset}"
 
 
 def _rel(path: Path) -> str:

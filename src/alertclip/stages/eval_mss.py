@@ -14,29 +14,24 @@ import logging
 import numpy as np
 
 from ..eval.bootstrap import bootstrap_mss
-from ..eval.features import load_features
-from ..eval.inputs import features_dir, open_backbone, read_testset, split_variant
+from ..eval.pair import eval_inputs
 from ..eval.zeroshot import mss, prompt_sets
 from ..io import atomic_open, write_json
 from ..params import Params
-from ..paths import RESULTS
 
 log = logging.getLogger(__name__)
 
 
 def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
-    backbone, dataset = split_variant(p, variant, "eval_mss")
-    clip, tok = open_backbone(p, backbone, "eval_mss")
-    t_a, t_n = prompt_sets(clip, tok, p.eval.prompts_of(dataset))
-    testset = read_testset(p, dataset)
-    test = load_features(features_dir(backbone, dataset)).by_video("test", crop=p.eval.test_crop)
-    value, rows = mss(test, testset.truth, t_a, t_n, p.frames.snippet_len)
+    ev = eval_inputs(p, variant, "eval_mss")
+    t_a, t_n = prompt_sets(ev.clip, ev.tokenizer, p.eval.prompts_of(ev.dataset))
+    testset, out = ev.testset, ev.out
+    value, rows = mss(ev.test(p), testset.truth, t_a, t_n, p.frames.snippet_len)
     ab = [r.signed for r in rows if r.abnormal]
     no = [r.signed for r in rows if not r.abnormal]
     # videos in name order: the report resamples signed.csv the same way, so its paired draws are these draws
     ci = bootstrap_mss(np.array([r.signed for r in sorted(rows, key=lambda r: r.video)]), p.eval.bootstrap_samples,
                        p.eval.bootstrap_seed)
-    out = RESULTS / "eval_mss" / backbone / dataset
     write_json(out / "metrics.json", {testset.name: {
         "mss": value, "mss_ci95": ci.ci, "n_bootstrap": ci.n_resamples, "bootstrap_seed": p.eval.bootstrap_seed,
         "mss_abnormal_videos": sum(ab) / len(ab) if ab else None,

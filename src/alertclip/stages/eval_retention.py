@@ -17,7 +17,7 @@ from ..eval.inputs import open_backbone
 from ..eval.retention import retention
 from ..io import write_json
 from ..params import Params
-from ..paths import PRETRAIN_DIR, RESULTS
+from ..paths import PRETRAIN_DIR, result_path
 
 log = logging.getLogger(__name__)
 
@@ -45,5 +45,5 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
             metrics["imagenet"] = imagenet_zeroshot(clip, preprocess, tok, r.imagenet, r.batch_size, r.workers, device)
         if r.coco is not None:
             metrics["coco"] = coco_retrieval(clip, preprocess, tok, r.coco, r.batch_size, r.workers, device)
-    write_json(RESULTS / "eval_retention" / variant / "metrics.json", metrics)
+    write_json(result_path("eval_retention", variant, None, "metrics.json"), metrics)
     log.info("eval_retention@%s: %s", variant, metrics)

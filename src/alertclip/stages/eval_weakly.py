@@ -10,30 +10,22 @@ from __future__ import annotations
 
 import logging
 
-from ..eval.features import load_features
 from ..eval.groundtruth import build_frame_level
-from ..eval.inputs import features_dir, open_backbone, read_testset, split_variant
+from ..eval.pair import eval_inputs
 from ..eval.scores import write_roc, write_snippet_scores
 from ..eval.weakly import weakly_supervised
 from ..io import write_json
 from ..params import Params
-from ..paths import RESULTS
 
 log = logging.getLogger(__name__)
 
 
 def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
-    backbone, dataset = split_variant(p, variant, "eval_weakly")
-    clip, tok = open_backbone(p, backbone, "eval_weakly")
-    feats = load_features(features_dir(backbone, dataset))
-    testset = read_testset(p, dataset)
-    truth = testset.truth
-    n_frames = testset.n_frames if p.eval.protocol == "exact" else None
-    test = feats.by_video("test", crop=p.eval.test_crop)
-    train = feats.by_video("train", crop="all")
-    res = weakly_supervised(train, test, truth, clip, tok, p.eval_weakly.head_params, p.eval_weakly.seeds,
-                            p.eval_weakly.val_fraction, p.eval.protocol, n_frames, clip_len=p.frames.snippet_len)
-    out = RESULTS / "eval_weakly" / backbone / dataset
+    ev = eval_inputs(p, variant, "eval_weakly")
+    testset, truth, n_frames, out = ev.testset, ev.testset.truth, ev.frame_counts, ev.out
+    res = weakly_supervised(ev.train(), ev.test(p), truth, ev.clip, ev.tokenizer, p.eval_weakly.head_params,
+                            p.eval_weakly.seeds, p.eval_weakly.val_fraction, p.eval.protocol, n_frames,
+                            clip_len=p.frames.snippet_len)
     write_json(out / "metrics.json", {testset.name: res["metrics"]["all"], "info": res["info"]})
     write_json(out / "training.json", res["history"])
     write_snippet_scores(out / "scores.parquet", res["scores"])

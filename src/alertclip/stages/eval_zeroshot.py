@@ -14,28 +14,22 @@ import logging
 import numpy as np
 
 from ..eval.bootstrap import bootstrap_auc_ap
-from ..eval.features import load_features
 from ..eval.groundtruth import build_frame_level
-from ..eval.inputs import features_dir, open_backbone, read_testset, split_variant
+from ..eval.pair import eval_inputs
 from ..eval.scores import write_roc, write_snippet_scores
 from ..eval.zeroshot import prompt_sets, zero_shot
 from ..io import write_json
 from ..params import Params
-from ..paths import RESULTS
 
 log = logging.getLogger(__name__)
 
 
 def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
-    backbone, dataset = split_variant(p, variant, "eval_zeroshot")
-    clip, tok = open_backbone(p, backbone, "eval_zeroshot")
-    t_a, t_n = prompt_sets(clip, tok, p.eval.prompts_of(dataset))
-    feats = load_features(features_dir(backbone, dataset))
-    scale = float(feats.meta["logit_scale"])
-    testset = read_testset(p, dataset)
-    truth = testset.truth
-    counts = testset.n_frames if p.eval.protocol == "exact" else None
-    metrics, scores, frames = zero_shot(feats.by_video("test", crop=p.eval.test_crop), truth, t_a, t_n, scale, p.eval.protocol, counts,
+    ev = eval_inputs(p, variant, "eval_zeroshot")
+    t_a, t_n = prompt_sets(ev.clip, ev.tokenizer, p.eval.prompts_of(ev.dataset))
+    scale = float(ev.features.meta["logit_scale"])
+    testset, truth, counts, out = ev.testset, ev.testset.truth, ev.frame_counts, ev.out
+    metrics, scores, frames = zero_shot(ev.test(p), truth, t_a, t_n, scale, p.eval.protocol, counts,
                                         clip_len=p.frames.snippet_len)
     # videos in name order: the report rebuilds the frames from scores.parquet that way, so its paired draws are these
     by_name = build_frame_level([(v, scores[v], (counts or {}).get(v)) for v in sorted(scores)], truth, p.eval.protocol,
@@ -43,7 +37,6 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     boot = bootstrap_auc_ap(by_name, p.eval.bootstrap_samples, p.eval.bootstrap_seed)
     metrics.update(auc_ci95=boot["auc"].ci, ap_ci95=boot["ap"].ci, n_bootstrap=p.eval.bootstrap_samples,
                    bootstrap_seed=p.eval.bootstrap_seed, bootstrap_skipped=boot["auc"].n_skipped)
-    out = RESULTS / "eval_zeroshot" / backbone / dataset
     write_json(out / "metrics.json", {testset.name: {**metrics, "logit_scale": scale, "protocol": p.eval.protocol}})
     extra = None
     if counts is not None:  # the exact protocol's frame count of each video, for the report's rebuilt frames

@@ -26,7 +26,8 @@ def as_stage2(cfg: TuneParams) -> Stage2Params:
     the base backbone, with the hard negatives measured on validation but not trained."""
     if isinstance(cfg, Stage2Params):
         return cfg
-    return Stage2Params.model_validate({**cfg.model_dump(), "lambda_region": 0.0, "lambda_hard": 0.0, "init": "base"})
+    return Stage2Params.model_validate({**cfg.model_dump(), "lambda_region": 0.0, "lambda_hard": 0.0, "init": "base",
+                                        "negatives": "hard", "use_sweep": False})
 
 
 def loop_config(cfg: TuneParams, checkpoint_dir: Path | None, desc: str, progress: bool = False) -> LoopConfig:
