@@ -21,8 +21,9 @@ from alertclip.backbone import (
 )
 from alertclip.data.pretrain import load_pretrain_set
 from alertclip.io import sha256_file
-from alertclip.params import REAL_INPUTS, BackboneParams, DataParams, RealSource, SourceInputs
+from alertclip.params import REAL_INPUTS
 from alertclip.stages import backbone as stage
+from repo_params import repo_params
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
 CFG = dict(arch="alertclip-tiny", epochs=3, batch_size=8, lr=2e-3, warmup_steps=2, weight_decay=0.05, grad_clip=1.0,
@@ -49,12 +50,12 @@ def _write_set(root: Path, n: int = 40) -> None:
 
 
 @pytest.fixture(scope="module")
-def stage_run(tmp_path_factory):
+def stage_run(tmp_path_factory, params_of):
     root = tmp_path_factory.mktemp("backbone_stage")
     _write_set(root / stage.PRETRAIN_DIR)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        stage.run(SimpleNamespace(backbone=BackboneParams.model_validate(CFG), data=DataParams()), progress=False)
+        stage.run(SimpleNamespace(backbone=params_of("backbone", **CFG), data=params_of("data")), progress=False)
     return root
 
 
@@ -90,9 +91,9 @@ def test_stage_pretrains_and_writes_plain_openclip_checkpoint(stage_run):
     torch.testing.assert_close(images_to_tensor(img, model), ref, rtol=0, atol=1e-5)
 
 
-def test_pretraining_is_deterministic(stage_run):
+def test_pretraining_is_deterministic(stage_run, params_of):
     data = load_pretrain_set(stage_run / stage.PRETRAIN_DIR)
-    model, _, result, _ = pretrain(data, BackboneParams.model_validate(CFG))
+    model, _, result, _ = pretrain(data, params_of("backbone", **CFG))
     assert result.step == 12
     saved = torch.load(stage_run / stage.MODEL_DIR / "open_clip_model.pt", weights_only=True)["state_dict"]
     state = model.state_dict()
@@ -101,9 +102,9 @@ def test_pretraining_is_deterministic(stage_run):
         assert torch.equal(state[k], saved[k]), k
 
 
-def test_config_rejects_unknown_keys():
+def test_config_rejects_unknown_keys(params_of):
     with pytest.raises(ValueError, match="epochz"):
-        BackboneParams.model_validate({"epochz": 3})
+        params_of("backbone", epochz=3)
 
 
 def test_fetch_pretrained_fails_clearly_offline(monkeypatch, tmp_path):
@@ -116,15 +117,13 @@ def test_fetch_pretrained_fails_clearly_offline(monkeypatch, tmp_path):
     assert time.monotonic() - start < 30
 
 
-REAL = DataParams(source="ucf_vagta", world={}, inputs=SourceInputs(**REAL_INPUTS),
-                  sources={"ucf_vagta": RealSource(video_prefix="v", train_annotations="a", test_annotations="b",
-                                                   train_items="c")})
+REAL = repo_params("data", source="ucf_vagta", world={}, inputs=REAL_INPUTS)  # params.yaml's ucf_vagta source
 
 
-def test_random_init_is_a_seeded_stock_architecture(tmp_path, monkeypatch):
+def test_random_init_is_a_seeded_stock_architecture(tmp_path, monkeypatch, params_of):
     """backbone.pretrained: random, for real-profile smoke runs: no pre-training set read, same seed same bytes."""
     monkeypatch.chdir(tmp_path)
-    cfg = BackboneParams(arch="ViT-S-32-alt-px64", pretrained="random", seed=3)
+    cfg = params_of("backbone", arch="ViT-S-32-alt-px64", pretrained="random", seed=3)
     shas = []
     for _ in range(2):
         stage.run(SimpleNamespace(backbone=cfg, data=REAL), progress=False)
@@ -138,7 +137,7 @@ def test_random_init_is_a_seeded_stock_architecture(tmp_path, monkeypatch):
     assert sha256_file(tmp_path / stage.MODEL_DIR / "open_clip_model.pt") != shas[0]
 
 
-def test_real_source_without_weights_says_which_param(tmp_path, monkeypatch):
+def test_real_source_without_weights_says_which_param(tmp_path, monkeypatch, params_of):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=r"backbone.pretrained: data.source ucf_vagta has no pre-training set"):
-        stage.run(SimpleNamespace(backbone=BackboneParams(), data=REAL), progress=False)
+        stage.run(SimpleNamespace(backbone=params_of("backbone"), data=REAL), progress=False)

@@ -17,10 +17,10 @@ from alertclip.curation.rules import LeakageError
 from alertclip.data import vagta
 from alertclip.data.captions import digit_typos
 from alertclip.data.sources import SYNTHETIC, Layout
-from alertclip.params import CurateParams
 from alertclip.stages.curate import explain
+from repo_params import repo_params
 
-P = CurateParams()
+P = repo_params("curate")  # params.yaml's curate group (phash_distance 27)
 EXCERPT = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "vagta" / "qwen_vl_train.excerpt.json"
 
 
@@ -70,11 +70,11 @@ def test_rule_fires(kw, rule, action):
     assert rules_of(case(**kw), action) == {rule}
 
 
-def test_typo_repair_and_drop():
+def test_typo_repair_and_drop(params_of):
     c = case(caption="The person in blue punches the person6 in white.")
     assert c.text == "The person in blue punches the person in white."
     strict = R.ClipCase(**{**case().__dict__, "caption": "The one6 punches a man.", "findings": []})
-    strict.findings += R.digit_typo(strict, CurateParams(repair_typos=False))
+    strict.findings += R.digit_typo(strict, params_of("curate", repair_typos=False))
     assert rules_of(strict) == {"digit_typo"} and strict.findings[0].action == "drop"
 
 

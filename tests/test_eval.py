@@ -18,10 +18,9 @@ from alertclip.eval.retention import retention, scene_of
 from alertclip.eval.weakly import category_of, class_phrase, open_vocabulary_subsets, summarise, weakly_supervised
 from alertclip.eval.zeroshot import check_prompts, encode_prompts, mss, prompt_sets, zero_shot
 from alertclip.factory import CHECKPOINT_FILE
-from alertclip.params import LinearMilParams, VadClipParams
 
 D = 8
-SNIPPET_LEN = 16  # params frames.snippet_len (default)
+SNIPPET_LEN = 16  # the hand cases' snippet length (passed explicitly; VadCLIP's, as params.yaml frames.snippet_len)
 
 
 def _unit(x):
@@ -60,42 +59,44 @@ def test_mss_unknown_abnormal_video_and_empty_prompts_fail():
         encode_prompts(clip, tok, "a cctv video where {}", [])
 
 
-def test_prompts_the_tokenizer_cannot_encode_fail_naming_the_prompt():
-    from alertclip.params import EvalParams, ParamsError, PromptParams
+def test_prompts_the_tokenizer_cannot_encode_fail_naming_the_prompt(params_of):
+    from alertclip.params import ParamsError
 
     factory.register_configs()
     tok = open_clip.get_tokenizer("alertclip-tiny")
-    check_prompts(tok, EvalParams().prompts)  # the shipped prompt sets encode as written
+    check_prompts(tok, params_of("eval").prompts)  # the shipped prompt sets (params.yaml) encode as written
+    template = params_of("eval.prompts").template
     abnormal = ["two people fight", "a car crashes", "smoke", " ".join(["a person keeps running away"] * 15), "fire"]
-    bad = PromptParams(normal=["two people talk", "a car\x00parks", "a cat &amp; a dog"], abnormal=abnormal)
+    bad = params_of("eval.prompts", normal=["two people talk", "a car\x00parks", "a cat &amp; a dog"], abnormal=abnormal)
     with pytest.raises(ParamsError) as exc:
         check_prompts(tok, bad)
     lines = str(exc.value).splitlines()
     assert len(lines) == 3, lines
     assert lines[0].startswith("params.yaml: eval.prompts.normal[1]: ") and "'\\x00'" in lines[0]
-    assert lines[1].startswith("params.yaml: eval.prompts.normal[2]: ") and "would read 'a cctv video where a cat & a dog'" in lines[1]
+    assert lines[1].startswith("params.yaml: eval.prompts.normal[2]: ")
+    assert f"would read {template.format('a cat & a dog')!r}" in lines[1]
     assert lines[2].startswith("params.yaml: eval.prompts.abnormal[3]: ") and "truncated" in lines[2]
     # exactly at the limit is fine, one token more is not: 75 phrase tokens + start + end = 77
-    template_tokens = len(tok.encode("a cctv video where {}".format("")))
+    template_tokens = len(tok.encode(template.format("")))
     fits = ["fight"] * (75 - template_tokens)
-    check_prompts(tok, PromptParams(abnormal=[" ".join(fits)]))
+    check_prompts(tok, params_of("eval.prompts", abnormal=[" ".join(fits)]))
     with pytest.raises(ParamsError, match=r"abnormal\[0\]: .* 76 tokens long"):
-        check_prompts(tok, PromptParams(abnormal=[" ".join(fits + ["fight"])]))
+        check_prompts(tok, params_of("eval.prompts", abnormal=[" ".join(fits + ["fight"])]))
     # the stages call it through prompt_sets, before encoding anything
     clip, _, _, _ = factory.create("alertclip-tiny")
     with pytest.raises(ParamsError, match=r"eval.prompts.abnormal\[3\]"):
         prompt_sets(clip, tok, bad)
 
 
-def test_mss_and_zeroshot_stages_write_bootstrap_cis(tmp_path, monkeypatch):
+def test_mss_and_zeroshot_stages_write_bootstrap_cis(tmp_path, monkeypatch, params_of):
     """metrics.json of eval_mss / eval_zeroshot@<backbone>-<dataset> hold 95% CIs over test videos next to the point
     values, under results/<stage>/<backbone>/<dataset>/, keyed by the dataset's name."""
     import json
     from pathlib import Path
     from types import SimpleNamespace
 
+    from alertclip.eval import pair
     from alertclip.eval.testsets import CheckedTestSet
-    from alertclip.params import EvalParams, FramesParams
     from alertclip.stages import eval_mss, eval_zeroshot
 
     rng = np.random.default_rng(0)
@@ -123,20 +124,21 @@ def test_mss_and_zeroshot_stages_write_bootstrap_cis(tmp_path, monkeypatch):
         assert dataset == "synth"
         return testset
 
-    for mod in (eval_mss, eval_zeroshot):
-        monkeypatch.setattr(mod, "open_backbone", lambda p, backbone, stage: (clip, tok))
-        monkeypatch.setattr(mod, "load_features", load_features)
-        monkeypatch.setattr(mod, "read_testset", read_testset)
-        monkeypatch.setattr(mod, "RESULTS", tmp_path)
-    p = SimpleNamespace(eval=EvalParams(bootstrap_samples=200, bootstrap_seed=3), frames=FramesParams(snippet_len=SNIPPET_LEN))
+    # both stages open their inputs through eval.pair and write under results/ of the working directory
+    monkeypatch.setattr(pair, "open_backbone", lambda p, backbone, stage: (clip, tok))
+    monkeypatch.setattr(pair, "load_features", load_features)
+    monkeypatch.setattr(pair, "read_testset", read_testset)
+    monkeypatch.chdir(tmp_path)
+    p = SimpleNamespace(eval=params_of("eval", bootstrap_samples=200, bootstrap_seed=3),
+                        frames=params_of("frames", snippet_len=SNIPPET_LEN))
     eval_mss.run(p, variant="base-synth")
     eval_zeroshot.run(p, variant="base-synth")
     assert read == [Path("data/features/base/synth")] * 2
-    m = json.loads((tmp_path / "eval_mss/base/synth/metrics.json").read_text(encoding="utf-8"))["VAGTA-synth"]
+    m = json.loads((tmp_path / "results/eval_mss/base/synth/metrics.json").read_text(encoding="utf-8"))["VAGTA-synth"]
     assert m["mss_ci95"][0] <= m["mss"] <= m["mss_ci95"][1] and m["mss_ci95"][0] < m["mss_ci95"][1]
     assert (m["n_bootstrap"], m["bootstrap_seed"]) == (200, 3)
     assert (m["n_videos"], m["n_abnormal"]) == (12, 6)
-    z = json.loads((tmp_path / "eval_zeroshot/base/synth/metrics.json").read_text(encoding="utf-8"))["VAGTA-synth"]
+    z = json.loads((tmp_path / "results/eval_zeroshot/base/synth/metrics.json").read_text(encoding="utf-8"))["VAGTA-synth"]
     for key in ("auc", "ap"):
         low, high = z[f"{key}_ci95"]
         assert low <= z[key] <= high and low < high
@@ -144,9 +146,9 @@ def test_mss_and_zeroshot_stages_write_bootstrap_cis(tmp_path, monkeypatch):
     normal_only = int((bootstrap_video_indices(12, 200, seed=3) >= 6).all(axis=1).sum())
     assert (z["n_bootstrap"], z["bootstrap_seed"], z["bootstrap_skipped"]) == (200, 3, normal_only)
     # the same params give the same bytes (DVC hashes the metrics)
-    first = (tmp_path / "eval_zeroshot/base/synth/metrics.json").read_bytes()
+    first = (tmp_path / "results/eval_zeroshot/base/synth/metrics.json").read_bytes()
     eval_zeroshot.run(p, variant="base-synth")
-    assert (tmp_path / "eval_zeroshot/base/synth/metrics.json").read_bytes() == first
+    assert (tmp_path / "results/eval_zeroshot/base/synth/metrics.json").read_bytes() == first
     # a matrix stage's variant is <backbone>-<dataset>, both keys of params
     with pytest.raises(ValueError, match="needs --variant <backbone>-<dataset>"):
         eval_mss.run(p, variant="base")
@@ -233,12 +235,12 @@ def _world(rng, n_per: int, prefix: str):
     return feats, truth
 
 
-def test_weakly_supervised_plumbing_seeds_and_subsets():
+def test_weakly_supervised_plumbing_seeds_and_subsets(params_of):
     rng = np.random.default_rng(0)
     train, _ = _world(rng, 12, "tr")
     test, truth = _world(rng, 3, "te")
     clip, _, _, tok = factory.create("alertclip-tiny")
-    cfg = VadClipParams(visual_length=16, batch_per_class=8, epochs=3, lr=1e-3, milestones=(10,))
+    cfg = params_of("eval_weakly.vadclip", visual_length=16, batch_per_class=8, epochs=3, lr=1e-3, milestones=(10,))
     res = weakly_supervised(train, test, GroundTruth(truth, source="t.txt"), clip, tok, cfg, [0, 1], 0.3,
                             exclude={"Explosion"}, subsets=open_vocabulary_subsets(test, {"Explosion"}), clip_len=SNIPPET_LEN)
     assert res["info"]["classes"] == ["Normal", "Arson", "Fighting"]  # the novel class is not trained
@@ -252,11 +254,11 @@ def test_weakly_supervised_plumbing_seeds_and_subsets():
     assert set(res["scores"]) == set(test) and len(res["history"]) == 2
 
 
-def test_linear_mil_head_finds_the_segment_and_chooses_its_class():
+def test_linear_mil_head_finds_the_segment_and_chooses_its_class(params_of):
     rng = np.random.default_rng(1)
     train, _ = _world(rng, 12, "tr")
     test, truth = _world(rng, 3, "te")
-    cfg = LinearMilParams(epochs=30, lr=1e-2, batch_size=8)
+    cfg = params_of("eval_weakly.linear_mil", epochs=30, lr=1e-2, batch_size=8)
     res = weakly_supervised(train, test, GroundTruth(truth, source="t.txt"), None, None, cfg, [0, 1], 0.3,
                             clip_len=SNIPPET_LEN)
     m = res["metrics"]["all"]
@@ -278,12 +280,12 @@ def test_linear_mil_head_finds_the_segment_and_chooses_its_class():
     assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(), again.state_dict().values()))
 
 
-def test_linear_mil_head_rejects_one_class_training():
+def test_linear_mil_head_rejects_one_class_training(params_of):
     x = [np.zeros((4, 8), np.float32)] * 3
     with pytest.raises(ValueError, match="both normal and abnormal"):
-        train_linear_mil(x, [0, 0, 0], 2, LinearMilParams(epochs=1), seed=0)
+        train_linear_mil(x, [0, 0, 0], 2, params_of("eval_weakly.linear_mil", epochs=1), seed=0)
     with pytest.raises(ValueError, match="equal length"):
-        train_linear_mil(x, [0, 1], 2, LinearMilParams(epochs=1), seed=0)
+        train_linear_mil(x, [0, 1], 2, params_of("eval_weakly.linear_mil", epochs=1), seed=0)
 
 
 def test_retention_metrics_on_random_model():
@@ -310,7 +312,7 @@ def test_inference_precision_modes_on_cpu():
 # ---------------------------------------------------------------------------------------------- checkpoint@<backbone>
 
 
-def test_checkpoint_record_catches_weights_changed_after_it_was_written(tmp_path, monkeypatch):
+def test_checkpoint_record_catches_weights_changed_after_it_was_written(tmp_path, monkeypatch, params_of):
     """checkpoint@<bb> records the weights' sha256; a stage loading them refuses weights that changed since, naming the
     record, the checkpoint and the stage to rerun (else DVC would call evaluations of other weights current)."""
     import hashlib
@@ -318,14 +320,13 @@ def test_checkpoint_record_catches_weights_changed_after_it_was_written(tmp_path
 
     from alertclip.eval.checkpoints import checkpoint_record, verified_checkpoint, write_checkpoint_record
     from alertclip.eval.inputs import split_variant
-    from alertclip.params import BackboneParams, EvalParams
 
     monkeypatch.chdir(tmp_path)  # data/checkpoints/ is relative to the repository root
     ckpt = tmp_path / "models" / "ft" / CHECKPOINT_FILE
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"weights v1")
-    p = SimpleNamespace(eval=EvalParams(backbones={"base": "models/base", "ft": "models/ft"}),
-                        backbone=BackboneParams(arch="alertclip-tiny"))
+    p = SimpleNamespace(eval=params_of("eval", backbones={"base": "models/base", "ft": "models/ft"}),
+                        backbone=params_of("backbone", arch="alertclip-tiny"))
     with pytest.raises(FileNotFoundError, match=r"data/checkpoints/ft\.json: missing; run dvc\.yaml stage `checkpoint@ft`"):
         verified_checkpoint(p, "ft")
     record = checkpoint_record(p, "ft")
@@ -343,5 +344,5 @@ def test_checkpoint_record_catches_weights_changed_after_it_was_written(tmp_path
         checkpoint_record(p, "base")
     with pytest.raises(ValueError, match=r"eval\.backbones has no 'nope' \(known: \['base', 'ft'\]\)"):
         checkpoint_record(p, "nope")
-    assert split_variant(SimpleNamespace(eval=EvalParams(backbones=p.eval.backbones)), "ft-synth", "features") == \
+    assert split_variant(SimpleNamespace(eval=params_of("eval", backbones=p.eval.backbones)), "ft-synth", "features") == \
         ("ft", "synth")

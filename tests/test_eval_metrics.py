@@ -26,7 +26,7 @@ from alertclip.eval.metrics import MetricError, frame_auc_ap
 from alertclip.eval.mss import mean_sign_score
 from alertclip.prompts import zero_shot_scores
 
-SNIPPET_LEN = 16  # params frames.snippet_len (default)
+SNIPPET_LEN = 16  # the hand cases' snippet length, passed explicitly (VadCLIP's, as params.yaml frames.snippet_len)
 
 # The original file's style: two spaces between fields and two trailing spaces.
 UCF_TEXT = (

@@ -19,7 +19,6 @@ from alertclip.hardneg.inverter import invert
 from alertclip.hardneg.lexicon import find_matches, polarity
 from alertclip.hardneg.llm import LLMClient, LLMUnavailableError
 from alertclip.hardneg.validator import validate
-from alertclip.params import HardnegParams, LLMParams
 from alertclip.synth import captions, world
 from alertclip.synth.render import Car, EventInstance, Person, Thing
 
@@ -117,9 +116,9 @@ def _fixture_clips() -> pl.DataFrame:
     return pl.DataFrame(rows, schema_overrides={"hard_negative": pl.List(pl.Utf8)})
 
 
-def test_real_fixture_defects_rejected_and_rules_mostly_valid():
+def test_real_fixture_defects_rejected_and_rules_mostly_valid(params_of):
     clips = _fixture_clips()
-    hard, _, stats = build(clips, HardnegParams(k=3))
+    hard, _, stats = build(clips, params_of("hardneg", k=3))
     for r in clips.iter_rows(named=True):
         for neg in r["hard_negative"]:
             if norm_caption(neg) == norm_caption(r["region_caption"]):
@@ -171,15 +170,15 @@ def fake_server():
     server.server_close()
 
 
-def test_llm_cached_and_offline(fake_server, tmp_path, monkeypatch):
+def test_llm_cached_and_offline(fake_server, tmp_path, monkeypatch, params_of):
     monkeypatch.setenv("TEST_KEY", "sekrit")
-    lp = LLMParams(enabled=True, base_url=fake_server, api_key_env="TEST_KEY", cache_dir=str(tmp_path / "c"),
-                   timeout_s=5)
+    lp = params_of("hardneg.llm", enabled=True, base_url=fake_server, api_key_env="TEST_KEY",
+                   cache_dir=str(tmp_path / "c"), timeout_s=5)
     clips = pl.DataFrame({"clip_key": ["c1"], "video": ["v"], "split": ["train"], "abnormal": [True],
                           "category": ["Fighting"], "region_caption": ["The person in red kicks the person in blue "
                                                                        "in the street."],
                           "hard_negative": [[]]}, schema_overrides={"hard_negative": pl.List(pl.Utf8)})
-    params = HardnegParams(k=5, llm=lp)
+    params = params_of("hardneg", k=5, llm=lp)
     hard1, _, st1 = build(clips, params)
     assert len(_FakeOpenAI.calls) == 1 and _FakeOpenAI.calls[0]["path"] == "/v1/chat/completions"
     assert _FakeOpenAI.calls[0]["auth"] == "Bearer sekrit"
@@ -195,13 +194,13 @@ def test_llm_cached_and_offline(fake_server, tmp_path, monkeypatch):
         client.complete("an uncached prompt")
 
 
-def test_k_larger_than_alternatives_warns(caplog):
+def test_k_larger_than_alternatives_warns(caplog, params_of):
     clips = pl.DataFrame({"clip_key": ["a"], "video": ["v"], "split": ["train"], "abnormal": [True],
                           "category": ["Explosion"], "region_caption": ["The yellow kiosk explodes in the shop."],
                           "hard_negative": [["The yellow kiosk explodes in the shop."]]},
                          schema_overrides={"hard_negative": pl.List(pl.Utf8)})
     with caplog.at_level(logging.WARNING):
-        hard, _, stats = build(clips, HardnegParams(k=16))
+        hard, _, stats = build(clips, params_of("hardneg", k=16))
     assert stats["clips_short_of_k"] == 1 and 0 < hard.height < 16
     assert hard.get_column("negative").n_unique() == hard.height
     assert "fewer than k=16" in caplog.text and stats["rejected"]["equals_positive"] == 1
@@ -218,16 +217,16 @@ def test_standard_negatives_opposite_label_deterministic():
     assert not std.equals(standard_negatives(clips, 3, seed=8))
 
 
-def test_synthetic_counterpart_share():
+def test_synthetic_counterpart_share(params_of):
     clips = _synth_clips()
-    hard, _, stats = build(clips, HardnegParams(k=3))
+    hard, _, stats = build(clips, params_of("hardneg", k=3))
     print({k: stats[k] for k in ("coverage", "by_source", "synth_counterpart_share", "rejected")})
     assert stats["coverage"] == 1.0
     assert stats["synth_counterpart_share"] >= 0.95
     assert stats["by_source"]["rules"] == 3 * clips.height
 
 
-def test_stage_writes_outputs_and_show(tmp_path, monkeypatch):
+def test_stage_writes_outputs_and_show(tmp_path, monkeypatch, params_of):
     from types import SimpleNamespace
 
     from alertclip.stages import hardneg as stage
@@ -235,7 +234,7 @@ def test_stage_writes_outputs_and_show(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     stage.CLIPS.parent.mkdir(parents=True)
     _synth_clips().write_parquet(stage.CLIPS)
-    stage.run(SimpleNamespace(hardneg=HardnegParams(k=2)), progress=False)
+    stage.run(SimpleNamespace(hardneg=params_of("hardneg", k=2)), progress=False)
     assert pl.read_parquet(stage.HARDNEG).height == 2 * _synth_clips().height
     assert pl.read_parquet(stage.STANDARD).height > 0
     assert json.loads(stage.STATS.read_text())["coverage"] == 1.0

@@ -17,11 +17,11 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 import pytest
+from repo_params import repo_params
 
 from alertclip.eval.groundtruth import GroundTruth, VideoTruth, build_frame_level, vadclip_frame_labels
 from alertclip.eval.metrics import frame_auc_ap
 from alertclip.eval.testsets import load_testset
-from alertclip.params import DatasetParams, EvalParams, EvaluateParams, FramesParams, WeaklyParams
 from alertclip.report.bootstrap import comparison_pairs
 from alertclip.report.figures import select_trace_videos
 from alertclip.report.findings import compare_sentence
@@ -33,11 +33,11 @@ DATASET = "VAGTA-synth"  # eval.datasets.synth.name: the metrics files' block an
 XD_NAME = "XD-like"  # eval.datasets.xd.name
 BACKBONES = {"base": "data/models/backbone", "stage1": "data/models/stage1", "full": "data/models/stage2"}
 ANNOTATIONS = "data/synth/published/annotations/Temporal_Anomaly_Annotation.txt"
-SYNTH = DatasetParams(name=DATASET, format="ucf", ground_truth=ANNOTATIONS)
+SYNTH = repo_params("eval.datasets.synth", name=DATASET, format="ucf", ground_truth=ANNOTATIONS)
 # an external test set (its own videos): zero-shot and MSS only, AP its one headline metric (as XD-Violence's)
-XD = DatasetParams(name=XD_NAME, format="xd", ground_truth="data/xd/annotations.txt", videos="data/xd/videos",
-                   metrics=["ap"])
-SNIPPET_LEN = 16  # params frames.snippet_len (default)
+XD = repo_params("eval.datasets.synth", name=XD_NAME, format="xd", ground_truth="data/xd/annotations.txt",
+                 videos="data/xd/videos", normal_markers=None, prompts=None, metrics=["ap"])
+SNIPPET_LEN = 16  # the fake tree's snippet length (params frames.snippet_len, passed to the report by params())
 # name in the scores -> snippet count; "Other/Unknown_x264" has no ground truth and must be skipped by the traces.
 VIDEOS = {"Abuse/Abuse001_x264": 5, "Fighting/Fighting002_x264": 5, "Normal/Normal_Videos_003_x264": 5,
           "Normal/Normal_Videos_004_x264": 6, "Other/Unknown_x264": 4}
@@ -190,13 +190,15 @@ def make_tree(root: Path, xd: bool = False, retention_extra: bool = False, still
 
 
 def params(xd: bool = False) -> SimpleNamespace:
-    """Real params groups: ``synth`` in every evaluation; with ``xd`` also the XD-like dataset, in MSS and zero-shot."""
+    """Real params groups (params.yaml's, the tree's backbones and datasets in): ``synth`` in every evaluation; with
+    ``xd`` also the XD-like dataset, in MSS and zero-shot."""
     datasets = {"synth": SYNTH, **({"xd": XD} if xd else {})}
     both = ["synth", "xd"] if xd else ["synth"]
-    evaluate = EvaluateParams(mss=both, zeroshot=both, weakly=["synth"], openvocab=["synth"])
-    return SimpleNamespace(eval=EvalParams(backbones=dict(BACKBONES), reference="base", datasets=datasets,
-                                           evaluate=evaluate),
-                           eval_weakly=WeaklyParams(seeds=[0, 1, 2]), frames=FramesParams(snippet_len=SNIPPET_LEN))
+    evaluate = repo_params("eval.evaluate", mss=both, zeroshot=both, weakly=["synth"], openvocab=["synth"])
+    return SimpleNamespace(eval=repo_params("eval", backbones=dict(BACKBONES), reference="base", datasets=datasets,
+                                            evaluate=evaluate),
+                           eval_weakly=repo_params("eval_weakly", seeds=[0, 1, 2]),
+                           frames=repo_params("frames", snippet_len=SNIPPET_LEN))
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from repo_params import repo_params
 from torch import nn
 
 from alertclip import factory
@@ -26,7 +27,15 @@ from alertclip.eval import benchmarks
 from alertclip.eval.benchmarks import check_coco, check_imagenet, coco_retrieval, imagenet_zeroshot, val_transform
 from alertclip.eval.retention import retention
 from alertclip.io import write_json
-from alertclip.params import REAL_INPUTS, CocoDirParams, DataParams, ImageNetDirParams, RealSource, RetentionParams, SourceInputs
+from alertclip.params import (
+    REAL_INPUTS,
+    SYNTH_INPUTS,
+    SYNTHETIC_WORLD,
+    CocoDirParams,
+    DataParams,
+    ImageNetDirParams,
+    RetentionParams,
+)
 from alertclip.stages import eval_retention as stage
 
 # Colour names that no clip-benchmark ImageNet template contains; RGB corners, so opposite colours have cosine -1.
@@ -335,7 +344,8 @@ def _pretrain() -> PretrainSet:
 
 @pytest.fixture
 def staged(tmp_path, monkeypatch, tiny):
-    """The stage with its model and stills replaced: the tiny model, 18 held-out stills; results under tmp_path."""
+    """The stage with its model and stills replaced: the tiny model, 18 held-out stills; results under tmp_path (the
+    stage writes results/ relative to the repository root, the working directory)."""
     model, _, tok = tiny
     calls = []
 
@@ -345,23 +355,22 @@ def staged(tmp_path, monkeypatch, tiny):
 
     monkeypatch.setattr(stage, "open_backbone", fake_open)
     monkeypatch.setattr(stage, "load_pretrain_set", lambda d: _pretrain())
-    monkeypatch.setattr(stage, "RESULTS", tmp_path / "results")
+    monkeypatch.chdir(tmp_path)
     return SimpleNamespace(calls=calls, out=tmp_path / "results" / "eval_retention" / "base" / "metrics.json",
                            model=model, tok=tok)
 
 
-SYNTHETIC = DataParams()
-REAL = DataParams(source="ucf_vagta", world={}, inputs=SourceInputs(**REAL_INPUTS),
-                  sources={"ucf_vagta": RealSource(video_prefix="v", train_annotations="a", test_annotations="b",
-                                                   train_items="c")})
+# params.yaml's data group (its sources) on either kind of source
+SYNTHETIC = repo_params("data", source="synthetic", world={SYNTHETIC_WORLD: {}}, inputs=SYNTH_INPUTS)
+REAL = repo_params("data", source="ucf_vagta", world={}, inputs=REAL_INPUTS)
 
 
 def _params(retention: RetentionParams, data: DataParams = SYNTHETIC) -> SimpleNamespace:
     return SimpleNamespace(eval_retention=retention, data=data)
 
 
-def test_stage_with_both_null_writes_what_it_wrote_before(tmp_path, staged):
-    stage.run(_params(RetentionParams(max_images=10)), variant="base")
+def test_stage_with_both_null_writes_what_it_wrote_before(tmp_path, staged, params_of):
+    stage.run(_params(params_of("eval_retention", max_images=10, imagenet=None, coco=None)), variant="base")
     # the stage as it was before the benchmarks: stills retention only
     data = _pretrain()
     idx = data.indices("heldout")
@@ -372,11 +381,11 @@ def test_stage_with_both_null_writes_what_it_wrote_before(tmp_path, staged):
     assert not {"imagenet", "coco"} & set(json.loads(staged.out.read_text(encoding="utf-8")))
 
 
-def test_stage_adds_both_benchmarks(tmp_path, staged):
-    stage.run(_params(RetentionParams(max_images=10)), variant="base")
+def test_stage_adds_both_benchmarks(tmp_path, staged, params_of):
+    stage.run(_params(params_of("eval_retention", max_images=10, imagenet=None, coco=None)), variant="base")
     plain = json.loads(staged.out.read_text(encoding="utf-8"))
-    r = RetentionParams(max_images=10, imagenet=make_imagenet(tmp_path / "imagenet"), coco=make_coco(tmp_path / "coco"),
-                        batch_size=4)
+    r = params_of("eval_retention", max_images=10, imagenet=make_imagenet(tmp_path / "imagenet"),
+                  coco=make_coco(tmp_path / "coco"), batch_size=4)
     stage.run(_params(r), variant="base")
     out = json.loads(staged.out.read_text(encoding="utf-8"))
     assert {k: v for k, v in out.items() if k not in ("imagenet", "coco")} == plain
@@ -385,15 +394,15 @@ def test_stage_adds_both_benchmarks(tmp_path, staged):
     assert set(out["coco"]) == {"i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5", "n_images", "n_captions"}
 
 
-def test_stage_checks_directories_before_loading_a_model(tmp_path, staged):
+def test_stage_checks_directories_before_loading_a_model(tmp_path, staged, params_of):
     coco = make_coco(tmp_path / "coco")
     imagenet = make_imagenet(tmp_path / "imagenet")
     bad_imagenet = ImageNetDirParams(root=str(tmp_path / "no_such_val"), classnames=imagenet.classnames)
     with pytest.raises(FileNotFoundError, match=r"params.yaml: eval_retention.imagenet.root: .*no_such_val does not exist"):
-        stage.run(_params(RetentionParams(imagenet=bad_imagenet, coco=coco)), variant="base")
+        stage.run(_params(params_of("eval_retention", imagenet=bad_imagenet, coco=coco)), variant="base")
     bad_coco = CocoDirParams(images=coco.images, captions=str(tmp_path / "missing.json"))
     with pytest.raises(FileNotFoundError, match=r"params.yaml: eval_retention.coco.captions: .*missing.json does not exist"):
-        stage.run(_params(RetentionParams(imagenet=imagenet, coco=bad_coco)), variant="base")
+        stage.run(_params(params_of("eval_retention", imagenet=imagenet, coco=bad_coco)), variant="base")
     assert staged.calls == [] and not staged.out.exists()
 
 
@@ -411,15 +420,15 @@ def test_topk_helper_matches_a_manual_count_and_is_only_swapped_during_the_call(
     assert zc.accuracy is shipped
 
 
-def test_real_source_scores_the_benchmarks_only(tmp_path, staged, monkeypatch):
+def test_real_source_scores_the_benchmarks_only(tmp_path, staged, monkeypatch, params_of):
     """A real source has no held-out stills (no data/synth): the benchmarks alone, and without them a clear error
     naming the params, before any model is loaded."""
     monkeypatch.setattr(stage, "load_pretrain_set", lambda d: pytest.fail("a real source read the synthetic stills"))
     with pytest.raises(ValueError, match=r"eval_retention@base: a real source has no held-out stills; set "
                                          r"eval_retention.imagenet and/or eval_retention.coco"):
-        stage.run(_params(RetentionParams(), REAL), variant="base")
+        stage.run(_params(params_of("eval_retention", imagenet=None, coco=None), REAL), variant="base")
     assert staged.calls == []
-    r = RetentionParams(imagenet=make_imagenet(tmp_path / "imagenet"), batch_size=4)
+    r = params_of("eval_retention", imagenet=make_imagenet(tmp_path / "imagenet"), coco=None, batch_size=4)
     stage.run(_params(r, REAL), variant="base")
     out = json.loads(staged.out.read_text(encoding="utf-8"))
     assert set(out) == {"imagenet"} and out["imagenet"]["n_classes"] == 8

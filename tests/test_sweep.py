@@ -15,6 +15,8 @@ import polars as pl
 import pytest
 import torch
 import yaml
+from pydantic import ValidationError
+from repo_params import repo_params
 from sweep_worker import EPOCHS, fake_objective, fake_value
 
 from alertclip.params import SWEPT, SweepParams, SweepRange
@@ -29,8 +31,9 @@ from alertclip.sweep.study import make_study, study_name
 WORKER = Path(__file__).resolve().parent / "sweep_worker.py"
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("trials.parquet", "best.json", "optimization_history.png", "param_importances.png")
-BASE = {"epochs": EPOCHS}
-SNIPPET_LEN = 16  # params frames.snippet_len (default)
+SWEEP = repo_params("sweep")  # params.yaml's sweep group: every config below starts from it
+BASE = repo_params("stage2", epochs=EPOCHS).model_dump()  # the stage-2 params a trial overrides (as tests/sweep_worker.py)
+SNIPPET_LEN = repo_params("frames").snippet_len  # params frames.snippet_len
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -41,8 +44,14 @@ def _one_thread():
 
 
 def _cfg(storage, **kw) -> SweepParams:
-    return SweepParams.model_validate({"n_trials": 6, "storage": str(storage), "epochs": EPOCHS, "n_startup_trials": 3,
-                                       "prune_startup_trials": 2, **kw})
+    """params.yaml's sweep group, sized for the fake objective, at ``storage``, with the overrides ``kw``."""
+    return SweepParams.model_validate({**SWEEP.model_dump(), "n_trials": 6, "storage": str(storage), "epochs": EPOCHS,
+                                       "n_startup_trials": 3, "prune_startup_trials": 2, **kw})
+
+
+def _ranges(**changed) -> dict:
+    """params.yaml's sweep.ranges (every swept key) with the intervals ``changed`` replaced."""
+    return {**SWEEP.model_dump()["ranges"], **changed}
 
 
 def _never(params, report):  # an objective that must not run
@@ -56,7 +65,7 @@ def _finished(study) -> list:
 
 def _load(storage) -> optuna.Study:
     url = str(storage)
-    st = open_storage(SweepParams(storage=url))
+    st = open_storage(_cfg(url))
     (name,) = optuna.get_all_study_names(st)
     return optuna.load_study(study_name=name, storage=st)
 
@@ -68,26 +77,39 @@ def _bytes(out: Path) -> dict[str, bytes]:
 # ------------------------------------------------------------------------------------------------- config
 
 
-def test_config_defaults_and_forms():
-    ranges = dict(SweepParams().searched())
-    assert SweepParams().pruner == "median" and SweepParams().storage == "data/.cache/sweep/journal.log"
+def test_config_values_and_forms(params_of):
+    sweep = params_of("sweep")  # params.yaml's values (there are no defaults in the code)
+    ranges = dict(sweep.searched())
+    assert sweep.pruner == "median" and sweep.storage == "data/.cache/sweep/journal.log"
     assert ranges["lr"].log and ranges["temperature"].log and not ranges["lambda_region"].log
-    cfg = SweepParams.model_validate({"n_trials": 3, "ranges": {"lr": {"low": 1e-4, "high": 1e-2, "log": None},
-                                                                "lambda_hard": {"low": 0.5, "high": 2.0},
-                                                                "temperature": {"low": 0.02, "high": 0.5, "log": False}}})
+    raw = sweep.model_dump()
+    cfg = SweepParams.model_validate({**raw, "n_trials": 3, "ranges": {
+        **raw["ranges"], "lr": {"low": 1e-4, "high": 1e-2, "log": True}, "lambda_hard": {"low": 0.5, "high": 2.0, "log": False},
+        "temperature": {"low": 0.02, "high": 0.5, "log": False}}})
     ranges = dict(cfg.searched())
     assert list(ranges) == list(SWEPT)  # suggestion order
-    assert cfg.n_trials == 3 and ranges["lr"] == SweepRange(low=1e-4, high=1e-2, log=True)  # lr: log-uniform by default
+    assert cfg.n_trials == 3 and ranges["lr"] == SweepRange(low=1e-4, high=1e-2, log=True)
     assert ranges["lambda_hard"] == SweepRange(low=0.5, high=2.0, log=False) and ranges["temperature"].log is False
-    assert ranges["lambda_region"] == SweepRange(low=0.1, high=3.0, log=False)  # not given: default
+    assert ranges["lambda_region"] == SweepRange(**raw["ranges"]["lambda_region"])  # not changed: params.yaml's
+    # leaving a key out is an error naming it: no setting, range or log scale is filled in by the code
+    for key in SweepParams.model_fields:
+        with pytest.raises(ValidationError, match=rf"(?m)^{key}\n  Field required"):
+            SweepParams.model_validate({k: v for k, v in raw.items() if k != key})
+    for key in SWEPT:
+        with pytest.raises(ValueError, match=rf"sweep\.ranges: no interval for \['{key}'\]"):
+            SweepParams.model_validate({**raw, "ranges": {k: v for k, v in raw["ranges"].items() if k != key}})
+        with pytest.raises(ValidationError, match=rf"ranges\.{key}\.log\n  Field required"):
+            SweepParams.model_validate({**raw, "ranges": _ranges(**{key: {"low": 0.02, "high": 0.1}})})
+        with pytest.raises(ValidationError, match=rf"ranges\.{key}\.log\n  Input should be a valid boolean"):
+            SweepParams.model_validate({**raw, "ranges": _ranges(**{key: {"low": 0.02, "high": 0.1, "log": None}})})
     with pytest.raises(ValueError, match="n_trial"):
-        SweepParams.model_validate({"n_trial": 3})
+        SweepParams.model_validate({**raw, "n_trial": 3})
     with pytest.raises(ValueError, match="pruner"):
-        SweepParams(pruner="asha")
+        params_of("sweep", pruner="asha")
     with pytest.raises(ValueError, match="n_trials"):
-        SweepParams(n_trials=0)
+        params_of("sweep", n_trials=0)
     with pytest.raises(ValueError, match="grace_s"):
-        SweepParams(heartbeat_s=60, grace_s=60)
+        params_of("sweep", heartbeat_s=60, grace_s=60)
 
 
 @pytest.mark.parametrize("key, value, why", [
@@ -102,9 +124,11 @@ def test_config_defaults_and_forms():
     ("lr", {"low": 1e-5, "high": 1e-3, "log": False}, "log-uniformly"),
     ("lr", {"low": 1e-5, "high": float("nan"), "log": True}, "finite"),
 ])
-def test_bad_range_names_its_key(key, value, why):
+def test_bad_range_names_its_key(params_of, key, value, why):
+    raw = params_of("sweep").model_dump()
+    bad = {"log": raw["ranges"][key]["log"], **value}  # log not given: params.yaml's scale for the key
     with pytest.raises(ValueError, match=rf"sweep\.ranges\.{key}: .*{why}"):
-        SweepParams.model_validate({"ranges": {key: value}})
+        SweepParams.model_validate({**raw, "ranges": {**raw["ranges"], key: bad}})
 
 
 @pytest.mark.parametrize("key, value, why", [
@@ -150,7 +174,7 @@ def test_bad_storage_fails_before_training(tmp_path, case):
 
 def test_bad_base_params_fail_before_storage(tmp_path):
     with pytest.raises(ValueError, match="batch_size"):
-        run_sweep(_cfg(tmp_path / "j.log"), {"epochs": 1, "batch_size": 1}, _never, out_dir=tmp_path / "out")
+        run_sweep(_cfg(tmp_path / "j.log"), {**BASE, "epochs": 1, "batch_size": 1}, _never, out_dir=tmp_path / "out")
     assert not (tmp_path / "j.log").exists()
 
 
@@ -249,16 +273,16 @@ def test_rerun_extends_or_reuses_and_outputs_depend_on_params_only(tmp_path):
     run_sweep(_cfg(store, n_trials=4), BASE, _never, out_dir=tmp_path / "four_from_six")  # first 4 trials only
     assert _bytes(tmp_path / "four_from_six") == _bytes(tmp_path / "four")
     # another range is another study in the same storage
-    run_sweep(_cfg(store, n_trials=2, ranges={"lr": {"low": 1e-4, "high": 1e-2}}), BASE, counting, out_dir=tmp_path / "other")
-    assert len(calls) == 8 and len(optuna.get_all_study_names(open_storage(SweepParams(storage=str(store))))) == 2
+    other = _ranges(lr={"low": 1e-4, "high": 1e-2, "log": True})
+    run_sweep(_cfg(store, n_trials=2, ranges=other), BASE, counting, out_dir=tmp_path / "other")
+    assert len(calls) == 8 and len(optuna.get_all_study_names(open_storage(_cfg(store)))) == 2
 
 
 @pytest.mark.parametrize("crash, storage", [("kill", "journal"), ("raise", "sqlite")])
 def test_resume_after_a_dead_worker(tmp_path, crash, storage):
     url = str(tmp_path / "journal.log") if storage == "journal" else f"sqlite:///{tmp_path / 'sweep.db'}"
     n = 5
-    spec = {"sweep": {"n_trials": n, "storage": url, "epochs": EPOCHS, "n_startup_trials": 3,
-                      "prune_startup_trials": 2},
+    spec = {"sweep": _cfg(url, n_trials=n).model_dump(mode="json"),  # every key: the worker fills in nothing
             "out": str(tmp_path / "out"), "calls": str(tmp_path / "calls.jsonl"), "crash": crash, "crash_call": 3}
 
     def worker(spec: dict) -> subprocess.CompletedProcess:
@@ -308,7 +332,7 @@ def test_several_workers_heartbeat_fails_and_retries_stale_trial(tmp_path):
     cfg = _cfg(url, n_trials=3, single_worker=False, heartbeat_s=1, grace_s=2, max_retry=1)
     storage = open_storage(cfg)
     assert storage.get_heartbeat_interval() == 1
-    study = make_study(cfg, study_name(cfg, BASE), EPOCHS, storage)
+    study = make_study(cfg, study_name(cfg, sweep._tune_base(BASE, cfg)), EPOCHS, storage)  # as run_sweep names it
     space = {k: optuna.distributions.FloatDistribution(r.low, r.high, log=r.log) for k, r in cfg.searched()}
     dead = study.ask(space)
     storage.record_heartbeat(dead._trial_id)  # a worker that started a trial and died
@@ -324,7 +348,7 @@ def test_several_workers_heartbeat_fails_and_retries_stale_trial(tmp_path):
 # ------------------------------------------------------------------------------------------------- the real objective
 
 
-def test_tune_objective_glue(tmp_path, monkeypatch):
+def test_tune_objective_glue(tmp_path, monkeypatch, params_of):
     import alertclip.tune.run as tune_mod
     from alertclip.train.loop import NonFiniteLossError, TrainResult
 
@@ -342,8 +366,9 @@ def test_tune_objective_glue(tmp_path, monkeypatch):
         return None, TrainResult(cfg.epochs, cfg.epochs, False), {}
 
     monkeypatch.setattr(tune_mod, "tune", fake_tune)
-    base = {"epochs": 2, "batch_size": 4, "use_sweep": True, "lambda_region": 1.0}  # a stage-2 switch is dropped
-    objective = sweep.tune_objective(sweep._tune_base(base, SweepParams()), snippet_len=SNIPPET_LEN)
+    base = {**params_of("stage2").model_dump(), "epochs": 2, "batch_size": 4, "use_sweep": True,
+            "lambda_region": 1.0}  # a stage-2 switch (use_sweep) is dropped
+    objective = sweep.tune_objective(sweep._tune_base(base, params_of("sweep", epochs=2)), snippet_len=SNIPPET_LEN)
     reports = []
     value = objective({"lambda_region": 2.0, "lambda_hard": 0.5, "temperature": 0.05, "lr": 1e-4},
                       lambda e, v: reports.append((e, v)))
@@ -363,13 +388,13 @@ def test_tune_objective_glue(tmp_path, monkeypatch):
         objective({"lambda_region": 1.0, "lambda_hard": 1.0, "temperature": 0.05, "lr": 1e-4}, lambda e, v: None)
 
 
-def test_real_stage2_sweep(tmp_path):
+def test_real_stage2_sweep(tmp_path, params_of):
     """Two one-epoch stage-2 trials on the tiny fake curated set of test_tune (init=base: no stage-1 needed)."""
     from test_tune import CFG, _world
 
     paths = _world(tmp_path / "world")
-    base = {**CFG, "epochs": 1, "init": "base", "use_sweep": False}
-    cfg = SweepParams.model_validate({"n_trials": 2, "storage": str(tmp_path / "j.log"), "n_startup_trials": 2, "epochs": None})
+    base = {**params_of("stage2").model_dump(), **CFG, "epochs": 1, "init": "base", "use_sweep": False}
+    cfg = params_of("sweep", n_trials=2, storage=str(tmp_path / "j.log"), n_startup_trials=2, epochs=None)
     best = run_sweep(cfg, base, out_dir=tmp_path / "out", paths=paths, snippet_len=SNIPPET_LEN)
     assert best["n_complete"] == 2 and math.isfinite(best["value"])
     table = pl.read_parquet(tmp_path / "out" / "trials.parquet")

@@ -30,7 +30,7 @@ import engines_postgres as pgh
 import optuna
 import pytest
 from engines_postgres import PASSWORD, postgres_server, unavailable_reason
-from test_sweep import BASE, EPOCHS, REPO, _cfg, _never, fake_objective, fake_value
+from test_sweep import BASE, EPOCHS, REPO, _cfg, _never, _ranges, fake_objective, fake_value
 
 from alertclip.params import SweepParams
 from alertclip.sweep.run import run_sweep
@@ -130,10 +130,10 @@ def _check_values(trial) -> None:
 # ------------------------------------------------------------------------------------------------- storage
 
 
-def test_workers_opening_a_fresh_database_together(db):
+def test_workers_opening_a_fresh_database_together(db, params_of):
     """Workers started at the same moment race to create Optuna's tables (PostgreSQL: 'duplicate key value violates
     unique constraint "pg_type_typname_nsp_index"' for all but one of them without open_storage's retry)."""
-    cfg = SweepParams(storage=db, heartbeat_s=1, grace_s=2)
+    cfg = params_of("sweep", storage=db, heartbeat_s=1, grace_s=2)
     barrier, errors, storages = threading.Barrier(4), [], []
 
     def worker():
@@ -287,7 +287,7 @@ def _get(url: str, timeout: float = 10) -> tuple[str, bytes]:
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the study.ask() of the FAIL trial
 def test_dashboard_serves_the_study(db, tmp_path):
     run_sweep(_cfg(db, n_trials=4), BASE, fake_objective, out_dir=tmp_path / "out")
-    other = _cfg(db, n_trials=2, ranges={"lr": {"low": 1e-4, "high": 1e-2}})  # another study in the same database
+    other = _cfg(db, n_trials=2, ranges=_ranges(lr={"low": 1e-4, "high": 1e-2, "log": True}))  # another study, same db
     run_sweep(other, BASE, fake_objective, out_dir=tmp_path / "other")
     names = optuna.get_all_study_names(db)
     failed = optuna.load_study(study_name=names[0], storage=db)

@@ -13,6 +13,7 @@ import ffmpeg
 import numpy as np
 import polars as pl
 import pytest
+from repo_params import repo_params
 
 from alertclip.data.frames import FrameSettings
 from alertclip.eval.groundtruth import GroundTruth, GroundTruthError, VideoTruth
@@ -55,8 +56,11 @@ def _media(frames_dir: Path, rows: list[tuple]) -> Path:
     return frames_dir
 
 
-def _ds(gt: Path | str, videos: str = "data/frames", **kw) -> DatasetParams:
-    return DatasetParams(name="UCF-toy", format="ucf", ground_truth=str(gt), videos=videos, **kw)
+def _ds(gt: Path | str, videos: str = "data/frames", normal_markers: list[str] | None = None, **kw) -> DatasetParams:
+    """A UCF-format dataset entry: params.yaml's eval.datasets.synth with the toy's name, ground truth and videos;
+    ``normal_markers`` None is the format's rule."""
+    return repo_params("eval.datasets.synth", name="UCF-toy", format="ucf", ground_truth=str(gt), videos=videos,
+                       normal_markers=normal_markers, **kw)
 
 
 def _render(path: Path, fps: int, seconds: float, size: tuple[int, int] = (40, 30)) -> Path:
@@ -112,13 +116,16 @@ def test_test_video_without_line_or_normal_marker_names_the_video_and_the_file(i
     assert not (in_tmp / TESTSETS_DIR / "toy" / "truth.json").exists()
 
 
-def test_normal_markers_are_the_datasets_own(tmp_path):
+def test_normal_markers_are_the_datasets_own(tmp_path, params_of):
     gt = _ucf(tmp_path / "gt.txt", "Fighting001_x264.mp4  Fighting  30  60  -1  -1")
     quiet = "Videos/Street/Quiet_street_01.mp4"
     videos = {FIGHT: (100, 25.0), quiet: (80, 25.0)}
     # the format's rule (UCF: "Normal") does not cover the dataset's naming ...
-    default = _ds(gt)
+    default = _ds(gt, normal_markers=None)
     assert normal_markers(default) == ("Normal",)
+    # null is said, never assumed: an entry without the key fails naming it
+    with pytest.raises(ValueError, match=r"normal_markers\n +Field required"):
+        DatasetParams.model_validate({k: v for k, v in default.model_dump().items() if k != "normal_markers"})
     with pytest.raises(GroundTruthMismatch, match=r"Quiet_street_01\.mp4.*eval\.datasets\.toy\.normal_markers"):
         check_testset("toy", default, read_dataset_truth("toy", default), videos, "vids", 25)
     # ... its own markers do: the unlisted video is normal (no spans), listed as such in the checked truth
@@ -129,7 +136,8 @@ def test_normal_markers_are_the_datasets_own(tmp_path):
     # they replace the format's rule rather than add to it
     with pytest.raises(GroundTruthMismatch, match="Normal_Videos_001"):
         check_testset("toy", custom, read_dataset_truth("toy", custom), {**videos, NORMAL: (50, 25.0)}, "vids", 25)
-    assert normal_markers(DatasetParams(name="XD", format="xd", ground_truth="a.txt")) == ("label_A",)
+    xd = params_of("eval.datasets.synth", name="XD", format="xd", ground_truth="a.txt", normal_markers=None)
+    assert normal_markers(xd) == ("label_A",)
 
 
 def test_span_past_the_videos_end_names_line_video_and_frame_count(in_tmp):
@@ -341,10 +349,10 @@ def test_load_testset_before_the_stage_ran_names_the_stage(tmp_path):
         load_testset("toy", _ds("gt.txt"), root=tmp_path)
 
 
-def test_ubnormal_markers_are_prefixes_of_the_base_name():
+def test_ubnormal_markers_are_prefixes_of_the_base_name(params_of):
     """Every abnormal UBnormal name holds ``normal_`` (``abnormal_scene_...``): as a substring, every unlisted abnormal
     video would pass as normal."""
-    ds = DatasetParams(name="UBnormal", format="ubnormal", ground_truth="names.txt")
+    ds = params_of("eval.datasets.synth", name="UBnormal", format="ubnormal", ground_truth="names.txt", normal_markers=None)
     truth = GroundTruth({"abnormal_scene_1_scenario_1": VideoTruth("abnormal_scene_1_scenario_1", "Abnormal", ((3, 9),),
                                                                    "names.txt:1")}, source="names.txt")
     listed, normal = "Scene1/abnormal_scene_1_scenario_1.mp4", "Scene1/normal_scene_1_scenario_2.mp4"

@@ -9,25 +9,27 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+import yaml
 
 from alertclip import factory
 from alertclip.factory import CHECKPOINT_FILE, images_to_tensor
 from alertclip.losses import alert_clip_losses, hard_negative_loss, region_infonce, symmetric_infonce
-from alertclip.params import ParamsError, PromptParams, Stage1Params, Stage2Params, parse_params
+from alertclip.params import ParamsError, parse_params
 from alertclip.train.distributed import DistContext, shard_slice
 from alertclip.tune.batches import BalancedBatches, BatchEncoder, batch_losses, make_batch
 from alertclip.tune.checkpoints import TEMPORAL_FILE, build_model, config_digest, load_tuned
 from alertclip.tune.data import TunePaths, load_clip_set, val_videos
 from alertclip.tune.run import run_stage, tune
 from alertclip.tune.settings import as_stage2, loop_config, stage_of
-from alertclip.tune.validation import VAL_STATE, _ValidatedBatches, prompt_vectors, val_auc, zero_shot_clip_scores
+from alertclip.tune.validation import VAL_STATE, BestEpoch, prompt_vectors, val_auc, zero_shot_clip_scores
+from repo_params import PARAMS_YAML, repo_params
 
 T = 4
-SNIPPET_LEN = 16  # params frames.snippet_len (default)
+SNIPPET_LEN = 16  # as params.yaml's frames.snippet_len; the fake world below cuts its snippets for 16
 CFG = dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, checkpoint_every=0, val_fraction=0.3, temporal_layers=1,
            temporal_heads=2, k_negatives=3)
-PROMPTS = PromptParams(template="a video where {}", normal=["the scene is calm", "someone talks"],
-                       abnormal=["a fight breaks out", "someone falls"])
+PROMPTS = repo_params("eval.prompts", template="a video where {}", normal=["the scene is calm", "someone talks"],
+                      abnormal=["a fight breaks out", "someone falls"])
 
 
 def _world(root: Path) -> TunePaths:
@@ -77,27 +79,27 @@ def world(tmp_path_factory) -> TunePaths:
 
 
 @pytest.fixture(scope="module")
-def staged(world):
+def staged(world, params_of):
     torch.set_num_threads(2)
     out = world.clips.parent / "out"
     # seed 0: the validation videos v00, v04 are both abnormal, so the selection falls back to the val loss
-    m1 = run_stage(Stage1Params(**CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS,
+    m1 = run_stage(params_of("stage1", **CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS,
                    snippet_len=SNIPPET_LEN)
-    m2 = run_stage(Stage2Params(**CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS,
+    m2 = run_stage(params_of("stage2", **CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS,
                    snippet_len=SNIPPET_LEN)
     return out, m1, m2
 
 
-def test_config_rejects_unknown_and_bad_values():
+def test_config_rejects_unknown_and_bad_values(params_of):
     with pytest.raises(ValueError, match="bogus"):
-        Stage2Params.model_validate({"epochs": 1, "bogus": 2})
+        params_of("stage2", epochs=1, bogus=2)
     with pytest.raises(ValueError, match="negatives"):
-        Stage2Params(negatives="easy")
+        params_of("stage2", negatives="easy")
     with pytest.raises(ValueError, match="lambda_hard"):
-        Stage1Params(lambda_hard=1.0)  # stage 1 trains the global loss only: no lambdas to set
-    as2 = as_stage2(Stage1Params(**CFG))
+        params_of("stage1", lambda_hard=1.0)  # stage 1 trains the global loss only: no lambdas to set
+    as2 = as_stage2(params_of("stage1", **CFG))
     assert (as2.lambda_region, as2.lambda_hard, as2.init, as2.epochs) == (0.0, 0.0, "base", CFG["epochs"])
-    assert stage_of(Stage1Params()) == "stage1" and stage_of(as2) == "stage2"
+    assert stage_of(params_of("stage1")) == "stage1" and stage_of(as2) == "stage2"
 
 
 def test_stages_write_outputs_and_finite_losses(staged):
@@ -137,9 +139,9 @@ def test_checkpoint_loads_with_plain_open_clip(staged, world):
     assert torch.isfinite(v).all()
 
 
-def test_stage1_is_deterministic(staged, world, tmp_path):
+def test_stage1_is_deterministic(staged, world, tmp_path, params_of):
     out, _, _ = staged
-    run_stage(Stage1Params(**CFG), False, world, tmp_path / "models", tmp_path / "results", tmp_path / "cache", prompts=PROMPTS,
+    run_stage(params_of("stage1", **CFG), False, world, tmp_path / "models", tmp_path / "results", tmp_path / "cache", prompts=PROMPTS,
               snippet_len=SNIPPET_LEN)
     a = torch.load(out / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
@@ -166,9 +168,9 @@ def test_short_clip_padded_and_masked(world):
     assert data.mask[data.keys.index("c04")].all()
 
 
-def test_batch_without_regions_and_negative_padding(world, caplog):
+def test_batch_without_regions_and_negative_padding(world, caplog, params_of):
     data = load_clip_set(world)
-    model, tok = build_model(Stage2Params(**CFG), world.backbone)
+    model, tok = build_model(params_of("stage2", **CFG), world.backbone)
     tokens = tok(data.texts)
     no_region = [data.keys.index(k) for k in ("c00", "c05", "c06")]  # no boxes / no region caption
     assert np.isnan(data.boxes[no_region]).all()
@@ -194,8 +196,8 @@ def test_standard_negatives_use_standard_table(world):
     assert [hard.texts[j] for j in hard.neg_index[i]][0] == "the person 2 does not 0"
 
 
-def test_init_base_vs_stage1(staged, world):
-    cfg = Stage2Params(**{**CFG, "epochs": 1})
+def test_init_base_vs_stage1(staged, world, params_of):
+    cfg = params_of("stage2", **{**CFG, "epochs": 1})
     _, _, _ = staged
     starts = {}
     for init in ("stage1", "base"):
@@ -211,11 +213,11 @@ def test_init_base_vs_stage1(staged, world):
     assert metrics["init"] == "base" and not result.interrupted
 
 
-def test_grad_checkpointing_same_gradients_and_really_recomputes(world, monkeypatch):
+def test_grad_checkpointing_same_gradients_and_really_recomputes(world, monkeypatch, params_of):
     import open_clip.transformer as oct
 
     data = load_clip_set(world)
-    cfg = Stage2Params(**CFG)
+    cfg = params_of("stage2", **CFG)
     idx = np.array([1, 2, 4, 7])
 
     def grads(checkpointing: bool) -> dict[str, torch.Tensor]:
@@ -242,20 +244,20 @@ def test_grad_checkpointing_same_gradients_and_really_recomputes(world, monkeypa
         torch.testing.assert_close(ckpt[name], plain[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_precision_switch_validated():
-    assert loop_config(Stage2Params(**{**CFG, "precision": "bf16"}), None, "x").precision == "bf16"
+def test_precision_switch_validated(params_of):
+    assert loop_config(params_of("stage2", **{**CFG, "precision": "bf16"}), None, "x").precision == "bf16"
     with pytest.raises(ValueError, match="precision"):
-        Stage2Params(**{**CFG, "precision": "fp16"})
+        params_of("stage2", **{**CFG, "precision": "fp16"})
 
 
 # ------------------------------------------------------------------------------------------ duplicate captions
 
 
-def test_clip_set_labels_and_caption_ids_reach_the_losses(world):
+def test_clip_set_labels_and_caption_ids_reach_the_losses(world, params_of):
     data = load_clip_set(world)
     assert data.abnormal.dtype == bool and data.abnormal.tolist() == [not int(k[1:]) % 2 for k in data.keys]
     assert data.subset(np.array([1, 2])).abnormal.tolist() == [False, True]
-    model, tok = build_model(Stage2Params(**CFG), world.backbone)
+    model, tok = build_model(params_of("stage2", **CFG), world.backbone)
     tokens = tok(data.texts)
     idx = np.array([1, 2, 4, 2])  # clip 2 twice: the same caption twice in one batch
     batch = make_batch(data, idx, model, tokens)
@@ -341,32 +343,39 @@ def test_balanced_batches_shards_hold_both_classes():
     assert len(orders) > 1  # the class order inside a batch is shuffled too
 
 
-def test_balanced_batches_errors_and_params():
+def test_balanced_batches_errors_and_params(params_of):
     with pytest.raises(ValueError, match="need >= 2 abnormal and >= 2 normal training clips; got 1 abnormal"):
         BalancedBatches(_labels(1, 10), 4, 0, lambda i: i)
     with pytest.raises(ValueError, match="even batch_size"):
         BalancedBatches(_labels(5, 5), 3, 0, lambda i: i)
     with pytest.raises(ValueError, match="balanced batches need an even batch_size"):
-        Stage2Params(**{**CFG, "batch_size": 5})
-    assert Stage2Params(**{**CFG, "batch_size": 5, "batching": "random"}).batch_size == 5
+        params_of("stage2", **{**CFG, "batch_size": 5})
+    assert params_of("stage2", **{**CFG, "batch_size": 5, "batching": "random"}).batch_size == 5
     with pytest.raises(ValueError, match="batching"):
-        Stage2Params(**{**CFG, "batching": "stratified"})
+        params_of("stage2", **{**CFG, "batching": "stratified"})
     with pytest.raises(ValueError, match="select_on"):
-        Stage2Params(**{**CFG, "select_on": "val_ap"})
-    raw = {"data": {}, "synthesize": {"sizes": {"default": {"n_train": 10, "n_test": 10, "min_seconds": 4,
-                                                           "max_seconds": 8}}},
-           "stage1": {"batch_size": 7}}
+        params_of("stage2", **{**CFG, "select_on": "val_ap"})
+    raw = yaml.safe_load(PARAMS_YAML.read_text(encoding="utf-8"))
+    assert raw["stage1"]["batching"] in ("balanced", "pairs")
+    raw["stage1"]["batch_size"] = 7
     with pytest.raises(ParamsError, match=r"stage1\.batching: .*even batch_size"):
         parse_params(raw)
     raw["stage1"]["batching"] = "random"
     p = parse_params(raw)
-    assert (p.stage1.batching, p.stage2.batching, p.stage2.select_on) == ("random", "pairs", "val_auc")
+    assert (p.stage1.batching, p.stage2.batching, p.stage2.select_on) == (
+        "random", raw["stage2"]["batching"], raw["stage2"]["select_on"])
+    # no value in the code: a batching or select_on left out is an error naming the key (not a silent default)
+    for key in ("batching", "select_on"):
+        del raw["stage2"][key]
+        with pytest.raises(ParamsError, match=rf"stage2\.{key}: Field required"):
+            parse_params(raw)
+        raw["stage2"][key] = getattr(p.stage2, key)
 
 
-def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog):
+def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog, params_of):
     from alertclip.tune import run as tune_mod
 
-    cfg = Stage1Params(**{**CFG, "epochs": 1})
+    cfg = params_of("stage1", **{**CFG, "epochs": 1})
     data = load_clip_set(world)
     seen = []
     real = tune_mod.make_batch
@@ -392,23 +401,22 @@ def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog):
 # ------------------------------------------------------------------------------------------ epoch selection
 
 
-class _FakeBatches:
-    steps_per_epoch, batch_size = 1, 2
-
-    def epoch(self, epoch: int, start: int = 0):
-        yield from ([epoch] if start == 0 else [])
+def _run_epoch(kept: BestEpoch, epoch: int) -> None:
+    """The train loop's callback calls around one whole epoch (alertclip.train.loop.train)."""
+    kept.epoch_start(epoch, 0)
+    kept.epoch_end(epoch)
 
 
 def _select(vals: list[dict | None], select_on: str, state_path=None):
-    """Run _ValidatedBatches over len(vals) epochs; the model's weight holds the epoch number when validated."""
+    """Run BestEpoch over len(vals) epochs; the model's weight holds the epoch number when validated."""
     model = torch.nn.Linear(1, 1, bias=False)
     it = iter(vals)
-    batches = _ValidatedBatches(_FakeBatches(), lambda: next(it), model, state_path, select_on=select_on)
+    kept = BestEpoch(lambda: next(it), model, state_path, select_on=select_on)
     for e in range(len(vals)):
         with torch.no_grad():
             model.weight.fill_(float(e))
-        list(batches.epoch(e))
-    return batches
+        _run_epoch(kept, e)
+    return kept
 
 
 V = [{"total": 3.0, "auc": 0.55}, {"total": 2.0, "auc": 0.70}, {"total": 1.5, "auc": 0.70}, {"total": 1.0, "auc": 0.60}]
@@ -433,27 +441,27 @@ def test_selection_state_survives_resume(tmp_path):
     assert path.exists() and first.best.epoch == 1
     model = torch.nn.Linear(1, 1, bias=False)
     later = iter(V[2:])
-    resumed = _ValidatedBatches(_FakeBatches(), lambda: next(later), model, path, select_on="val_auc")
+    resumed = BestEpoch(lambda: next(later), model, path, select_on="val_auc")
     assert (resumed.best.epoch, resumed.best.auc, resumed.best.total) == (1, 0.70, 2.0)
     for e in (2, 3):
         with torch.no_grad():
             model.weight.fill_(float(e))
-        list(resumed.epoch(e))
+        _run_epoch(resumed, e)
     assert resumed.best.epoch == 2 and float(resumed.best.state["weight"]) == 2.0
 
 
-def test_val_prompts_and_digest():
+def test_val_prompts_and_digest(params_of):
     assert PROMPTS.texts("abnormal") == ["a video where a fight breaks out", "a video where someone falls"]
     with pytest.raises(ValueError, match="slot"):
-        PromptParams(template="no slot")
-    cfg = Stage1Params()
+        params_of("eval.prompts", template="no slot")
+    cfg = params_of("stage1")
     assert config_digest(cfg, []) != config_digest(cfg, [], PROMPTS)  # prompts pick the epoch
     assert config_digest(cfg, []) != config_digest(as_stage2(cfg), [])  # the stage is part of the key
 
 
-def test_zero_shot_scores_mean_over_real_frames_and_auc(world):
+def test_zero_shot_scores_mean_over_real_frames_and_auc(world, params_of):
     data = load_clip_set(world)
-    model, tok = build_model(Stage2Params(**CFG), world.backbone)
+    model, tok = build_model(params_of("stage2", **CFG), world.backbone)
     prompts = PROMPTS
     t_a, t_n = prompt_vectors(model, tok, prompts)
     assert np.linalg.norm(t_a) == pytest.approx(1.0) and np.linalg.norm(t_n) == pytest.approx(1.0)
@@ -473,13 +481,13 @@ def test_zero_shot_scores_mean_over_real_frames_and_auc(world):
         val_auc(model, data.subset(np.flatnonzero(data.abnormal)), tok, prompts, 4)
 
 
-def test_stage_metrics_record_selection(staged, world, tmp_path, caplog):
+def test_stage_metrics_record_selection(staged, world, tmp_path, caplog, params_of):
     _, m1, m2 = staged
     for m in (m1, m2):  # seed 0: both validation clips are abnormal -> the val loss decides, recorded
         assert m["selected_on"] == "val_loss" and "2 abnormal and 0 normal" in m["select_fallback"]
         assert m["best_val_auc"] is None and m["best_val_total"] == min(r["total"] for r in m["val"])
         assert all("auc" not in r for r in m["val"])
-    cfg = Stage1Params(**{**CFG, "seed": 1})  # validation v04 (abnormal), v07, v09 (normal)
+    cfg = params_of("stage1", **{**CFG, "seed": 1})  # validation v04 (abnormal), v07, v09 (normal)
     with caplog.at_level("WARNING", logger="alertclip.tune"):
         m = run_stage(cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS, snippet_len=SNIPPET_LEN)
     assert "select_on=val_auc" not in caplog.text
@@ -489,10 +497,10 @@ def test_stage_metrics_record_selection(staged, world, tmp_path, caplog):
     assert m["best_epoch"] == best["epoch"] and m["best_val_auc"] == best["auc"] and m["best_val_total"] == best["total"]
 
 
-def test_selection_on_the_validation_videos_snippets(world, tmp_path):
+def test_selection_on_the_validation_videos_snippets(world, tmp_path, params_of):
     from alertclip.heldout import load_snippet_set, snippet_auc
 
-    cfg = Stage1Params(**{**CFG, "seed": 1, "select_on": "val_video_auc"})  # validation v04 (abnormal), v07, v09 (normal)
+    cfg = params_of("stage1", **{**CFG, "seed": 1, "select_on": "val_video_auc"})  # validation v04 (abnormal), v07, v09 (normal)
     m = run_stage(cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS, snippet_len=SNIPPET_LEN)
     assert m["selected_on"] == "val_video_auc" and "select_fallback" not in m
     assert all(0.0 <= r["auc"] <= 1.0 and 0.0 <= r["clip_auc"] <= 1.0 for r in m["val"])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from repo_params import repo_params
 
 import alertclip.factory as factory
 from alertclip.eval.vadclip import (
@@ -36,7 +37,7 @@ from alertclip.params import VadClipParams
 
 D = 128
 CLASSES = ["normal", "fighting", "explosion", "theft"]
-SMALL = VadClipParams(visual_length=16, batch_per_class=4, epochs=1, iters_per_epoch=2, lr=1e-3)
+SMALL = repo_params("eval_weakly.vadclip", visual_length=16, batch_per_class=4, epochs=1, iters_per_epoch=2, lr=1e-3)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -84,18 +85,25 @@ def _world(seed: int, n_normal: int, n_per_class: int, t_range=(20, 41), shift=5
 # Config and length handling
 
 
-def test_config_defaults_are_vadclip_ucf_where_not_scaled_and_overridable():
-    cfg = VadClipParams()
+def test_config_is_vadclip_ucf_where_not_scaled_and_overridable(params_of):
+    """params.yaml's eval_weakly.vadclip (the only source of values: the model has no defaults)."""
+    cfg = params_of("eval_weakly.vadclip")
     assert (cfg.visual_length, cfg.layers, cfg.heads, cfg.window) == (64, 2, 1, 8)  # visual_length scaled (VadCLIP 256)
     assert (cfg.sim_threshold, cfg.prompt_prefix, cfg.prompt_postfix) == (0.7, 10, 10)
-    assert (cfg.lr, cfg.weight_decay, cfg.lr_gamma, tuple(cfg.milestones)) == (2e-4, 0.01, 0.1, (4, 8))
-    assert (cfg.epochs, cfg.batch_per_class, cfg.iters_per_epoch, cfg.mask_padding) == (10, 16, 0, False)
+    assert (cfg.lr, cfg.weight_decay, cfg.lr_gamma, tuple(cfg.milestones)) == (2e-4, 0.01, 0.1, (6, 12))
+    assert (cfg.epochs, cfg.batch_per_class, cfg.iters_per_epoch, cfg.mask_padding) == (15, 16, 0, False)
+    assert (cfg.temperature, cfg.topk_div, cfg.gcn_dim, cfg.eval_every, cfg.reload_best_each_epoch) == \
+        (0.07, 16, None, 0, True)
     assert sep_weight(cfg, 14) == pytest.approx(0.1 / 13)
     with pytest.raises(Exception):
         cfg.lr = 1.0  # frozen
-    assert VadClipParams(visual_length=32, batch_per_class=8).visual_length == 32
+    assert params_of("eval_weakly.vadclip", visual_length=32, batch_per_class=8).visual_length == 32
     with pytest.raises(ValueError, match="visual_length"):
-        VadClipParams(visual_length=4)
+        params_of("eval_weakly.vadclip", visual_length=4)
+    # no setting falls back on a value in the code: leaving one out is an error naming it
+    for key in ("visual_length", "sep_per_class", "mask_padding"):
+        with pytest.raises(ValueError, match=rf"{key}\n +Field required"):
+            VadClipParams.model_validate({k: v for k, v in cfg.model_dump().items() if k != key})
 
 
 def test_process_feat_pad_equal_and_mean_pool():
@@ -166,7 +174,7 @@ def test_similarity_adjacency_hand():
 
 def _head(tiny, **kw) -> VadClipHead:
     clip, tok = tiny
-    cfg = VadClipParams(**{**dict(visual_length=16, window=4), **kw})
+    cfg = repo_params("eval_weakly.vadclip", **{**dict(visual_length=16, window=4), **kw})
     return make_head(CLASSES, clip, tok, D, cfg, seed=0)
 
 
@@ -207,7 +215,7 @@ def test_forward_visual_prompt_uses_raw_logits(tiny):
         v = F.normalize(torch.einsum("bl,bld->bd", l1, xv), dim=-1)[:, None]
         t = text[None] + v
         t = t + head.ffn_text(t)
-        want = F.normalize(xv, dim=-1) @ F.normalize(t, dim=-1).transpose(1, 2) / 0.07
+        want = F.normalize(xv, dim=-1) @ F.normalize(t, dim=-1).transpose(1, 2) / head.cfg.temperature
     assert torch.allclose(l2, want, atol=1e-4)
 
 
@@ -263,19 +271,22 @@ def test_roc_auc_hand():
 # Text prompts and the frozen CLIP
 
 
-def test_prompt_layout_matches_open_clip_encode_text(tiny):
+def test_prompt_layout_matches_open_clip_encode_text(tiny, params_of):
     clip, tok = tiny
     names = ["normal", "road accidents", "shoplifting"]
-    head = make_head(names, clip, tok, D, VadClipParams(visual_length=8), seed=0)
+    cfg = params_of("eval_weakly.vadclip", visual_length=8)
+    head = make_head(names, clip, tok, D, cfg, seed=0)
     pr = head.prompts
     raw = tok(names)
     tokens = torch.zeros_like(pr.layout)
+    # [SOT, P1..P_pre, name at 1+pre..pre+n, P1..P_post, EOT at 1+pre+n+post, padding]; params.yaml: pre = post = 10
+    name_at, gap = 1 + cfg.prompt_prefix, cfg.prompt_postfix
     for i, row in enumerate(raw):
         end = int(row.argmax())
         n = end - 1
-        assert int(pr.eot_pos[i]) == 21 + n  # [SOT, P1..P10, name at 11..10+n, P.., EOT at 21+n, P..]
-        assert torch.equal(pr.layout[i, 11:11 + n], row[1:end]) and pr.is_token[i].sum() == n + 2
-        tokens[i, 0], tokens[i, 11:11 + n], tokens[i, 21 + n] = row[0], row[1:end], row[end]
+        assert int(pr.eot_pos[i]) == name_at + n + gap
+        assert torch.equal(pr.layout[i, name_at:name_at + n], row[1:end]) and pr.is_token[i].sum() == n + 2
+        tokens[i, 0], tokens[i, name_at:name_at + n], tokens[i, name_at + n + gap] = row[0], row[1:end], row[end]
     ref = copy.deepcopy(clip)
     with torch.no_grad():
         ref.token_embedding.weight[0].zero_()  # token 0 then embeds like an all-zero prompt row
@@ -302,7 +313,7 @@ def test_training_leaves_clip_untouched_and_moves_prompt(tiny):
     assert len(hist["loss"]) == 2 and hist["batch"] == (4, 4)
 
 
-def test_same_seed_same_weights_and_small_groups(tiny):
+def test_same_seed_same_weights_and_small_groups(tiny, params_of):
     clip, tok = tiny
     feats, labels, _ = _world(1, 3, 2, (10, 20))  # 3 normal, 6 abnormal; batch 4
     h1, hist1 = train_vadclip(feats, labels, None, CLASSES, clip, tok, SMALL, seed=11)
@@ -312,21 +323,22 @@ def test_same_seed_same_weights_and_small_groups(tiny):
     assert all(torch.equal(s1[k], s2[k]) for k in s1) and hist1["loss"] == hist2["loss"]
     assert not all(torch.equal(s1[k], s3[k]) for k in s1)
     assert hist1["batch"] == (3, 4)  # the normal group (3 < 4) is used whole at every step
-    cfg0 = VadClipParams(visual_length=16, batch_per_class=4, epochs=1)
+    cfg0 = params_of("eval_weakly.vadclip", visual_length=16, batch_per_class=4, epochs=1, iters_per_epoch=0)
     _, hist0 = train_vadclip(feats, labels, None, CLASSES, clip, tok, cfg0, seed=1)
     assert hist0["iters_per_epoch"] == 6 // 4
 
 
-def test_validation_selection_returns_best(tiny):
+def test_validation_selection_returns_best(tiny, params_of):
     clip, tok = tiny
     feats, labels, _ = _world(2, 8, 3, (10, 20))
     vf, vl, _ = _world(3, 4, 2, (10, 20))
-    cfg = VadClipParams(visual_length=16, batch_per_class=4, epochs=2, iters_per_epoch=2, eval_every=1, lr=1e-3)
+    cfg = params_of("eval_weakly.vadclip", visual_length=16, batch_per_class=4, epochs=2, iters_per_epoch=2, eval_every=1,
+                    lr=1e-3)
     head, hist = train_vadclip(feats, labels, (vf, vl), CLASSES, clip, tok, cfg, seed=0)
     aucs = [v["auc"] for v in hist["val"]]
     assert len(aucs) == 2 * 2 + 2 and hist["best_auc"] == max(aucs)
     y = [lab != "normal" for lab in vl]
-    assert roc_auc(y, video_scores(score_videos(head, vf, clip))) == pytest.approx(hist["best_auc"])
+    assert roc_auc(y, video_scores(score_videos(head, vf, clip), cfg.topk_div)) == pytest.approx(hist["best_auc"])
     with pytest.raises(ValueError):
         train_vadclip(feats, labels, (vf[:2], vl[:2]), CLASSES, clip, tok, cfg, seed=0)  # val all normal
 
@@ -352,11 +364,11 @@ def test_score_videos_chunks(tiny):
 # Learning
 
 
-def test_learns_synthetic_anomalies(tiny):
+def test_learns_synthetic_anomalies(tiny, params_of):
     clip, tok = tiny
     train, labels, _ = _world(10, 40, 14)
     test, test_labels, segs = _world(11, 20, 7)
-    cfg = VadClipParams(visual_length=48, batch_per_class=8, epochs=8, lr=1e-3, milestones=(100,))
+    cfg = params_of("eval_weakly.vadclip", visual_length=48, batch_per_class=8, epochs=8, lr=1e-3, milestones=(100,))
     t0 = time.process_time()
     head, hist = train_vadclip(train, labels, None, CLASSES, clip, tok, cfg, seed=1)
     scores = score_videos(head, test, clip)

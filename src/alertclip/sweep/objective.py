@@ -36,7 +36,7 @@ def tune_objective(base: Mapping[str, Any], paths: "TunePaths | None" = None, pr
     from ..tune.data import TunePaths
 
     def objective(trial_params: dict[str, float], report: Report) -> float:
-        cfg = Stage2Params.model_validate({**base, **trial_params})
+        cfg = trial_settings(base, trial_params)
         values: list[float] = []
 
         def on_val(epoch: int, val: dict) -> None:
@@ -77,6 +77,12 @@ def _trial_func(cfg: SweepParams, objective: Objective):
     return func
 
 
+def trial_settings(base: Mapping[str, Any], values: Mapping[str, float]) -> Stage2Params:
+    """A trial's stage-2 settings: ``base`` (:func:`_tune_base`) with the sampled ``values``; a trial trains with
+    them as given, never with the sweep's own best (``use_sweep`` off)."""
+    return Stage2Params.model_validate({**base, **values, "use_sweep": False})
+
+
 def _tune_base(base_params: Stage2Params | Mapping[str, Any] | None, cfg: SweepParams) -> dict[str, Any]:
     """The stage-2 params a trial starts from: the training keys of ``base_params`` (``use_sweep``, a switch of the
     stage-2 entry point, and unknown keys dropped), ``epochs`` from the sweep when set; validated with mid-range
@@ -91,5 +97,5 @@ def _tune_base(base_params: Stage2Params | Mapping[str, Any] | None, cfg: SweepP
     if cfg.epochs is not None:
         base["epochs"] = cfg.epochs
     probe = {name: (r.low * r.high) ** 0.5 if r.log else (r.low + r.high) / 2 for name, r in cfg.searched()}
-    Stage2Params.model_validate({**base, **probe})  # a bad base config fails here, before the storage or any training
+    trial_settings(base, probe)  # a bad base config fails here, before the storage or any training
     return base

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
     from ..tune.data import TunePaths
 from .best import DEFAULT_OUT
-from .objective import Objective, _trial_func, _tune_base, tune_objective
+from .objective import Objective, _trial_func, _tune_base, trial_settings, tune_objective
 from .outputs import write_outputs
 from .storage import _single_worker, open_storage, storage_kind
 from .study import _finished_states, _search_settings, fail_running_trials, make_study, study_name
@@ -88,10 +88,10 @@ def run_sweep(cfg: SweepParams, base_params: Stage2Params | Mapping[str, Any] | 
 
     paths = paths or TunePaths()
     base = _tune_base(base_params, cfg)
-    epochs = Stage2Params.model_validate(base).epochs
+    epochs = trial_settings(base, {}).epochs
     files, real = [], objective is None
     if real:
-        probe = Stage2Params.model_validate(base)
+        probe = trial_settings(base, {})
         if probe.val_fraction <= 0:
             raise ValueError("sweep: stage2.val_fraction is 0: the sweep needs a validation split of training videos")
         files = paths.inputs(probe)

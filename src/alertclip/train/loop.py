@@ -6,6 +6,11 @@
 * ``batches`` is a :class:`BatchSource`: ``batches.epoch(e, start)`` yields batches ``start, start + 1, ...`` of
   epoch ``e``, the same ones every time it is asked (e.g. :class:`PermutationBatches`, a seeded permutation per epoch),
   so a resumed run continues the exact batch sequence.
+* ``callbacks``: :class:`EpochCallback` objects (the checkpoint-callback pattern of open_clip / Lightning):
+  ``epoch_start(e, start)`` before an epoch's first batch (``start`` > 0 on a resume inside it), ``epoch_end(e)``
+  after its last update (and its checkpoint), the last epoch's included. An epoch stopped by SIGTERM gets no
+  ``epoch_end``; the resumed run's ``epoch_start`` of the next epoch can catch up. An exception a callback raises
+  (e.g. ``optuna.TrialPruned``) ends the run.
 * Mixed precision (``cfg.precision``): ``auto`` = bf16 autocast on CUDA, fp32 on CPU; ``bf16`` / ``fp32`` force it
   (bf16 autocast also works on CPU, for checking the path). On CPU ``torch.use_deterministic_algorithms(True)`` is
   set (restored afterwards), so on CPU a run that is stopped and resumed from its checkpoint ends with bit-identical
@@ -52,6 +57,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "CHECKPOINT_NAME",
     "BatchSource",
+    "EpochCallback",
     "LoopConfig",
     "NonFiniteLossError",
     "PermutationBatches",
@@ -100,6 +106,14 @@ class PermutationBatches:
         perm = self.order(epoch)
         for i in range(start, self.steps_per_epoch):
             yield self.fetch(perm[i * self.batch_size:(i + 1) * self.batch_size])
+
+
+class EpochCallback(Protocol):
+    """Called by :func:`train` around every epoch (see the module docstring)."""
+
+    def epoch_start(self, epoch: int, start: int) -> None: ...
+
+    def epoch_end(self, epoch: int) -> None: ...
 
 
 @dataclass
@@ -191,7 +205,7 @@ class _StopFlag:
 
 
 def train(model: nn.Module, params_to_train: Iterable[nn.Parameter], loss_fn: Callable[[Any], dict],
-          batches: BatchSource, cfg: LoopConfig) -> TrainResult:
+          batches: BatchSource, cfg: LoopConfig, callbacks: Sequence[EpochCallback] = ()) -> TrainResult:
     """Train ``params_to_train`` of ``model`` on ``batches`` (see the module docstring); returns a :class:`TrainResult`."""
     params = [p for p in params_to_train if p.requires_grad]
     if not params:
@@ -257,6 +271,8 @@ def train(model: nn.Module, params_to_train: Iterable[nn.Parameter], loss_fn: Ca
         with _StopFlag(cfg.handle_sigterm) as stop:
             while step < total and not interrupted:
                 epoch, start = divmod(step, batches.steps_per_epoch)
+                for callback in callbacks:
+                    callback.epoch_start(epoch, start)
                 produced = 0
                 for batch in batches.epoch(epoch, start):
                     produced += 1
@@ -292,9 +308,13 @@ def train(model: nn.Module, params_to_train: Iterable[nn.Parameter], loss_fn: Ca
                         break
                     if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
                         save()
-                if not interrupted and produced != batches.steps_per_epoch - start:
+                if interrupted:
+                    break
+                if produced != batches.steps_per_epoch - start:
                     raise RuntimeError(f"batch source gave {produced} batches for epoch {epoch} from batch {start}; "
                                        f"expected {batches.steps_per_epoch - start}")
+                for callback in callbacks:
+                    callback.epoch_end(epoch)
             save()
     finally:
         bar.close()

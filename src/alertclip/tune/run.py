@@ -47,6 +47,7 @@ temporal module) or from the base backbone with a fresh temporal module (``init=
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,17 +58,109 @@ from ..data.sources import read_novel_classes
 from ..factory import CHECKPOINT_FILE
 from ..io import sha256_file, write_json
 from ..model import AlertClipModel
-from ..params import PromptParams
+from ..params import PromptParams, Stage2Params
 from ..paths import CACHE_DIR, MODELS_DIR, RESULTS
 from ..train.distributed import context, shard_slice
 from ..train.loop import BatchSource, PermutationBatches, TrainResult, train
 from .batches import BalancedBatches, BatchEncoder, batch_losses, make_batch
 from .checkpoints import TEMPORAL_FILE, build_model, config_digest, save_tuned
-from .data import TunePaths, load_clip_set, lookalike_partners, val_videos
+from .data import ClipSet, TunePaths, load_clip_set, lookalike_partners, val_videos
 from .settings import TuneParams, as_stage2, loop_config, stage_of
-from .validation import VAL_STATE, _auc_unavailable, _ValidatedBatches, evaluate, prompt_vectors, val_auc
+from .validation import VAL_STATE, BestEpoch, auc_unavailable, evaluate, prompt_vectors, val_auc
 
 log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Split:
+    """The training clips split by video: train and validation (carved from the training videos, never the test)."""
+
+    data: ClipSet  # every training clip
+    held: set[str]  # the validation videos
+    train: ClipSet
+    val: ClipSet
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How the kept epoch is chosen: ``select_on`` as run (after any fallback) and what validation can measure."""
+
+    select_on: str  # val_video_auc | val_auc | val_loss
+    fallback: str | None  # why the configured select_on could not be used (None: it is)
+    no_auc: str | None  # why no validation AUC can be measured (None: it can)
+    snippets: object | None  # heldout.SnippetSet of the validation videos (select_on val_video_auc)
+
+
+def build(cfg: Stage2Params, stage: str, paths: TunePaths):
+    """The model a run starts from, its towers frozen or trainable as ``cfg`` says, on this process's device."""
+    if stage == "stage2" and cfg.init == "stage1":
+        model, tokenizer = build_model(cfg, Path(paths.stage1_dir) / CHECKPOINT_FILE, Path(paths.stage1_dir) / TEMPORAL_FILE)
+    else:
+        model, tokenizer = build_model(cfg, paths.backbone)
+    model.set_trainable("visual", cfg.train_visual, cfg.last_n)
+    model.set_trainable("text", cfg.train_text, cfg.last_n)
+    model.clip.set_grad_checkpointing(cfg.grad_checkpointing)
+    if cfg.temperature is not None:
+        with torch.no_grad():
+            model.clip.logit_scale.fill_(float(np.log(1.0 / cfg.temperature)))
+    model.to(context().device())
+    return model, tokenizer
+
+
+def split(cfg: Stage2Params, paths: TunePaths) -> Split:
+    data = load_clip_set(paths, cfg.negatives, cfg.k_negatives)
+    held = val_videos(data.videos, cfg.val_fraction, cfg.seed)
+    is_val = np.array([v in held for v in data.videos], dtype=bool)
+    clips = Split(data, held, data.subset(np.flatnonzero(~is_val)), data.subset(np.flatnonzero(is_val)))
+    if len(clips.train) < cfg.batch_size:
+        raise ValueError(f"{len(clips.train)} training clips (after the validation split) < batch_size {cfg.batch_size}")
+    return clips
+
+
+def select(cfg: Stage2Params, stage: str, paths: TunePaths, clips: Split, prompts: PromptParams | None,
+           snippet_len: int) -> Selection:
+    """What the kept epoch is chosen on; ``select_on`` falls back to the validation loss, with a warning, when the
+    validation AUC cannot be measured (no prompts, or one class only)."""
+    no_auc = auc_unavailable(prompts, clips.val)
+    select_on, fallback, snippets = cfg.select_on, None, None
+    if select_on == "val_video_auc" and no_auc is None:
+        from ..heldout import load_snippet_set
+
+        snippets = load_snippet_set(paths.clips, paths.frames_dir, clips.held, read_novel_classes(paths.novel_classes),
+                                    snippet_len)
+        if snippets.abnormal.all() or not snippets.abnormal.any():
+            no_auc = (f"the validation videos' {len(snippets)} snippets hold {int(snippets.abnormal.sum())} abnormal "
+                      "ones (needs both kinds)")
+    if select_on in ("val_auc", "val_video_auc") and no_auc is not None and len(clips.val) >= 2:
+        fallback = no_auc
+        log.warning("%s: select_on=%s, but %s: selecting the epoch on the validation loss instead", stage, select_on,
+                    no_auc)
+        select_on = "val_loss"
+    return Selection(select_on, fallback, no_auc, snippets)
+
+
+def summarise(cfg: Stage2Params, stage: str, result: TrainResult, kept: BestEpoch, clips: Split,
+              selection: Selection) -> dict:
+    """The run's metrics (the loop's, the validation record, the kept epoch and the data), as metrics.json holds them."""
+    metrics = dict(result.final)
+    last = [r for r in result.history if r["epoch"] == cfg.epochs - 1]
+    metrics["train_last_epoch"] = {k: float(np.mean([r[k] for r in last])) for k in ("loss", "global", "region", "hard")}
+    metrics["val"] = [{"epoch": e, **kept.records[e]} for e in sorted(kept.records)]
+    if cfg.lambda_region > 0:
+        metrics["batches_without_regions"] = sum(1 for r in result.history if r.get("n_regions") == 0)
+    if kept.best is not None:
+        metrics.update(best_epoch=kept.best.epoch, best_val_total=kept.best.total, best_val_auc=kept.best.auc,
+                       selected_on=selection.select_on)
+    else:  # fewer than 2 validation clips: nothing to select on
+        metrics.update(best_epoch=cfg.epochs - 1, best_val_total=None, best_val_auc=None, selected_on="last_epoch")
+    if selection.fallback is not None:
+        metrics["select_fallback"] = selection.fallback
+    train_set, val_set = clips.train, clips.val
+    metrics.update(stage=stage, n_train_clips=len(train_set), n_val_clips=len(val_set), n_val_videos=len(clips.held),
+                   n_train_abnormal=int(train_set.abnormal.sum()), n_val_abnormal=int(val_set.abnormal.sum()),
+                   batching=cfg.batching, lambda_region=cfg.lambda_region, lambda_hard=cfg.lambda_hard,
+                   negatives=cfg.negatives, init=cfg.init if stage == "stage2" else "base")
+    return metrics
+
 
 def tune(cfg: TuneParams, paths: TunePaths = TunePaths(), checkpoint_dir: Path | None = None,
          progress: bool = False, on_val=None, prompts: PromptParams | None = None, *,
@@ -88,53 +181,23 @@ def tune(cfg: TuneParams, paths: TunePaths = TunePaths(), checkpoint_dir: Path |
     ``result.interrupted``: SIGTERM arrived; the loop checkpoint (and ``val.pt``) are in ``checkpoint_dir``.
     """
     stage, cfg = stage_of(cfg), as_stage2(cfg)
-    if stage == "stage2" and cfg.init == "stage1":
-        model, tokenizer = build_model(cfg, Path(paths.stage1_dir) / CHECKPOINT_FILE, Path(paths.stage1_dir) / TEMPORAL_FILE)
-    else:
-        model, tokenizer = build_model(cfg, paths.backbone)
-    model.set_trainable("visual", cfg.train_visual, cfg.last_n)
-    model.set_trainable("text", cfg.train_text, cfg.last_n)
-    model.clip.set_grad_checkpointing(cfg.grad_checkpointing)
-    if cfg.temperature is not None:
-        with torch.no_grad():
-            model.clip.logit_scale.fill_(float(np.log(1.0 / cfg.temperature)))
+    model, tokenizer = build(cfg, stage, paths)
     ctx = context()
-    device = ctx.device()
-    model.to(device)
-
-    data = load_clip_set(paths, cfg.negatives, cfg.k_negatives)
-    held = val_videos(data.videos, cfg.val_fraction, cfg.seed)
-    is_val = np.array([v in held for v in data.videos], dtype=bool)
-    train_set, val_set = data.subset(np.flatnonzero(~is_val)), data.subset(np.flatnonzero(is_val))
-    if len(train_set) < cfg.batch_size:
-        raise ValueError(f"{len(train_set)} training clips (after the validation split) < batch_size {cfg.batch_size}")
+    clips = split(cfg, paths)
+    train_set, val_set = clips.train, clips.val
     local = shard_slice(cfg.batch_size, ctx)  # checks divisibility before any work
-    tokens = tokenizer(data.texts)
-    val_prompts = prompts
-    no_auc = _auc_unavailable(val_prompts, val_set)
-    select_on, fallback = cfg.select_on, None
-    snippets = None
-    if select_on == "val_video_auc" and no_auc is None:
-        from ..heldout import load_snippet_set
-
-        snippets = load_snippet_set(paths.clips, paths.frames_dir, held, read_novel_classes(paths.novel_classes),
-                                    snippet_len)
-        if snippets.abnormal.all() or not snippets.abnormal.any():
-            no_auc = (f"the validation videos' {len(snippets)} snippets hold {int(snippets.abnormal.sum())} abnormal "
-                      "ones (needs both kinds)")
-    if select_on in ("val_auc", "val_video_auc") and no_auc is not None and len(val_set) >= 2:
-        fallback = no_auc
-        log.warning("%s: select_on=%s, but %s: selecting the epoch on the validation loss instead", stage, select_on,
-                    no_auc)
-        select_on = "val_loss"
+    tokens = tokenizer(clips.data.texts)
+    sel = select(cfg, stage, paths, clips, prompts, snippet_len)
     log.info("%s: %d train clips (%d abnormal), %d val clips (%d abnormal, %d videos), %d regions, %d texts, "
              "%d process(es), %s batches", stage, len(train_set), int(train_set.abnormal.sum()), len(val_set),
-             int(val_set.abnormal.sum()), len(held), int((~np.isnan(train_set.boxes).any(-1) & train_set.mask).any(1).sum()),
-             len(data.texts), ctx.world_size, cfg.batching)
+             int(val_set.abnormal.sum()), len(clips.held),
+             int((~np.isnan(train_set.boxes).any(-1) & train_set.mask).any(1).sum()), len(clips.data.texts),
+             ctx.world_size, cfg.batching)
     encoder: torch.nn.Module = BatchEncoder(model)
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
+        device = ctx.device()
         encoder = DistributedDataParallel(encoder, device_ids=[device.index] if device.type == "cuda" else None)
 
     def fetch(idx: Tensor) -> dict[str, Tensor]:
@@ -146,48 +209,32 @@ def tune(cfg: TuneParams, paths: TunePaths = TunePaths(), checkpoint_dir: Path |
     def validate() -> dict | None:
         # Every process scores the whole (small) validation split: same weights, same numbers, same best epoch.
         val = evaluate(model, val_set, tokens, cfg.batch_size, cfg.lambda_region, cfg.lambda_hard)
-        if val is not None and no_auc is None:  # also measured (not selected on) with select_on=val_loss
-            val["clip_auc"] = val_auc(model, val_set, tokenizer, val_prompts, cfg.batch_size)
+        if val is not None and sel.no_auc is None:  # also measured (not selected on) with select_on=val_loss
+            val["clip_auc"] = val_auc(model, val_set, tokenizer, prompts, cfg.batch_size)
             val["auc"] = val["clip_auc"]
-            if snippets is not None:
+            if sel.snippets is not None:
                 from ..heldout import snippet_auc
 
-                val["auc"] = snippet_auc(model.clip, snippets, *prompt_vectors(model, tokenizer, val_prompts))
+                val["auc"] = snippet_auc(model.clip, sel.snippets, *prompt_vectors(model, tokenizer, prompts))
         return val
 
-    inner: BatchSource
+    batches: BatchSource
     if cfg.batching in ("balanced", "pairs"):
         partner = lookalike_partners(train_set) if cfg.batching == "pairs" else None
-        inner = BalancedBatches(train_set.abnormal, cfg.batch_size, cfg.seed, fetch, partner=partner)
+        batches = BalancedBatches(train_set.abnormal, cfg.batch_size, cfg.seed, fetch, partner=partner)
     else:
-        inner = PermutationBatches(len(train_set), cfg.batch_size, cfg.seed, fetch)
+        batches = PermutationBatches(len(train_set), cfg.batch_size, cfg.seed, fetch)
     state_path = Path(checkpoint_dir) / VAL_STATE if checkpoint_dir and ctx.is_main else None
-    batches = _ValidatedBatches(inner, validate, model, state_path, on_val,
-                                "val_auc" if select_on == "val_video_auc" else select_on)
+    kept = BestEpoch(validate, model, state_path, on_val, "val_auc" if sel.select_on == "val_video_auc" else sel.select_on)
     if checkpoint_dir and not ctx.is_main and (Path(checkpoint_dir) / VAL_STATE).exists():
-        batches.load(Path(checkpoint_dir) / VAL_STATE)  # resume: read-only on the other processes
+        kept.load(Path(checkpoint_dir) / VAL_STATE)  # resume: read-only on the other processes
     params = [p for p in model.parameters() if p.requires_grad]
-    result = train(model, params, loss_fn, batches, loop_config(cfg, checkpoint_dir, stage, progress))
+    result = train(model, params, loss_fn, batches, loop_config(cfg, checkpoint_dir, stage, progress), callbacks=[kept])
     metrics = dict(result.final)
     if not result.interrupted:
-        batches.run_val(cfg.epochs - 1)  # the loop does not ask for a batch after the very last update when stopped
-        last = [r for r in result.history if r["epoch"] == cfg.epochs - 1]
-        metrics["train_last_epoch"] = {k: float(np.mean([r[k] for r in last])) for k in ("loss", "global", "region", "hard")}
-        metrics["val"] = [{"epoch": e, **batches.records[e]} for e in sorted(batches.records)]
-        if cfg.lambda_region > 0:
-            metrics["batches_without_regions"] = sum(1 for r in result.history if r.get("n_regions") == 0)
-        if batches.best is not None:
-            model.load_state_dict(batches.best.state)
-            metrics.update(best_epoch=batches.best.epoch, best_val_total=batches.best.total, best_val_auc=batches.best.auc,
-                           selected_on=select_on)
-        else:  # fewer than 2 validation clips: nothing to select on
-            metrics.update(best_epoch=cfg.epochs - 1, best_val_total=None, best_val_auc=None, selected_on="last_epoch")
-        if fallback is not None:
-            metrics["select_fallback"] = fallback
-        metrics.update(stage=stage, n_train_clips=len(train_set), n_val_clips=len(val_set), n_val_videos=len(held),
-                       n_train_abnormal=int(train_set.abnormal.sum()), n_val_abnormal=int(val_set.abnormal.sum()),
-                       batching=cfg.batching, lambda_region=cfg.lambda_region, lambda_hard=cfg.lambda_hard,
-                       negatives=cfg.negatives, init=cfg.init if stage == "stage2" else "base")
+        metrics = summarise(cfg, stage, result, kept, clips, sel)
+        if kept.best is not None:
+            model.load_state_dict(kept.best.state)
     model.eval()
     return model, result, metrics
 

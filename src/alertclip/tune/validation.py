@@ -6,7 +6,7 @@ import copy
 import logging
 import math
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -16,7 +16,6 @@ from ..factory import images_to_tensor
 from ..io import atomic_path
 from ..model import AlertClipModel
 from ..params import PromptParams
-from ..train.loop import BatchSource
 from .batches import batch_losses, make_batch
 from .data import ClipSet
 
@@ -98,30 +97,34 @@ def val_auc(model: AlertClipModel, data: ClipSet, tokenizer: Any, prompts: Promp
     return float(roc_auc_score(labels.astype(np.int64), scores))
 
 
-class _Best(NamedTuple):
+class Kept(NamedTuple):
+    """The best epoch so far and a CPU copy of its weights."""
+
     epoch: int
     total: float
     auc: float | None
     state: dict  # state_dict copy (CPU)
 
 
-def _auc_key(auc: float | None) -> float:
+def auc_key(auc: float | None) -> float:
     return auc if auc is not None and math.isfinite(auc) else -math.inf
 
 
-class _ValidatedBatches:
-    """Wraps the training batches: after an epoch's last update it validates and keeps the best weights (the loop
-    asks the generator for the next batch only after applying the previous update). Best = highest ``auc``, ties
-    to the lower ``total`` (``select_on="val_auc"``), or lowest ``total`` (``"val_loss"``); equal keys keep the
-    earlier epoch. State goes to ``state_path`` (if set) after each epoch so a resumed run keeps its best-val weights."""
+class BestEpoch:
+    """The epoch-end callback of :func:`alertclip.train.loop.train` that validates and keeps the best weights.
 
-    def __init__(self, inner: BatchSource, validate, model, state_path: Path | None, on_val=None,
+    Best = highest ``auc``, ties to the lower ``total`` (``select_on="val_auc"``), or lowest ``total``
+    (``"val_loss"``); equal keys keep the earlier epoch. ``validate()`` returns the epoch's validation dict (None:
+    nothing to validate on). State goes to ``state_path`` (if set) after each epoch so a resumed run keeps its
+    best-val weights; ``on_val(epoch, val)`` is then called (a sweep reports to Optuna there and may raise
+    ``TrialPruned``)."""
+
+    def __init__(self, validate: Callable[[], dict | None], model, state_path: Path | None, on_val=None,
                  select_on: Literal["val_auc", "val_loss"] = "val_loss"):
-        self.inner, self.validate, self.model, self.state_path = inner, validate, model, state_path
+        self.validate, self.model, self.state_path = validate, model, state_path
         self.on_val, self.select_on = on_val, select_on
-        self.steps_per_epoch, self.batch_size = inner.steps_per_epoch, inner.batch_size
         self.records: dict[int, dict] = {}
-        self.best: _Best | None = None
+        self.best: Kept | None = None
         if state_path is not None and state_path.exists():
             self.load(state_path)
 
@@ -130,27 +133,31 @@ class _ValidatedBatches:
         self.records = {int(k): v for k, v in state["records"].items()}
         if state.get("best_state") is not None:
             auc = float(state.get("best_auc", float("nan")))
-            self.best = _Best(int(state["best_epoch"]), float(state["best_total"]), auc if math.isfinite(auc) else None,
-                              state["best_state"])
+            self.best = Kept(int(state["best_epoch"]), float(state["best_total"]), auc if math.isfinite(auc) else None,
+                             state["best_state"])
 
     def better(self, val: dict) -> bool:
         """Whether the validation result ``val`` beats the best so far."""
         if self.best is None:
             return True
         if self.select_on == "val_auc":
-            new, old = _auc_key(val.get("auc")), _auc_key(self.best.auc)
+            new, old = auc_key(val.get("auc")), auc_key(self.best.auc)
             if new != old:
                 return new > old
         return val["total"] < self.best.total
 
-    def run_val(self, epoch: int) -> None:
+    def epoch_start(self, epoch: int, start: int) -> None:
+        if start == 0 and epoch > 0:
+            self.epoch_end(epoch - 1)  # a run stopped right after an epoch's last update validates on resume
+
+    def epoch_end(self, epoch: int) -> None:
         if epoch in self.records:
             return
         val = self.validate()
         self.records[epoch] = val or {}
         if val is not None and self.better(val):
             state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
-            self.best = _Best(epoch, val["total"], val.get("auc"), state)
+            self.best = Kept(epoch, val["total"], val.get("auc"), state)
         log.info("epoch %d validation: %s", epoch, val)
         if self.state_path is not None:
             best = self.best
@@ -162,14 +169,8 @@ class _ValidatedBatches:
         if self.on_val is not None and val is not None:
             self.on_val(epoch, val)  # e.g. an Optuna trial reporting (and maybe raising TrialPruned)
 
-    def epoch(self, epoch: int, start: int = 0):
-        if start == 0 and epoch > 0:
-            self.run_val(epoch - 1)  # a run stopped right after an epoch's last update validates on resume
-        yield from self.inner.epoch(epoch, start)
-        self.run_val(epoch)
 
-
-def _auc_unavailable(prompts: PromptParams | None, val_set: ClipSet) -> str | None:
+def auc_unavailable(prompts: PromptParams | None, val_set: ClipSet) -> str | None:
     """Why the validation AUC cannot be computed (None: it can)."""
     if prompts is None:
         return "no validation prompts were given (eval.prompts)"
