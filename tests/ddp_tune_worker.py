@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import torch
+from repo_params import repo_params  # this script's folder (tests/) is on sys.path, run plainly or by torchrun
 
-from alertclip.params import Stage2Params
 from alertclip.train.distributed import context, init_from_env
 from alertclip.tune.data import TunePaths
 from alertclip.tune.run import tune
 
-SNIPPET_LEN = 16  # params frames.snippet_len (default), as the fake curated set of test_tune cuts its snippets
+SNIPPET_LEN = 16  # as params.yaml's frames.snippet_len and the fake curated set of test_tune cuts its snippets
 
 
 def main(root: str, out: str, overrides: str) -> None:
@@ -25,7 +25,7 @@ def main(root: str, out: str, overrides: str) -> None:
     paths = TunePaths(clips=root_p / "clips.parquet", frames_dir=root_p / "frames", hardneg=root_p / "hardneg.parquet",
                       standard_negatives=root_p / "standard.parquet", backbone=root_p / "backbone" / "open_clip_model.pt",
                       stage1_dir=root_p / "none", novel_classes=root_p / "novel.txt")
-    cfg = Stage2Params.model_validate(json.loads(overrides))
+    cfg = repo_params("stage2", **json.loads(overrides))  # params.yaml's stage2 with the test's overrides
     model, result, metrics = tune(cfg, paths, snippet_len=SNIPPET_LEN)
     if context().is_main:
         Path(out).mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from repo_params import repo_params
 
 from alertclip import factory
 from alertclip.backbone import (
@@ -23,7 +24,6 @@ from alertclip.data.pretrain import load_pretrain_set
 from alertclip.io import sha256_file
 from alertclip.params import REAL_INPUTS
 from alertclip.stages import backbone as stage
-from repo_params import repo_params
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
 CFG = dict(arch="alertclip-tiny", epochs=3, batch_size=8, lr=2e-3, warmup_steps=2, weight_decay=0.05, grad_clip=1.0,

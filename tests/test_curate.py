@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from repo_params import repo_params
 
 from alertclip.curation import rules as R
 from alertclip.curation.curate import KIND_RULE, curate, write_outputs
@@ -18,7 +19,6 @@ from alertclip.data import vagta
 from alertclip.data.captions import digit_typos
 from alertclip.data.sources import SYNTHETIC, Layout
 from alertclip.stages.curate import explain
-from repo_params import repo_params
 
 P = repo_params("curate")  # params.yaml's curate group (phash_distance 27)
 EXCERPT = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "vagta" / "qwen_vl_train.excerpt.json"

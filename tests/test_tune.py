@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 import torch
 import yaml
+from repo_params import PARAMS_YAML, repo_params
 
 from alertclip import factory
 from alertclip.factory import CHECKPOINT_FILE, images_to_tensor
@@ -22,7 +23,6 @@ from alertclip.tune.data import TunePaths, load_clip_set, val_videos
 from alertclip.tune.run import run_stage, tune
 from alertclip.tune.settings import as_stage2, loop_config, stage_of
 from alertclip.tune.validation import VAL_STATE, BestEpoch, prompt_vectors, val_auc, zero_shot_clip_scores
-from repo_params import PARAMS_YAML, repo_params
 
 T = 4
 SNIPPET_LEN = 16  # as params.yaml's frames.snippet_len; the fake world below cuts its snippets for 16
@@ -487,7 +487,7 @@ def test_stage_metrics_record_selection(staged, world, tmp_path, caplog, params_
         assert m["selected_on"] == "val_loss" and "2 abnormal and 0 normal" in m["select_fallback"]
         assert m["best_val_auc"] is None and m["best_val_total"] == min(r["total"] for r in m["val"])
         assert all("auc" not in r for r in m["val"])
-    cfg = params_of("stage1", **{**CFG, "seed": 1})  # validation v04 (abnormal), v07, v09 (normal)
+    cfg = params_of("stage1", **{**CFG, "seed": 1, "select_on": "val_auc"})  # validation v04 (abnormal), v07, v09 (normal)
     with caplog.at_level("WARNING", logger="alertclip.tune"):
         m = run_stage(cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS, snippet_len=SNIPPET_LEN)
     assert "select_on=val_auc" not in caplog.text

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .groundtruth import NORMAL_NAME_MARKERS, ScoreError, VideoTruth, _stem_index, _video_spans, lookup_truth
+from .groundtruth import ScoreError, VideoTruth, is_normal_name, lookup_truth, stem_index, video_spans
 
 DETECTION_IOUS = (0.1, 0.2, 0.3, 0.4, 0.5)
 """IoU thresholds of VadCLIP's mAP table."""
@@ -39,7 +39,7 @@ def detection_ground_truth(
     normal_class: str = "Normal",
     *,
     clip_len: int,
-    normal_name_markers: Sequence[str] = NORMAL_NAME_MARKERS,
+    is_normal: Callable[[str], bool] = is_normal_name,
 ) -> list[list[Segment]]:
     """Per-video GT segments for :func:`detection_map` from ``(name, T)`` pairs (VadCLIP ``make_gt_mAP_ucf.py``).
 
@@ -47,11 +47,11 @@ def detection_ground_truth(
     as in VadCLIP). Normal videos (no spans): one segment ``[0, clip_len * T)`` labelled ``normal_class``; VadCLIP
     labels it "A", which is how the UCF quirk arises (see :func:`detection_map`).
     """
-    index = _stem_index(truth)
+    index = stem_index(truth)
     segments: list[list[Segment]] = []
     for name, n_snippets in videos:
         entry = lookup_truth(truth, name, index)
-        spans = _video_spans(name, truth, index, normal_name_markers)
+        spans = video_spans(name, truth, index, is_normal)
         if spans:
             segments.append([(start, end, entry.category) for start, end in spans])
         else:

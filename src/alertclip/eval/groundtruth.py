@@ -16,14 +16,44 @@ Errors are :class:`ValueError` subclasses that name the file and line (ground tr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 import numpy as np
 
-NORMAL_NAME_MARKERS = ("Normal", "label_A")
-"""Name fragments of normal test videos: UCF ``Normal_Videos_*``, XD ``*_label_A``."""
+NORMAL_MARKERS: dict[str, tuple[str, ...]] = {
+    "ucf": ("Normal",),  # Normal_Videos_003_x264.mp4 (UCF-Crime test list, Anomaly_Test.txt)
+    "xd": ("label_A",),  # <movie or v=id>__#<start>_<end>_label_A (XD-Violence video names)
+    "ubnormal": ("normal_",),  # normal_scene_4_scenario_1: a *prefix* of the base name, see is_normal_name
+    "msad": ("MSAD_normal_",),  # MSAD_normal_testing_12 (MSAD feature release, msad-i3d-test.list)
+}
+"""Per format, the name fragment of a normal test video; used for test videos that have no ground-truth entry.
+
+UCF, XD and MSAD match as substrings. **UBnormal matches as a prefix of the base name only**: every abnormal UBnormal
+name (``abnormal_scene_...``) contains ``normal_``, so a substring test would call every abnormal video normal. Use
+:func:`is_normal_name` rather than ``marker in name`` for UBnormal.
+"""
+
+_PREFIX_MARKER_FORMATS = frozenset({"ubnormal"})
+
+
+def is_normal_name(name: str, fmt: str | None = None, markers: Sequence[str] | None = None) -> bool:
+    """Whether a test video without a ground-truth entry is normal by its name: the one rule, by format.
+
+    ``markers`` default to :data:`NORMAL_MARKERS` ``[fmt]``; ``fmt=None`` (a caller that does not know the dataset's
+    format) accepts a normal name of any format. UBnormal's markers are prefixes of the base name (without folders),
+    because ``abnormal_...`` contains ``normal_``; the other formats' are substrings of the name.
+    """
+    if fmt is None:
+        return any(is_normal_name(name, f) for f in NORMAL_MARKERS)
+    if fmt not in NORMAL_MARKERS:
+        raise ValueError(f"unknown ground-truth format {fmt!r}; known formats: {', '.join(NORMAL_MARKERS)}")
+    markers = NORMAL_MARKERS[fmt] if markers is None else tuple(markers)
+    if fmt in _PREFIX_MARKER_FORMATS:
+        base = name.replace("\\", "/").rsplit("/", 1)[-1]
+        return any(base.startswith(m) for m in markers)
+    return any(m in name for m in markers)
 
 
 # Extensions stripped when a video is looked up by stem; a bare Path.stem would cut XD names such as
@@ -76,7 +106,7 @@ def _stem(name: str) -> str:
     return _CROP_SUFFIX.sub("", base)
 
 
-def _stem_index(truth: Mapping[str, VideoTruth]) -> dict[str, str | None]:
+def stem_index(truth: Mapping[str, VideoTruth]) -> dict[str, str | None]:
     """stem -> key; ``None`` marks a stem shared by two keys (e.g. ``a.mp4`` and ``a.avi``), which must not match."""
     index: dict[str, str | None] = {}
     for key in truth:
@@ -98,7 +128,7 @@ def lookup_truth(truth: Mapping[str, VideoTruth], name: str,
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     if base in truth:
         return truth[base]
-    key = (index if index is not None else _stem_index(truth)).get(_stem(name))
+    key = (index if index is not None else stem_index(truth)).get(_stem(name))
     return truth[key] if key is not None else None
 
 
@@ -188,17 +218,17 @@ def _checked_scores(name: str, snippet_scores: np.ndarray) -> np.ndarray:
     return scores
 
 
-def _video_spans(name: str, truth: Mapping[str, VideoTruth], index: Mapping[str, str | None],
-                 normal_name_markers: Sequence[str]) -> tuple[tuple[int, int], ...]:
+def video_spans(name: str, truth: Mapping[str, VideoTruth], index: Mapping[str, str | None],
+                is_normal: Callable[[str], bool]) -> tuple[tuple[int, int], ...]:
     """Spans of a test video; a video without an annotation line is normal only if its name says so."""
     entry = lookup_truth(truth, name, index)
     if entry is not None:
         return entry.spans
-    if any(marker in name for marker in normal_name_markers):
+    if is_normal(name):
         return ()
     source = getattr(truth, "source", "<in-memory ground truth>")
-    raise GroundTruthError(f"video {name!r} has no line in {source} and its name contains none of the normal "
-                           f"markers {tuple(normal_name_markers)}; cannot tell its ground truth")
+    raise GroundTruthError(f"video {name!r} has no line in {source} and its name is not a normal video's "
+                           f"(normal markers by format: {NORMAL_MARKERS}); cannot tell its ground truth")
 
 
 def _vadclip_video(name: str, scores: np.ndarray, spans: tuple[tuple[int, int], ...],
@@ -231,7 +261,7 @@ def build_frame_level(
     protocol: Literal["vadclip", "exact"] = "vadclip",
     *,
     clip_len: int,
-    normal_name_markers: Sequence[str] = NORMAL_NAME_MARKERS,
+    is_normal: Callable[[str], bool] = is_normal_name,
     end_inclusive: bool = False,
 ) -> FrameLevel:
     """Pool frame labels and scores of ``videos`` (``(name, snippet_scores[T], n_frames)``) in the given order.
@@ -244,7 +274,8 @@ def build_frame_level(
     LAVAD's reading), scores repeated then cut or tail-padded (:func:`expand_scores`). ``clip_len * T + clip_len <=
     n_frames`` (more than one snippet of frames missing) raises: the feature file is shorter than the video.
 
-    A video without a ground-truth line is normal only if its name contains one of ``normal_name_markers``; otherwise
+    A video without a ground-truth line is normal only if ``is_normal(name)`` (default: a normal name of any format,
+    :func:`is_normal_name`; a checked test set lists every video, so it applies to raw ground truth only); otherwise
     it raises, naming the video and the annotation source. Empty, non-1-D or non-finite scores raise, naming the video
     (and the first bad snippet).
     """
@@ -252,11 +283,11 @@ def build_frame_level(
         raise ValueError(f"protocol must be 'vadclip' or 'exact', got {protocol!r}")
     if not videos:
         raise ScoreError("no videos to evaluate")
-    index = _stem_index(truth)
+    index = stem_index(truth)
     labels, scores, offsets, names = [], [], [0], []
     for name, snippet_scores, n_frames in videos:
         checked = _checked_scores(name, snippet_scores)
-        spans = _video_spans(name, truth, index, normal_name_markers)
+        spans = video_spans(name, truth, index, is_normal)
         if protocol == "vadclip":
             video_labels, video_scores = _vadclip_video(name, checked, spans, clip_len)
         else:

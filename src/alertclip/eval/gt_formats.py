@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .groundtruth import GroundTruth, GroundTruthError, VideoTruth
+from .groundtruth import NORMAL_MARKERS, GroundTruth, GroundTruthError, VideoTruth, is_normal_name
 
 __all__ = [
     "FORMATS", "MSAD_FRAMES_PER_SNIPPET", "NORMAL_CATEGORY", "NORMAL_MARKERS", "XD_CODES", "is_normal_name",
@@ -46,20 +46,6 @@ FORMATS = ("ucf", "xd", "ubnormal", "msad")
 NORMAL_CATEGORY = "Normal"
 """Category of every normal video (UCF's own class name; XD ``A``, UBnormal ``normal_*`` and MSAD normal videos)."""
 
-NORMAL_MARKERS: dict[str, tuple[str, ...]] = {
-    "ucf": ("Normal",),  # Normal_Videos_003_x264.mp4 (UCF-Crime test list, Anomaly_Test.txt)
-    "xd": ("label_A",),  # <movie or v=id>__#<start>_<end>_label_A (XD-Violence video names)
-    "ubnormal": ("normal_",),  # normal_scene_4_scenario_1: a *prefix* of the base name, see is_normal_name
-    "msad": ("MSAD_normal_",),  # MSAD_normal_testing_12 (MSAD feature release, msad-i3d-test.list)
-}
-"""Per format, the name fragment of a normal test video; used for test videos that have no ground-truth entry.
-
-UCF, XD and MSAD match as substrings. **UBnormal matches as a prefix of the base name only**: every abnormal UBnormal
-name (``abnormal_scene_...``) contains ``normal_``, so a substring test would call every abnormal video normal. Use
-:func:`is_normal_name` rather than ``marker in name`` for UBnormal.
-"""
-
-_PREFIX_MARKER_FORMATS = frozenset({"ubnormal"})
 
 XD_CODES = {"A": NORMAL_CATEGORY, "B1": "Fighting", "B2": "Shooting", "B4": "Riot", "B5": "Abuse",
             "B6": "Car accident", "G": "Explosion"}
@@ -562,21 +548,6 @@ def read_ground_truth(path: str | Path, fmt: str) -> GroundTruth:
     if path.is_dir():
         raise GroundTruthError(f"{path}: is a directory; the {fmt} format reads a file")
     return _READERS[fmt](path)
-
-
-def is_normal_name(name: str, fmt: str, markers: Sequence[str] | None = None) -> bool:
-    """Whether a test video without a ground-truth entry is normal by its name, by the format's rule.
-
-    ``markers`` default to :data:`NORMAL_MARKERS` ``[fmt]``. UBnormal's markers are prefixes of the base name (without
-    folders), because ``abnormal_...`` contains ``normal_``; the other formats' are substrings of the name.
-    """
-    if fmt not in NORMAL_MARKERS:
-        raise ValueError(f"unknown ground-truth format {fmt!r}; known formats: {', '.join(FORMATS)}")
-    markers = NORMAL_MARKERS[fmt] if markers is None else tuple(markers)
-    if fmt in _PREFIX_MARKER_FORMATS:
-        base = name.replace("\\", "/").rsplit("/", 1)[-1]
-        return any(base.startswith(m) for m in markers)
-    return any(m in name for m in markers)
 
 
 def _covered(spans: Iterable[tuple[int, int]]) -> int:

@@ -31,7 +31,7 @@ from pathlib import Path
 from ..io import write_json
 from ..params import DatasetParams
 from ..paths import FRAMES_DIR
-from .groundtruth import GroundTruth, GroundTruthError, VideoTruth, _stem_index, lookup_truth
+from .groundtruth import GroundTruth, GroundTruthError, VideoTruth, lookup_truth, stem_index
 from .testsets import FRAMES_DIGEST_FILE, FRAMES_SUBDIR, TRUTH_FILE, VIDEOS_FILE, testset_dir
 
 
@@ -95,7 +95,7 @@ def check_testset(key: str, ds: DatasetParams, truth: GroundTruth, videos: dict[
     from .gt_formats import is_normal_name
 
     label = f"eval.datasets.{key} ({ds.name})"
-    index = _stem_index(truth)
+    index = stem_index(truth)
     markers = normal_markers(ds)
     matched: dict[str, VideoTruth] = {}
     used: set[str] = set()

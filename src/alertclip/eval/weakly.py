@@ -26,7 +26,7 @@ import numpy as np
 
 from ..params import LinearMilParams, VadClipParams
 from .detection import detection_ground_truth, detection_map
-from .groundtruth import NORMAL_NAME_MARKERS, build_frame_level
+from .groundtruth import build_frame_level, is_normal_name
 from .metrics import frame_auc_ap
 from .mil import score_mil, train_linear_mil
 from .vadclip import roc_auc, score_videos, train_vadclip, video_scores
@@ -38,7 +38,7 @@ NORMAL = "Normal"
 
 def category_of(video: str) -> str:
     """UCF-style category of a video path; the normal class for names with a normal marker."""
-    if any(m in Path(video).name for m in NORMAL_NAME_MARKERS):
+    if is_normal_name(Path(video).name):
         return NORMAL
     parent = Path(video).parent.name
     if not parent:

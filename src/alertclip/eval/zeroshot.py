@@ -24,9 +24,9 @@ import torch
 
 from ..prompts import prompt_set_embedding, zero_shot_scores
 from .groundtruth import (
-    NORMAL_NAME_MARKERS,
     GroundTruthError,
     build_frame_level,
+    is_normal_name,
     lookup_truth,
     vadclip_frame_labels,
 )
@@ -120,9 +120,9 @@ def mss(test: dict[str, np.ndarray], truth, t_abnormal: np.ndarray, t_normal: np
     names, s_a, s_n, flags, counts = [], [], [], [], []
     for video, feats in test.items():
         entry = lookup_truth(truth, video)
-        if entry is None and not any(m in video for m in NORMAL_NAME_MARKERS):
+        if entry is None and not is_normal_name(video):
             raise GroundTruthError(f"{video}: no ground-truth line in {getattr(truth, 'source', 'the annotations')} "
-                                   f"and its name does not say it is normal ({', '.join(NORMAL_NAME_MARKERS)})")
+                                   f"and its name is not a normal video's (eval.groundtruth.NORMAL_MARKERS)")
         spans = entry.spans if entry is not None else ()
         T = len(feats)
         if spans:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..eval.groundtruth import NORMAL_NAME_MARKERS, lookup_truth, vadclip_frame_labels
+from ..eval.groundtruth import is_normal_name, lookup_truth, vadclip_frame_labels
 from ..io import atomic_open
 from .bootstrap import _truth
 from .formatting import mss_fmt, pct, pct_pm
@@ -100,15 +100,15 @@ class TraceVideo:
 
 
 def select_trace_videos(scores: Mapping[str, np.ndarray], truth: Mapping, clip_len: int, n_abnormal: int = 3,
-                        n_normal: int = 3, normal_markers: Sequence[str] = NORMAL_NAME_MARKERS) -> list[TraceVideo]:
+                        n_normal: int = 3) -> list[TraceVideo]:
     """Deterministic choice: the ``n_abnormal`` videos with the most abnormal frames, then the ``n_normal`` longest
     normal videos (ties by name). A checked test set (``data/testsets/<key>``) lists every test video, normal ones
-    with no spans; a video without a ground-truth entry counts as normal when its name says so (``normal_markers``:
-    ``Normal``, ``label_A``) and is skipped otherwise."""
+    with no spans; a video without a ground-truth entry counts as normal when its name says so
+    (:func:`alertclip.eval.groundtruth.is_normal_name`) and is skipped otherwise."""
     ab, no = [], []
     for v in sorted(scores):
         entry = lookup_truth(truth, v)
-        if entry is None and not any(m in v for m in normal_markers):
+        if entry is None and not is_normal_name(v):
             continue
         spans = entry.spans if entry is not None else ()
         labels = vadclip_frame_labels(spans, len(scores[v]), clip_len)
