@@ -14,7 +14,7 @@ from alertclip import factory
 from alertclip.factory import images_to_tensor
 from alertclip.heldout import load_snippet_set, snippet_auc
 
-SNIPPET_LEN = 16  # params frames.snippet_len (default)
+SNIPPET_LEN = 16  # as params.yaml's frames.snippet_len; the snippet labels below are worked out for 16
 
 
 def _world(root: Path) -> tuple[Path, Path]:

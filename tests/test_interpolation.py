@@ -221,14 +221,15 @@ def _raw_params() -> dict:
 def test_params_reject_alpha_outside_0_1():
     for alpha in (-0.5, 1.01):
         raw = copy.deepcopy(_raw_params())
-        raw["interpolate"] = {"mine": {"base": "a", "tuned": "b", "alpha": alpha}}
+        raw["interpolate"] = {"mine": {**raw["interpolate"]["wise_ft"], "alpha": alpha}}
         with pytest.raises(ParamsError, match=r"interpolate\.mine\.alpha"):
             parse_params(raw)
 
 
 def test_stage_unknown_variant_names_the_known_ones():
     raw = _raw_params()
-    raw["interpolate"] = {"wise_ft": {"tuned": "t"}, "other": {"tuned": "t", "alpha": 0.3}}
+    wise_ft = raw["interpolate"]["wise_ft"]
+    raw["interpolate"] = {"wise_ft": wise_ft, "other": {**wise_ft, "alpha": 0.3}}
     p = parse_params(raw)
     with pytest.raises(ValueError, match=r"interpolate has no 'nope' \(known: \['other', 'wise_ft'\]\)"):
         stage.run(p, progress=False, variant="nope")

@@ -26,11 +26,9 @@ from safetensors.torch import load_file
 
 from alertclip import cli, factory, publish
 from alertclip.eval.checkpoints import checkpoint_record, write_checkpoint_record
-from alertclip.params import load_params
 from alertclip.report.inputs import INDEX_JSON
 from alertclip.report.tables import Table
 
-REPO = Path(__file__).resolve().parents[1]
 ARCH = "alertclip-tiny"  # one of alertclip's own configs: unknown to an open_clip that alertclip never touched
 HUB_FILES = {"open_clip_config.json", "open_clip_model.safetensors", "README.md"}
 TEXT = ["a cctv video where two people fight", "nothing unusual happens"]
@@ -108,13 +106,13 @@ def _write_report(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, params_of):
     """A repository root holding two published backbones; yields (root, params, {key: (model, preprocess, tokenizer)})."""
     root = tmp_path_factory.mktemp("repo")
     cwd = os.getcwd()
     os.chdir(root)  # every stage reads and writes repository-relative paths
     try:
-        p = load_params(REPO / "params.yaml")  # eval.backbones: base -> data/models/backbone, full -> .../stage2/full
+        p = params_of()  # params.yaml; eval.backbones: base -> data/models/backbone, full -> .../stage2/full
         models = {"base": _tiny_backbone(1), "full": _tiny_backbone(2)}
         for key, source in (("base", {"kind": "random_init", "seed": 1}), ("full", None)):
             model_dir = Path(p.eval.backbones[key])
