@@ -181,7 +181,7 @@ def _ci(ci) -> str:
     return "[n/a]" if not ci else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
 
 
-def _pp(ci) -> str:
+def as_pp(ci) -> str:
     return "[n/a]" if not ci else f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] pp"
 
 
@@ -195,7 +195,7 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
         ("stage1 MSS", f"{r['stage1_mss']:+.4f} {_ci(r['stage1_mss_ci95'])}", "CI lower > 0",
          bool(r["stage1_mss_ci95"]) and r["stage1_mss_ci95"][0] > 0),
         ("full MSS", f"{r['full_mss']:+.4f} {_ci(r['full_mss_ci95'])}", ">= stage1", r["full_mss"] >= r["stage1_mss"]),
-        ("zero-shot AUC full-base", f"{100 * r['zs_delta']:+.1f} {_pp(r['zs_delta_ci95'])}", ">= +10 pp, CI > 0",
+        ("zero-shot AUC full-base", f"{100 * r['zs_delta']:+.1f} {as_pp(r['zs_delta_ci95'])}", ">= +10 pp, CI > 0",
          r["zs_delta"] >= 0.10 and bool(r["zs_delta_ci95"]) and r["zs_delta_ci95"][0] > 0),
         ("weakly AUC base", f"{100 * r['base_weakly_auc']:.1f} +- {100 * r['base_weakly_std']:.1f}", ">= 60",
          r["base_weakly_auc"] >= 0.60),

@@ -25,7 +25,7 @@ from alertclip.eval.features import load_features
 from alertclip.eval.inputs import features_dir, open_backbone
 from alertclip.eval.mil import score_mil, train_linear_mil
 from alertclip.eval.vadclip import roc_auc, score_videos, train_vadclip, video_scores
-from alertclip.eval.weakly import NORMAL, _split, category_of, class_phrase
+from alertclip.eval.weakly import NORMAL, category_of, class_phrase, split_train_val
 from alertclip.heldout import load_snippet_set
 from alertclip.params import load_params
 from alertclip.threads import pin_threads
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         feats = load_features(features_dir(name, dataset))
         n_crops = int(feats.meta.get("crops", 1))
         train = feats.by_video("train", crop="all")
-        fit, val = _split(train, p.eval_weakly.val_fraction)
+        fit, val = split_train_val(train, p.eval_weakly.val_fraction)
         val_videos = {_video(v, n_crops) for v in val}
         snippets = load_snippet_set(CLIPS, FRAMES, val_videos, novel=set(), snippet_len=p.frames.snippet_len)
         by_video = {u: snippets.abnormal[[i for i, w in enumerate(snippets.videos) if w == u]] for u in val_videos}

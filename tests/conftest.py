@@ -13,11 +13,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from repo_params import repo_params
 
 from alertclip.data.frames import FrameSettings, extract_frames
 from alertclip.data.sources import SYNTHETIC, Layout
 from alertclip.synth.generate import synthesize
-from repo_params import repo_params
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from alertclip.eval.bootstrap import _resampled_auc_ap as resampled_auc_ap
 from alertclip.eval.bootstrap import (
     bootstrap_auc_ap,
     bootstrap_mss,
     bootstrap_video_indices,
     paired_bootstrap_auc_ap,
     paired_bootstrap_mss,
+    resampled_auc_ap,
 )
 from alertclip.eval.groundtruth import FrameLevel, GroundTruth, VideoTruth, build_frame_level
 

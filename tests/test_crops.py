@@ -15,7 +15,7 @@ import torch
 
 from alertclip import factory
 from alertclip.eval.features import FeatureSet, crop_views, extract, load_features
-from alertclip.eval.weakly import _split
+from alertclip.eval.weakly import split_train_val
 from alertclip.factory import CHECKPOINT_FILE, images_to_tensor
 
 H, W = 16, 24  # not square: a height/width mix-up shows
@@ -196,7 +196,7 @@ def test_weakly_split_keeps_the_crops_of_a_video_together():
     videos = [f"V/Fighting/Fighting{i:03d}_x264.mp4" for i in range(10)] + \
              [f"V/Normal/Normal_Videos_{i:03d}_x264.mp4" for i in range(10)]
     train = {f"{v}__{k}": np.zeros((2, 4), np.float32) for v in videos for k in range(10)}
-    fit, val = _split(train, 0.3)
+    fit, val = split_train_val(train, 0.3)
     assert set(fit) | set(val) == set(train) and not set(fit) & set(val)
 
     def video(sample: str) -> str:
@@ -207,6 +207,6 @@ def test_weakly_split_keeps_the_crops_of_a_video_together():
     for v in val_videos:
         assert {f"{v}__{k}" for k in range(10)} <= set(val)
     # the same videos as a one-view split of those videos: per kind round(0.3 * 10) = 3, both kinds validated
-    one_fit, one_val = _split({v: np.zeros((2, 4), np.float32) for v in videos}, 0.3)
+    one_fit, one_val = split_train_val({v: np.zeros((2, 4), np.float32) for v in videos}, 0.3)
     assert val_videos == set(one_val) and fit_videos == set(one_fit)
     assert sum("Normal" in v for v in val_videos) == 3 and sum("Fighting" in v for v in val_videos) == 3

@@ -264,6 +264,26 @@ def test_stage_code_deps_are_not_over_declared(graph, stages):
                        "from the stage's deps: " + _report(extra))
 
 
+def private_imports(roots: list[Path], package: str = PACKAGE) -> list[str]:
+    """``file:line: from <module> import _name`` for every underscore name imported from the package (relative
+    imports included): a name another module needs is public, or the two modules are one."""
+    import ast
+
+    found = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == package):
+                    found += [f"{rel(path, REPO)}:{node.lineno}: from {'.' * node.level}{node.module or ''} import "
+                              f"{a.name}" for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_underscore_name_is_imported_across_modules():
+    found = private_imports([SRC, REPO / "tests", REPO / "benchmarks"])
+    assert not found, "underscore names imported from another module (make them public):\n" + "\n".join(found)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # The guards bite
 # ---------------------------------------------------------------------------------------------------------------------
@@ -362,3 +382,9 @@ def test_deps_generator_rewrites_only_the_src_lines_of_a_stale_stage(tmp_path):
     assert rewrite(new, g, tmp_path) == new  # generated once, current after
     (tmp_path / "src/toy/stages/one.py").write_text("from ..lib import util, more\n")
     assert "        - src/toy/lib\n" in rewrite(new, build_graph(tmp_path / "src", "toy"), tmp_path)  # all of lib
+
+
+def test_private_import_check_sees_one(tmp_path):
+    _write(tmp_path, {"alertclip/a.py": "_x = 1\ny = 2\n", "alertclip/b.py": "from .a import _x, y\n",
+                      "alertclip/c.py": "from __future__ import annotations\nfrom alertclip.a import y\n"})
+    assert [f.split(": ", 1)[1] for f in private_imports([tmp_path])] == ["from .a import _x"]

@@ -9,7 +9,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-
 from pydantic import BaseModel
 
 from alertclip.params import Params, ParamsError, RemoteFile, json_schema, load_params, parse_params

@@ -332,7 +332,7 @@ def test_several_workers_heartbeat_fails_and_retries_stale_trial(tmp_path):
     cfg = _cfg(url, n_trials=3, single_worker=False, heartbeat_s=1, grace_s=2, max_retry=1)
     storage = open_storage(cfg)
     assert storage.get_heartbeat_interval() == 1
-    study = make_study(cfg, study_name(cfg, sweep._tune_base(BASE, cfg)), EPOCHS, storage)  # as run_sweep names it
+    study = make_study(cfg, study_name(cfg, sweep.tune_base(BASE, cfg)), EPOCHS, storage)  # as run_sweep names it
     space = {k: optuna.distributions.FloatDistribution(r.low, r.high, log=r.log) for k, r in cfg.searched()}
     dead = study.ask(space)
     storage.record_heartbeat(dead._trial_id)  # a worker that started a trial and died
@@ -368,7 +368,7 @@ def test_tune_objective_glue(tmp_path, monkeypatch, params_of):
     monkeypatch.setattr(tune_mod, "tune", fake_tune)
     base = {**params_of("stage2").model_dump(), "epochs": 2, "batch_size": 4, "use_sweep": True,
             "lambda_region": 1.0}  # a stage-2 switch (use_sweep) is dropped
-    objective = sweep.tune_objective(sweep._tune_base(base, params_of("sweep", epochs=2)), snippet_len=SNIPPET_LEN)
+    objective = sweep.tune_objective(sweep.tune_base(base, params_of("sweep", epochs=2)), snippet_len=SNIPPET_LEN)
     reports = []
     value = objective({"lambda_region": 2.0, "lambda_hard": 0.5, "temperature": 0.05, "lr": 1e-4},
                       lambda e, v: reports.append((e, v)))

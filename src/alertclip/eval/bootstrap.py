@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .groundtruth import FrameLevel, ScoreError
-from .metrics import MetricError, _checked_binary, frame_auc_ap
+from .metrics import MetricError, checked_binary, frame_auc_ap
 
 DEFAULT_BOOTSTRAP = 1000
 """Resamples drawn by default (params ``eval.bootstrap_samples``)."""
@@ -106,7 +106,7 @@ def _frame_bins(frames: FrameLevel):
     """
     from scipy.sparse import csr_array
 
-    _checked_binary(frames.labels, frames.scores, len(frames.names))
+    checked_binary(frames.labels, frames.scores, len(frames.names))
     positive = np.asarray(frames.labels).ravel() == 1
     _, score_bin = np.unique(-np.asarray(frames.scores, dtype=np.float64).ravel(), return_inverse=True)
     score_bin = score_bin.ravel()
@@ -117,7 +117,7 @@ def _frame_bins(frames: FrameLevel):
                  for m in (positive, ~positive))
 
 
-def _resampled_auc_ap(frames: FrameLevel, idx: np.ndarray, chunk_cells: int = 1 << 22):
+def resampled_auc_ap(frames: FrameLevel, idx: np.ndarray, chunk_cells: int = 1 << 22):
     """``(auc, ap, defined)`` of each resample (a row of video indices ``idx``); ``defined`` is False where the
     resample has one class only (its AUC/AP is left at NaN).
 
@@ -166,7 +166,7 @@ def bootstrap_auc_ap(frames: FrameLevel, n_resamples: int = DEFAULT_BOOTSTRAP, s
     """
     level = _checked_level(level)
     point = frame_auc_ap(frames.labels, frames.scores, n_videos=len(frames.names))
-    auc, ap, ok = _resampled_auc_ap(frames, bootstrap_video_indices(len(frames.names), n_resamples, seed))
+    auc, ap, ok = resampled_auc_ap(frames, bootstrap_video_indices(len(frames.names), n_resamples, seed))
     if not ok.any():
         raise _no_defined_resample(n_resamples)
     skipped = int((~ok).sum())
@@ -198,8 +198,8 @@ def paired_bootstrap_auc_ap(frames_a: FrameLevel, frames_b: FrameLevel, n_resamp
     idx = bootstrap_video_indices(len(frames_a.names), n_resamples, seed)
     point_a = frame_auc_ap(frames_a.labels, frames_a.scores, n_videos=len(frames_a.names))
     point_b = frame_auc_ap(frames_b.labels, frames_b.scores, n_videos=len(frames_b.names))
-    auc_a, ap_a, ok = _resampled_auc_ap(frames_a, idx)
-    auc_b, ap_b, _ = _resampled_auc_ap(frames_b, idx)  # same labels and draws: the same resamples are defined
+    auc_a, ap_a, ok = resampled_auc_ap(frames_a, idx)
+    auc_b, ap_b, _ = resampled_auc_ap(frames_b, idx)  # same labels and draws: the same resamples are defined
     if not ok.any():
         raise _no_defined_resample(n_resamples)
     skipped = int((~ok).sum())

@@ -19,7 +19,7 @@ class MetricError(ValueError):
     """A metric is undefined for the given input (e.g. AUC with one class only)."""
 
 
-def _checked_binary(labels: np.ndarray, scores: np.ndarray, n_videos: int | None) -> tuple[np.ndarray, np.ndarray]:
+def checked_binary(labels: np.ndarray, scores: np.ndarray, n_videos: int | None) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.size != s.size:
@@ -41,12 +41,12 @@ def _checked_binary(labels: np.ndarray, scores: np.ndarray, n_videos: int | None
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """sklearn ``roc_auc_score`` (binary), after the checks of :func:`frame_auc_ap`."""
-    return float(roc_auc_score(*_checked_binary(labels, scores, None)))
+    return float(roc_auc_score(*checked_binary(labels, scores, None)))
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     """sklearn ``average_precision_score``: ``sum_n (R_n - R_{n-1}) P_n``, not interpolated (VadCLIP, AnomalyCLIP)."""
-    return float(average_precision_score(*_checked_binary(labels, scores, None)))
+    return float(average_precision_score(*checked_binary(labels, scores, None)))
 
 
 def pr_auc_trapezoid(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -55,7 +55,7 @@ def pr_auc_trapezoid(labels: np.ndarray, scores: np.ndarray) -> float:
     The curve starts at sklearn's appended ``(recall 0, precision 1)`` point and interpolates linearly between
     thresholds, so this is usually a little higher than :func:`average_precision`.
     """
-    precision, recall, _ = precision_recall_curve(*_checked_binary(labels, scores, None))
+    precision, recall, _ = precision_recall_curve(*checked_binary(labels, scores, None))
     return float(sklearn_auc(recall, precision))
 
 
@@ -69,6 +69,6 @@ def frame_auc_ap(labels: np.ndarray, scores: np.ndarray, ap: Literal["sklearn", 
     """
     if ap not in ("sklearn", "trapezoid"):
         raise ValueError(f"ap must be 'sklearn' or 'trapezoid', got {ap!r}")
-    y, s = _checked_binary(labels, scores, n_videos)
+    y, s = checked_binary(labels, scores, n_videos)
     ap_value = average_precision(y, s) if ap == "sklearn" else pr_auc_trapezoid(y, s)
     return {"auc": roc_auc(y, s), "ap": ap_value}

@@ -6,7 +6,7 @@ set with the field's protocol (:mod:`alertclip.eval.metrics`), over several seed
 * Video label = its category (the folder of a UCF-style path: ``.../Videos/RoadAccidents/RoadAccidents001_x264.mp4``);
   a name with a normal marker (``Normal``, ``label_A``) is the normal class. The head's class prompts use the
   category split into words (``RoadAccidents`` -> ``road accidents``), normal first.
-* Validation videos: a fixed hash-ordered share of the training videos of each kind (:func:`_split`), so every seed
+* Validation videos: a fixed hash-ordered share of the training videos of each kind (:func:`split_train_val`), so every seed
   selects on the same videos and both kinds are present; the seeds change initialisation and sampling only.
 * Reported per seed and as mean / sample std over seeds: frame AUC and AP of prob1 (the binary branch: VadCLIP's UCF
   number), AP and AUC of prob2 (the alignment branch: VadCLIP's XD number), and mAP@IoU 0.1-0.5 of the class
@@ -57,7 +57,7 @@ def summarise(values: Sequence[float]) -> dict:
             "per_seed": [float(x) for x in v]}
 
 
-def _split(train: dict[str, np.ndarray], fraction: float) -> tuple[list[str], list[str]]:
+def split_train_val(train: dict[str, np.ndarray], fraction: float) -> tuple[list[str], list[str]]:
     """``(fit, val)``: per kind (normal / abnormal) the ``max(1, round(fraction * n))`` videos with the smallest
     ``sha256("0:<video>")`` -- deterministic, order-free, and both kinds always present in the validation split."""
     import hashlib
@@ -114,7 +114,7 @@ def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
     over seeds (for the report's traces).
     """
     train = {v: f for v, f in train.items() if category_of(v) not in exclude}
-    fit, val = _split(train, val_fraction)
+    fit, val = split_train_val(train, val_fraction)
     categories = [NORMAL] + sorted({category_of(v) for v in train} - {NORMAL})
     phrases = [class_phrase(c) for c in categories]
     names = list(test)

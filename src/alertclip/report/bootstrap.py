@@ -12,7 +12,7 @@ from ..eval.bootstrap import bootstrap_auc_ap, bootstrap_mss, paired_bootstrap_a
 from ..eval.groundtruth import build_frame_level
 from ..eval.metrics import frame_auc_ap
 from ..paths import stage_name
-from .formatting import _num
+from .formatting import as_number
 from .inputs import ReportInputError, Results, read_scores, read_signed
 
 # Backbone keys with a fixed role in the comparisons (dvc.yaml stage1 and stage2@full; other keys are ablations).
@@ -49,7 +49,7 @@ def dataset_metrics(r: Results, ds: str) -> list[str]:
     return out
 
 
-def _truth(r: Results, ds: str):
+def truth_of(r: Results, ds: str):
     if ds not in r.testsets:
         raise ReportInputError(f"no checked ground truth loaded for dataset {ds!r} ({r.truth_src(ds)})")
     return r.testsets[ds].truth
@@ -64,7 +64,7 @@ def video_signed(r: Results, key: str, ds: str) -> dict[str, float]:
         if not values or len(values) != len(rows):
             raise ReportInputError(f"{src}: {'no rows' if not values else 'a video appears twice'}; "
                                    f"rerun dvc.yaml stage `{stage}`")
-        mean, mss = float(np.mean(list(values.values()))), _num(r.need("eval_mss", key, ds, "mss"))
+        mean, mss = float(np.mean(list(values.values()))), as_number(r.need("eval_mss", key, ds, "mss"))
         if mss is None or abs(mean - mss) > ATOL_MSS:
             raise ReportInputError(f"{src}: mean signed margin {mean:.6f} differs from mss {mss} in "
                                    f"{r.src('eval_mss', key, ds)}: the files are from different runs; rerun "
@@ -95,13 +95,13 @@ def zeroshot_frames(r: Results, key: str, ds: str):
                                        f"`{stage}`")
             counts = {str(v): int(n) for v, n in zip(t["video"].to_list(), t["n_frames"].to_list())}
         try:
-            frames = build_frame_level([(v, scores[v], counts.get(v)) for v in sorted(scores)], _truth(r, ds), protocol,
+            frames = build_frame_level([(v, scores[v], counts.get(v)) for v in sorted(scores)], truth_of(r, ds), protocol,
                                        clip_len=r.snippet_len)
             point = frame_auc_ap(frames.labels, frames.scores, n_videos=len(scores))
         except ValueError as exc:
             raise ReportInputError(f"{src} with {r.truth_src(ds)}: {exc}") from exc
         for m in ("auc", "ap"):
-            recorded = _num(r.need("eval_zeroshot", key, ds, m))
+            recorded = as_number(r.need("eval_zeroshot", key, ds, m))
             if recorded is None or abs(point[m] - recorded) > ATOL_AUC:
                 raise ReportInputError(f"{src}: its frame {m.upper()} {point[m]:.6f} differs from {m} {recorded} in "
                                        f"{r.src('eval_zeroshot', key, ds)}: the files are from different runs; rerun "
@@ -147,7 +147,7 @@ def backbone_ci(r: Results, metric: str, key: str, ds: str) -> tuple[float, floa
     here from its per-video file (same resamples and seed as the stage)."""
     stage, _, ci_key, _ = BOOT_METRICS[metric]
     recorded = r.block(stage, key, ds).get(ci_key)
-    if isinstance(recorded, list) and len(recorded) == 2 and all(_num(x) is not None for x in recorded):
+    if isinstance(recorded, list) and len(recorded) == 2 and all(as_number(x) is not None for x in recorded):
         return float(recorded[0]), float(recorded[1])
     if ("ci", metric, key, ds) not in r.cache:
         opts = dict(n_resamples=r.n_bootstrap, seed=r.bootstrap_seed)

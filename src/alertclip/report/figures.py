@@ -14,7 +14,7 @@ import numpy as np
 
 from ..eval.groundtruth import is_normal_name, lookup_truth, vadclip_frame_labels
 from ..io import atomic_open
-from .bootstrap import _truth
+from .bootstrap import truth_of
 from .formatting import mss_fmt, pct, pct_pm
 from .inputs import FIGURES_DIR, Results, read_roc, read_scores, read_signed
 
@@ -198,7 +198,7 @@ def _dataset_figures(r: Results, ds: str, emit: Callable[[FigureSpec, Callable[[
              lambda: _mss_figure(r, ds))
     if not (zs_on or weak_on):
         return
-    truth, truth_src = _truth(r, ds), r.truth_src(ds)
+    truth, truth_src = truth_of(r, ds), r.truth_src(ds)
     on = f" of {name}" if r.multi else ""
     weak = {k: read_scores(r.file("eval_weakly", k, ds, "scores.parquet")) for k in r.backbones} if weak_on else {}
     zs = {k: read_scores(r.file("eval_zeroshot", k, ds, "scores.parquet")) for k in r.backbones} if zs_on else {}

@@ -10,20 +10,20 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from .bootstrap import BOOT_METRICS, comparison_pairs, dataset_metrics, paired_ci, videos_text_all
-from .formatting import NA, _clean, _num, _pp
+from .formatting import NA, as_number, as_pp, clean_round
 from .inputs import METRIC_LABELS, Results
 
 
-def _n_seeds(stat: Any) -> int | None:
+def n_seeds_of(stat: Any) -> int | None:
     if isinstance(stat, Mapping) and isinstance(stat.get("per_seed"), list):
         return len(stat["per_seed"])
     return None
 
 
-def _mss4(x: Any) -> float | None:
+def mss4(x: Any) -> float | None:
     """An MSS rounded like the tables (so text and tables agree)."""
-    v = _num(x)
-    return None if v is None else _clean(v, 4)
+    v = as_number(x)
+    return None if v is None else clean_round(v, 4)
 
 
 def compare_sentence(what: str, key: str, ref: str, v: float | None, v0: float | None, unit: str, nd: int,
@@ -44,12 +44,12 @@ def compare_sentence(what: str, key: str, ref: str, v: float | None, v0: float |
     if v is None or v0 is None:
         return NA, f"{what}: `{key}` vs `{ref}` not computed (a value is missing or NaN)."
     fmt = f"{{:.{nd}f}}"
-    gap = _clean(v - v0, nd)
+    gap = clean_round(v - v0, nd)
     vals = f"({fmt.format(v)} vs {fmt.format(v0)})"
     mag = f"{fmt.format(abs(gap))}{unit}"
     spread = ""
     if ci is not None:
-        interval = f"[{_clean(ci[0], nd):+.{nd}f}, {_clean(ci[1], nd):+.{nd}f}]{unit}"
+        interval = f"[{clean_round(ci[0], nd):+.{nd}f}, {clean_round(ci[1], nd):+.{nd}f}]{unit}"
         if (gap > 0 and ci[0] > 0) or (gap < 0 and ci[1] < 0):
             spread = f"; the paired 95% CI of the gap, {interval}, excludes 0"
         else:
@@ -76,10 +76,10 @@ def compare_sentence(what: str, key: str, ref: str, v: float | None, v0: float |
 
 def _seed_noise(stat: Mapping, stat0: Mapping) -> tuple[float | None, int | None]:
     """The larger of the two seed stds in percentage points (None with fewer than 2 seeds) and the seed count."""
-    n = min(_n_seeds(stat) or 0, _n_seeds(stat0) or 0) or None
+    n = min(n_seeds_of(stat) or 0, n_seeds_of(stat0) or 0) or None
     if n is None or n < 2:
         return None, n
-    s = [_pp(stat.get("std")), _pp(stat0.get("std"))]
+    s = [as_pp(stat.get("std")), as_pp(stat0.get("std"))]
     s = [x for x in s if x is not None]
     return (max(s) if s else None), n
 
@@ -121,7 +121,7 @@ def has_block(r: Results, block: str) -> bool:
 
 def _seed_counts(r: Results) -> list[int]:
     return sorted({n for ds in r.on("eval_weakly") for k in r.backbones
-                   for n in [_n_seeds(r.need("eval_weakly", k, ds, r.datasets[ds].primary))] if n is not None})
+                   for n in [n_seeds_of(r.need("eval_weakly", k, ds, r.datasets[ds].primary))] if n is not None})
 
 
 def findings(r: Results) -> list[str]:
@@ -161,7 +161,7 @@ def findings(r: Results) -> list[str]:
 
     def booted(metric: str, ds: str):
         stage, name, _, label = BOOT_METRICS[metric]
-        rnd, raw, unit, nd = (_mss4, (lambda x: x), "", 4) if metric == "mss" else (_pp, (lambda x: 100 * x), " pp", 2)
+        rnd, raw, unit, nd = (mss4, (lambda x: x), "", 4) if metric == "mss" else (as_pp, (lambda x: 100 * x), " pp", 2)
         out = []
         for k, b in pairs:
             ci = paired_ci(r, metric, k, b, ds)
@@ -174,11 +174,11 @@ def findings(r: Results) -> list[str]:
         for k, b in pairs:
             s, s0 = r.need(stage, k, ds, *metric), r.need(stage, b, ds, *metric)
             noise, n = _seed_noise(s, s0)
-            out.append(compare_sentence(label, k, b, _pp(s.get("mean")), _pp(s0.get("mean")), " pp", 2, noise, n))
+            out.append(compare_sentence(label, k, b, as_pp(s.get("mean")), as_pp(s0.get("mean")), " pp", 2, noise, n))
         return out
 
     def untested(values: dict[str, Any], label: str, why: str):
-        return [compare_sentence(label, k, b, _pp(values[k]), _pp(values[b]), " pp", 2, untested=why) for k, b in pairs]
+        return [compare_sentence(label, k, b, as_pp(values[k]), as_pp(values[b]), " pp", 2, untested=why) for k, b in pairs]
 
     for ds in r.shown:
         if r.multi:

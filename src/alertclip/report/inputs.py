@@ -53,7 +53,7 @@ class ReportInputError(ValueError):
     """A result file is present but lacks what the report needs (a dataset block, a metric)."""
 
 
-def _rel(path: Path) -> str:
+def posix(path: Path) -> str:
     return path.as_posix()
 
 
@@ -125,11 +125,11 @@ class Results:
         return f"_{dataset}" if self.multi else ""
 
     def truth_src(self, dataset: str) -> str:
-        return _rel(testset_dir(dataset) / TRUTH_FILE)
+        return posix(testset_dir(dataset) / TRUTH_FILE)
 
     # ---- result files ----
     def src(self, stage: str, key: str, dataset: str | None, name: str = "metrics.json") -> str:
-        return _rel(result_path(stage, key, dataset, name))
+        return posix(result_path(stage, key, dataset, name))
 
     def file(self, stage: str, key: str, dataset: str | None, name: str) -> Path:
         return self.root / result_path(stage, key, dataset, name)
@@ -207,7 +207,7 @@ def load_results(root: str | Path, p: Params) -> Results:
     missing += [(testset_dir(k) / name, f"testset@{k}") for k in truth_keys for name in (TRUTH_FILE, VIDEOS_FILE)
                 if not (root / testset_dir(k) / name).is_file()]
     if missing:
-        lines = "\n".join(f"  {_rel(path)}  (written by dvc.yaml stage `{stage}`)" for path, stage in missing)
+        lines = "\n".join(f"  {posix(path)}  (written by dvc.yaml stage `{stage}`)" for path, stage in missing)
         stages = " ".join(dict.fromkeys(s for _, s in missing))
         raise MissingResultError(f"the report needs {len(missing)} missing result file(s) under {root}:\n{lines}\n"
                                  f"produce them with `dvc repro {stages}` (or `alertclip <stage> --variant <key>`)")
@@ -216,10 +216,10 @@ def load_results(root: str | Path, p: Params) -> Results:
         try:
             data = json.loads((root / rel).read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ReportInputError(f"{_rel(rel)}: not valid JSON ({exc}); rerun dvc.yaml stage "
+            raise ReportInputError(f"{posix(rel)}: not valid JSON ({exc}); rerun dvc.yaml stage "
                                    f"`{stage_name(stage, key, ds)}`") from exc
         if not isinstance(data, dict):
-            raise ReportInputError(f"{_rel(rel)}: expected a JSON object; rerun dvc.yaml stage "
+            raise ReportInputError(f"{posix(rel)}: expected a JSON object; rerun dvc.yaml stage "
                                    f"`{stage_name(stage, key, ds)}`")
         res.metrics[(stage, key, ds)] = data
     for k in truth_keys:

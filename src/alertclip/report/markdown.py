@@ -8,7 +8,7 @@ from ..io import atomic_open, write_json
 from ..params import Params
 from .figures import FigureSpec, render_figures
 from .findings import findings
-from .inputs import EVALUATIONS, INDEX_JSON, METRIC_LABELS, REPORT_MD, RESULTS, Results, _rel, load_results
+from .inputs import EVALUATIONS, INDEX_JSON, METRIC_LABELS, REPORT_MD, RESULTS, Results, load_results, posix
 from .tables import Table, build_tables
 
 
@@ -44,7 +44,7 @@ def render_markdown(r: Results, tables: list[Table], figures: list[FigureSpec], 
         out += [t.markdown()]
     out += ["## Figures", ""]
     for f in figures:
-        rel = _rel(f.path.relative_to(RESULTS))
+        rel = posix(f.path.relative_to(RESULTS))
         out += [f"### {f.name}", "", f"![{f.name}]({rel})", "", f"*{f.caption}*", "",
                 "Sources: " + ", ".join(f"`{s}`" for s in f.sources), ""]
     return "\n".join(out).rstrip("\n") + "\n"
@@ -69,16 +69,16 @@ def build_report(root: str | Path, p: Params, figures: bool = True) -> dict:
     with atomic_open(root / REPORT_MD, "w", encoding="utf-8") as fh:
         fh.write(render_markdown(r, tables, figs, p))
     index = {
-        "report": _rel(REPORT_MD),
+        "report": posix(REPORT_MD),
         "datasets": [{"key": k, "name": d.name, "format": d.format, "ground_truth": d.ground_truth,
                       "metrics": list(d.metrics), "evaluations": _evaluations(r, k)} for k, d in r.datasets.items()],
         "backbones": r.backbones,
         "reference": r.reference,
-        "tables": [{"name": t.name, "title": t.title, "csv": _rel(t.csv_path), "columns": t.columns,
+        "tables": [{"name": t.name, "title": t.title, "csv": posix(t.csv_path), "columns": t.columns,
                     "sources": t.all_sources(),
                     "rows": [{"row": row[0], "sources": srcs} for row, srcs in zip(t.rows, t.sources)]}
                    for t in tables],
-        "figures": [{"name": f.name, "path": _rel(f.path), "caption": f.caption, "sources": f.sources} for f in figs],
+        "figures": [{"name": f.name, "path": posix(f.path), "caption": f.caption, "sources": f.sources} for f in figs],
     }
     write_json(root / INDEX_JSON, index)
     return index

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .bootstrap import BOOT_METRICS, backbone_ci, comparison_pairs, dataset_metrics, n_test_videos, paired_ci, videos_text_all
-from .findings import _mss4, _n_seeds, compare_sentence
-from .formatting import NA, _clean, _num, _pp, mss_fmt, pct, pct_pm, signed_pp, with_ci
-from .inputs import METRIC_LABELS, RESULTS, TABLES_DIR, Results, _rel
+from .findings import compare_sentence, mss4, n_seeds_of
+from .formatting import NA, as_number, as_pp, clean_round, mss_fmt, pct, pct_pm, signed_pp, with_ci
+from .inputs import METRIC_LABELS, RESULTS, TABLES_DIR, Results, posix
 
 RETENTION_METRICS = (("i2t_r1", "i2t R@1"), ("i2t_r5", "i2t R@5"), ("t2i_r1", "t2i R@1"), ("scene_acc", "Scene acc"))
 # Optional retention blocks (eval_retention.imagenet / .coco, through clip-benchmark): block -> (metric, label) pairs.
@@ -62,7 +62,7 @@ class Table:
             out.append("| " + " | ".join(esc(c) for c in row) + f" | [{i}] |")
         out.append("")
         out += [f"[{i}] " + "; ".join(f"`{s}`" for s in srcs) + "  " for i, srcs in enumerate(self.sources, start=1)]
-        out.append(f"CSV: [`{_rel(self.csv_path.relative_to(RESULTS))}`]({_rel(self.csv_path.relative_to(RESULTS))})")
+        out.append(f"CSV: [`{posix(self.csv_path.relative_to(RESULTS))}`]({posix(self.csv_path.relative_to(RESULTS))})")
         for note in self.notes:
             out += ["", f"*{note}*"]
         return "\n".join(out) + "\n"
@@ -131,7 +131,7 @@ def weakly_table(r: Results) -> Table | None:
         for ds in keys:
             b = r.block("eval_weakly", k, ds)
             cells += [pct_pm(r.need("eval_weakly", k, ds, m)) for m in r.datasets[ds].metrics] + [pct_pm(b.get("map_avg"))]
-            seeds.append(_n_seeds(r.need("eval_weakly", k, ds, r.datasets[ds].primary)))
+            seeds.append(n_seeds_of(r.need("eval_weakly", k, ds, r.datasets[ds].primary)))
         t.add(cells + ["/".join(_fmt_int(n) for n in dict.fromkeys(seeds))], [r.src("eval_weakly", k, ds) for ds in keys])
     return t
 
@@ -262,7 +262,7 @@ def retention_table(r: Results) -> Table:
         return inner if isinstance(inner, dict) else {}
 
     def pair(b: dict, b0: dict, metric: str) -> list[str]:
-        v, v0 = _pp(b.get(metric)), _pp(b0.get(metric))
+        v, v0 = as_pp(b.get(metric)), as_pp(b0.get(metric))
         return [pct(b.get(metric)), signed_pp(None if v is None or v0 is None else v - v0)]
 
     for k in r.backbones:
@@ -280,9 +280,9 @@ def retention_table(r: Results) -> Table:
               ([] if k == r.reference else [r.src("eval_retention", r.reference, None)]))
     chance = ref.get("chance_r1")
     note = f"Δ: percentage points vs the reference backbone `{r.reference}` (positive = better than it)."
-    if _num(chance) is not None:
+    if as_number(chance) is not None:
         note += f" Chance i2t R@1: {pct(chance)}."
-    if _num(ref.get("scene_chance")) is not None:
+    if as_number(ref.get("scene_chance")) is not None:
         note += f" Chance scene accuracy: {pct(ref.get('scene_chance'))} ({ref.get('n_scenes')} scenes)."
     if blocks:
         if stills:  # which images the stills columns are, once other benchmarks stand beside them
@@ -312,7 +312,7 @@ def training_table(r: Results) -> Table | None:
     for stage, m in r.training.items():
         t.add([stage, _fmt_int(m.get("steps")), mss_fmt(m.get("first_loss")), mss_fmt(m.get("final_loss")),
                mss_fmt(m.get("best_val_total")), pct(m.get("heldout_i2t_r1"))],
-              [_rel(RESULTS / stage.replace("@", "/") / "metrics.json")])
+              [posix(RESULTS / stage.replace("@", "/") / "metrics.json")])
     return t
 
 
@@ -331,16 +331,16 @@ def _gap_cells(r: Results, metric: str, key: str, against: str, ds: str) -> tupl
     """(Δ, Δ CI, gap counts) cells of one paired comparison on ``ds``, judged as in "What this run shows"."""
     stage, name, _, label = BOOT_METRICS[metric]
     if metric == "mss":
-        rnd, raw, nd = _mss4, (lambda x: x), 4
+        rnd, raw, nd = mss4, (lambda x: x), 4
     else:
-        rnd, raw, nd = _pp, (lambda x: 100 * x), 2
+        rnd, raw, nd = as_pp, (lambda x: 100 * x), 2
     unit = "" if metric == "mss" else " pp"
     ci = paired_ci(r, metric, key, against, ds)
     v, v0 = rnd(r.need(stage, key, ds, name)), rnd(r.need(stage, against, ds, name))
     verdict, _ = compare_sentence(label, key, against, v, v0, unit, nd, ci=(raw(ci.low), raw(ci.high)))
-    gap = NA if v is None or v0 is None else f"{_clean(v - v0, nd):+.{nd}f}"
+    gap = NA if v is None or v0 is None else f"{clean_round(v - v0, nd):+.{nd}f}"
     counts = "yes" if verdict in ("beats", "worse") else "no (CI includes 0)" if verdict == "nodiff" else verdict
-    return [gap, f"[{_clean(raw(ci.low), nd):+.{nd}f}, {_clean(raw(ci.high), nd):+.{nd}f}]", counts], label
+    return [gap, f"[{clean_round(raw(ci.low), nd):+.{nd}f}, {clean_round(raw(ci.high), nd):+.{nd}f}]", counts], label
 
 
 def paired_table(r: Results) -> Table | None:

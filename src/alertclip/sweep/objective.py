@@ -58,7 +58,7 @@ def tune_objective(base: Mapping[str, Any], paths: "TunePaths | None" = None, pr
     return objective
 
 
-def _trial_func(cfg: SweepParams, objective: Objective):
+def trial_func(cfg: SweepParams, objective: Objective):
     import optuna
 
     def func(trial: "optuna.Trial") -> float:
@@ -78,12 +78,12 @@ def _trial_func(cfg: SweepParams, objective: Objective):
 
 
 def trial_settings(base: Mapping[str, Any], values: Mapping[str, float]) -> Stage2Params:
-    """A trial's stage-2 settings: ``base`` (:func:`_tune_base`) with the sampled ``values``; a trial trains with
+    """A trial's stage-2 settings: ``base`` (:func:`tune_base`) with the sampled ``values``; a trial trains with
     them as given, never with the sweep's own best (``use_sweep`` off)."""
     return Stage2Params.model_validate({**base, **values, "use_sweep": False})
 
 
-def _tune_base(base_params: Stage2Params | Mapping[str, Any] | None, cfg: SweepParams) -> dict[str, Any]:
+def tune_base(base_params: Stage2Params | Mapping[str, Any] | None, cfg: SweepParams) -> dict[str, Any]:
     """The stage-2 params a trial starts from: the training keys of ``base_params`` (``use_sweep``, a switch of the
     stage-2 entry point, and unknown keys dropped), ``epochs`` from the sweep when set; validated with mid-range
     trial values."""

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import optuna
 
 from .best import BEST_FILE, DEFAULT_OUT
-from .study import _counts, _finished_states, selected_trials
+from .study import finished_states, selected_trials, trial_counts
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def _view(study: "optuna.Study", trials: list) -> "optuna.Study":
 
     view = optuna.create_study(study_name=study.study_name, direction="minimize",
                                storage=optuna.storages.InMemoryStorage())
-    view.add_trials([t for t in trials if t.state in _finished_states()])
+    view.add_trials([t for t in trials if t.state in finished_states()])
     return view
 
 
@@ -124,14 +124,14 @@ def write_outputs(study: "optuna.Study", cfg: SweepParams, out_dir: Path = DEFAU
     trials = selected_trials(study, cfg.n_trials)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
-        raise RuntimeError(f"sweep: no COMPLETE trial in study {study.study_name!r} ({_counts(trials)}): no best")
+        raise RuntimeError(f"sweep: no COMPLETE trial in study {study.study_name!r} ({trial_counts(trials)}): no best")
     best_t = min(complete, key=lambda t: (t.value, t.number))
     view = _view(study, trials)
     table = trials_table(trials)
     with atomic_path(out_dir / "trials.parquet") as tmp:
         table.write_parquet(tmp)
     curve = [best_t.intermediate_values[s] for s in sorted(best_t.intermediate_values)]
-    best = {"objective": OBJECTIVE, "study": study.study_name, "n_trials": cfg.n_trials, **_counts(trials),
+    best = {"objective": OBJECTIVE, "study": study.study_name, "n_trials": cfg.n_trials, **trial_counts(trials),
             "best_trial": best_t.number, "value": float(best_t.value), "params": {k: best_t.params[k] for k in SWEPT},
             "best_epoch": sorted(best_t.intermediate_values)[curve.index(min(curve))] if curve else None}
     imp = importances(view, cfg.seed)

@@ -63,10 +63,10 @@ if TYPE_CHECKING:
 
     from ..tune.data import TunePaths
 from .best import DEFAULT_OUT
-from .objective import Objective, _trial_func, _tune_base, trial_settings, tune_objective
+from .objective import Objective, trial_func, trial_settings, tune_base, tune_objective
 from .outputs import write_outputs
-from .storage import _single_worker, open_storage, storage_kind
-from .study import _finished_states, _search_settings, fail_running_trials, make_study, study_name
+from .storage import is_single_worker, open_storage, storage_kind
+from .study import fail_running_trials, finished_states, make_study, search_settings, study_name
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def run_sweep(cfg: SweepParams, base_params: Stage2Params | Mapping[str, Any] | 
     from ..tune.data import TunePaths
 
     paths = paths or TunePaths()
-    base = _tune_base(base_params, cfg)
+    base = tune_base(base_params, cfg)
     epochs = trial_settings(base, {}).epochs
     files, real = [], objective is None
     if real:
@@ -102,21 +102,21 @@ def run_sweep(cfg: SweepParams, base_params: Stage2Params | Mapping[str, Any] | 
     storage = open_storage(cfg)  # fails here, before any training, when the storage cannot be reached
     name = study_name(cfg, base, files)
     study = make_study(cfg, name, epochs, storage)
-    study.set_user_attr("settings", _search_settings(cfg))
-    single = _single_worker(cfg)
+    study.set_user_attr("settings", search_settings(cfg))
+    single = is_single_worker(cfg)
     if single:
         fail_running_trials(study)
     elif storage_kind(str(cfg.storage)) == "journal":
         log.warning("sweep: several workers on a journal file: no heartbeat there, a killed worker's trial stays "
                     "RUNNING (not counted); use an RDB URL for heartbeat-based recovery")
-    done = len(study.get_trials(deepcopy=False, states=_finished_states()))
+    done = len(study.get_trials(deepcopy=False, states=finished_states()))
     log.info("sweep: study %s (%s, %s): %d/%d trials finished", name, storage_kind(str(cfg.storage)),
              "single worker" if single else "several workers", done, cfg.n_trials)
     if done < cfg.n_trials:
-        cb = optuna.study.MaxTrialsCallback(cfg.n_trials, states=_finished_states())
-        study.optimize(_trial_func(cfg, objective), n_trials=cfg.n_trials - done, callbacks=[cb],
+        cb = optuna.study.MaxTrialsCallback(cfg.n_trials, states=finished_states())
+        study.optimize(trial_func(cfg, objective), n_trials=cfg.n_trials - done, callbacks=[cb],
                        gc_after_trial=real)  # free a trial's model before the next one (costly: not for cheap ones)
-    done = len(study.get_trials(deepcopy=False, states=_finished_states()))
+    done = len(study.get_trials(deepcopy=False, states=finished_states()))
     if done < cfg.n_trials:  # several workers: another one is still running trials; these outputs are partial
         log.warning("sweep: %d/%d trials finished when this worker stopped; outputs cover those", done, cfg.n_trials)
     best = write_outputs(study, cfg, out_dir)

@@ -76,7 +76,7 @@ def open_storage(cfg: SweepParams) -> "optuna.storages.BaseStorage":
         if backend_name in ("postgresql", "mysql", "mariadb"):
             engine_kwargs["connect_args"] = {"connect_timeout": 10}  # an unreachable host fails in seconds
     heartbeat: dict[str, Any] = {}
-    if not _single_worker(cfg):  # several workers: stale trials are found by their heartbeat
+    if not is_single_worker(cfg):  # several workers: stale trials are found by their heartbeat
         retry = None
         if cfg.max_retry:
             with warnings.catch_warnings():
@@ -114,7 +114,7 @@ def open_storage(cfg: SweepParams) -> "optuna.storages.BaseStorage":
         raise SweepStorageError(f"sweep.storage {shown}: cannot reach the storage: {msg}") from err
 
 
-def _single_worker(cfg: SweepParams) -> bool:
+def is_single_worker(cfg: SweepParams) -> bool:
     if cfg.single_worker is not None:
         return cfg.single_worker
     return storage_kind(str(cfg.storage)) in ("journal", "sqlite")

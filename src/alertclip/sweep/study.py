@@ -77,7 +77,7 @@ def _pruner(cfg: SweepParams, epochs: int):
     return optuna.pruners.NopPruner()
 
 
-def _search_settings(cfg: SweepParams) -> dict:
+def search_settings(cfg: SweepParams) -> dict:
     keep = ("seed", "epochs", "n_startup_trials", "multivariate", "pruner", "prune_startup_trials",
             "prune_warmup_epochs", "min_resource", "reduction_factor")
     out = {k: getattr(cfg, k) for k in keep}
@@ -88,7 +88,7 @@ def _search_settings(cfg: SweepParams) -> dict:
 def study_name(cfg: SweepParams, base: Mapping[str, Any], files: list[Path] = ()) -> str:
     """``<cfg.study_name>-<hash>`` of the search settings, the base params (minus the swept keys) and the files."""
     fixed = {k: v for k, v in base.items() if k not in SWEPT}
-    settings = json.dumps({"sweep": _search_settings(cfg), "base": fixed}, sort_keys=True, default=str)
+    settings = json.dumps({"sweep": search_settings(cfg), "base": fixed}, sort_keys=True, default=str)
     h = hashlib.sha256(settings.encode())
     for f in files:
         h.update(sha256_file(f).encode())
@@ -106,7 +106,7 @@ def make_study(cfg: SweepParams, name: str, epochs: int, storage: Any = None) ->
                                direction="minimize", load_if_exists=True)
 
 
-def _finished_states():
+def finished_states():
     import optuna
 
     return (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -128,14 +128,14 @@ def selected_trials(study: "optuna.Study", n_trials: int) -> list:
     """The first ``n_trials`` finished (COMPLETE/PRUNED) trials by number, plus the other trials numbered before the
     last of them (FAIL ones); all trials when fewer have finished."""
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    finished = [t for t in trials if t.state in _finished_states()]
+    finished = [t for t in trials if t.state in finished_states()]
     if len(finished) <= n_trials:
         return trials
     last = finished[n_trials - 1].number
     return [t for t in trials if t.number <= last]
 
 
-def _counts(trials: list) -> dict[str, int]:
+def trial_counts(trials: list) -> dict[str, int]:
     import optuna
 
     s = optuna.trial.TrialState

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 from .errors import UnsafeArchiveError
-from .manifest import _DRIVE_RE
+from .manifest import DRIVE_RE
 
 
 def _norm_member(name: str) -> list[str]:
@@ -41,7 +41,7 @@ def _resolve_lexically(parts: list[str], symlinks: set[str], *, allow_last_symli
 
 def _check_name(archive: Path, name: str) -> list[str]:
     raw = name.replace("\\", "/")
-    if raw.startswith("/") or _DRIVE_RE.match(raw):
+    if raw.startswith("/") or DRIVE_RE.match(raw):
         raise UnsafeArchiveError(archive, name, "absolute path")
     parts = _norm_member(name)
     if ".." in parts:
@@ -63,7 +63,7 @@ def _check_tar(archive: Path, tf: tarfile.TarFile, probe_dir: str) -> None:
             raise UnsafeArchiveError(archive, m.name, "path passes through a symlink member")
         if m.issym() or m.islnk():
             link = m.linkname.replace("\\", "/")
-            if link.startswith("/") or _DRIVE_RE.match(link):
+            if link.startswith("/") or DRIVE_RE.match(link):
                 raise UnsafeArchiveError(archive, m.name, f"link to absolute path {m.linkname!r}")
             base = parts[:-1] if m.issym() else []  # hard link names are archive-relative
             if _resolve_lexically(base + _norm_member(link), symlinks, allow_last_symlink=True) is None:
@@ -99,7 +99,7 @@ def _check_zip(archive: Path, zf: zipfile.ZipFile) -> dict[str, str]:
             raise UnsafeArchiveError(archive, info.filename, "path passes through a symlink member")
         if info.filename in links:
             link = links[info.filename].replace("\\", "/")
-            if link.startswith("/") or _DRIVE_RE.match(link):
+            if link.startswith("/") or DRIVE_RE.match(link):
                 raise UnsafeArchiveError(archive, info.filename, f"symlink to absolute path {links[info.filename]!r}")
             if _resolve_lexically(parts[:-1] + _norm_member(link), symlinks, allow_last_symlink=True) is None:
                 raise UnsafeArchiveError(archive, info.filename, f"symlink target {links[info.filename]!r} points outside the target")

@@ -28,12 +28,12 @@ except ImportError:  # pragma: no cover - Windows
 STATE_NAME = ".verified.json"
 QUARANTINE_DIR = ".quarantine"
 LOCK_NAME = ".lock"
-_RESERVED_TOP = {STATE_NAME, QUARANTINE_DIR, LOCK_NAME}
-_PART = ".part"
-_PART_META = ".part.meta.json"
+RESERVED_TOP = {STATE_NAME, QUARANTINE_DIR, LOCK_NAME}
+PART = ".part"
+PART_META = ".part.meta.json"
 
 
-class _State:
+class CacheState:
     """``cache_dir/.verified.json``: key -> {sha256, size, mtime_ns[, extracted]}."""
 
     FLUSH_EVERY = 2.0
@@ -92,7 +92,7 @@ class _State:
 
 
 @contextlib.contextmanager
-def _cache_lock(cache_dir: Path) -> Iterator[None]:
+def cache_lock(cache_dir: Path) -> Iterator[None]:
     cache_dir.mkdir(parents=True, exist_ok=True)
     if fcntl is None:  # pragma: no cover
         yield
@@ -105,6 +105,6 @@ def _cache_lock(cache_dir: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _unlink(p: Path) -> None:
+def unlink_missing_ok(p: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         p.unlink()

@@ -50,11 +50,11 @@ class UnsafeArchiveError(ValueError):
         super().__init__(f"unsafe archive {self.archive}: member {member!r}: {reason}; nothing was extracted")
 
 
-class _FileFailure(Exception):
+class FileFailure(Exception):
     """Internal: a per-file failure, collected and reported at the end."""
 
 
-def _raise_problems(report: FetchReport, what: str) -> None:
+def raise_problems(report: FetchReport, what: str) -> None:
     if report.ok:
         return
     lines: list[str] = []

@@ -30,12 +30,12 @@ import requests
 
 from alertclip.io import sha256_file
 
-from .cache import _PART, _PART_META, QUARANTINE_DIR, _cache_lock, _State, _unlink
-from .errors import UnsafeArchiveError, _FileFailure, _raise_problems
-from .manifest import _DRIVE_RE, FileSpec, Manifest, _check_cache_names, _coerce_files, _file_url_to_path, resolve_url
-from .placing import _maybe_extract, _place, _remove_stale_dest
+from .cache import PART, PART_META, QUARANTINE_DIR, CacheState, cache_lock, unlink_missing_ok
+from .errors import FileFailure, UnsafeArchiveError, raise_problems
+from .manifest import DRIVE_RE, FileSpec, Manifest, check_cache_names, coerce_files, file_url_to_path, resolve_url
+from .placing import maybe_extract, place_file, remove_stale_dest
 from .report import Failure, FetchReport, FileResult, Mismatch
-from .transfer import _copy_local, _download_http, _make_session, _Progress
+from .transfer import Progress, copy_local, download_http, make_session
 
 
 def fetch(
@@ -59,15 +59,15 @@ def fetch(
     verified file is already linked into ``dest_dir`` and the exception's ``report``
     tells what happened.
     """
-    specs, manifest_base = _coerce_files(files)
-    _check_cache_names(specs)
+    specs, manifest_base = coerce_files(files)
+    check_cache_names(specs)
     base = os.fspath(base_url) if base_url is not None else manifest_base
     cache = Path(cache_dir)
     dest = Path(dest_dir)
     report = FetchReport(dest_dir=str(dest), cache_dir=str(cache))
     dest.mkdir(parents=True, exist_ok=True)
-    with _cache_lock(cache):
-        state = _State(cache)
+    with cache_lock(cache):
+        state = CacheState(cache)
         # Pre-pass: which files are verified already (stat only), so the bar counts only real work.
         pending_bytes = 0
         quick: set[str] = set()
@@ -80,8 +80,8 @@ def fetch(
                     continue
             pending_bytes += spec.size or 0
         enabled = progress and sys.stderr.isatty() and len(quick) < len(specs)
-        bar = _Progress(pending_bytes, enabled, desc="download")
-        session = _make_session(retries, backoff)
+        bar = Progress(pending_bytes, enabled, desc="download")
+        session = make_session(retries, backoff)
         try:
             for spec in specs:
                 try:
@@ -94,18 +94,18 @@ def fetch(
                     _fetch_one(spec, url, cache=cache, dest=dest, state=state, session=session, bar=bar,
                                report=report, retries=retries, backoff=backoff, timeout=timeout,
                                quick=spec.path in quick)
-                except (_FileFailure, OSError, UnsafeArchiveError, tarfile.TarError, zipfile.BadZipFile) as exc:
-                    msg = str(exc) if isinstance(exc, (_FileFailure, UnsafeArchiveError)) else f"{type(exc).__name__}: {exc}"
+                except (FileFailure, OSError, UnsafeArchiveError, tarfile.TarError, zipfile.BadZipFile) as exc:
+                    msg = str(exc) if isinstance(exc, (FileFailure, UnsafeArchiveError)) else f"{type(exc).__name__}: {exc}"
                     report.failures.append(Failure(spec.path, url, msg))
         finally:
             session.close()
             bar.close()
             state.flush(force=True)
-    _raise_problems(report, "download")
+    raise_problems(report, "download")
     return report
 
 
-def _cache_entry_ok(state: _State, spec: FileSpec, st: os.stat_result) -> bool:
+def _cache_entry_ok(state: CacheState, spec: FileSpec, st: os.stat_result) -> bool:
     if not stat.S_ISREG(st.st_mode):
         return False
     if spec.size is not None and spec.size != st.st_size:
@@ -113,8 +113,8 @@ def _cache_entry_ok(state: _State, spec: FileSpec, st: os.stat_result) -> bool:
     return state.matches(spec.path, st, spec.sha256)
 
 
-def _fetch_one(spec: FileSpec, url: str, *, cache: Path, dest: Path, state: _State, session: requests.Session,
-               bar: _Progress, report: FetchReport, retries: int, backoff: float, timeout: float,
+def _fetch_one(spec: FileSpec, url: str, *, cache: Path, dest: Path, state: CacheState, session: requests.Session,
+               bar: Progress, report: FetchReport, retries: int, backoff: float, timeout: float,
                quick: bool) -> None:
     key = spec.path
     final = cache / spec.path
@@ -124,11 +124,11 @@ def _fetch_one(spec: FileSpec, url: str, *, cache: Path, dest: Path, state: _Sta
     expected = spec.sha256 or (entry or {}).get("sha256")
 
     def done(status: str, sha: str, st: os.stat_result, recorded: bool = False, resumed: bool = False) -> None:
-        how = _place(final, target, fallback="copy")
+        how = place_file(final, target, fallback="copy")
         report.files.append(FileResult(spec.path, sha, st.st_size, url, status, how, str(target), recorded, resumed))  # type: ignore[arg-type]
         if recorded:
             report.recorded[spec.path] = sha
-        _maybe_extract(spec, final, sha, dest, key, state, report)
+        maybe_extract(spec, final, sha, dest, key, state, report)
 
     # 1. verified before and unchanged: no read, no request
     if quick or (final.is_file() and _cache_entry_ok(state, spec, final.stat())):
@@ -143,29 +143,29 @@ def _fetch_one(spec: FileSpec, url: str, *, cache: Path, dest: Path, state: _Sta
             state.record(key, sha, st)
             done("cached", sha, st, recorded=expected is None)
             return
-        _unlink(final)
+        unlink_missing_ok(final)
         state.drop(key)
     # 3. dest_dir already holds a good copy (e.g. restored by `dvc checkout`): adopt it
     if expected is not None and target.is_file() and not target.is_symlink():
         st = target.stat()
         if (spec.size is None or spec.size == st.st_size) and sha256_file(target) == expected:
             final.parent.mkdir(parents=True, exist_ok=True)
-            _place(target, final, fallback="copy")
+            place_file(target, final, fallback="copy")
             st = final.stat()
             state.record(key, expected, st)
             done("adopted", expected, st)
             return
     # 4. download into .part, verify, rename
-    part = final.with_name(final.name + _PART)
-    meta_path = final.with_name(final.name + _PART_META)
+    part = final.with_name(final.name + PART)
+    meta_path = final.with_name(final.name + PART_META)
     part.parent.mkdir(parents=True, exist_ok=True)
-    local = bool(_DRIVE_RE.match(url)) or urlsplit(url).scheme.lower() not in ("http", "https")
+    local = bool(DRIVE_RE.match(url)) or urlsplit(url).scheme.lower() not in ("http", "https")
     for attempt in (0, 1):
         if local:
-            src = _file_url_to_path(url) if urlsplit(url).scheme.lower() == "file" and not _DRIVE_RE.match(url) else Path(url)
-            xfer = _copy_local(src, part, bar, size_in_bar=spec.size is not None and attempt == 0)
+            src = file_url_to_path(url) if urlsplit(url).scheme.lower() == "file" and not DRIVE_RE.match(url) else Path(url)
+            xfer = copy_local(src, part, bar, size_in_bar=spec.size is not None and attempt == 0)
         else:
-            xfer = _download_http(session, url, part, expected_size=spec.size,
+            xfer = download_http(session, url, part, expected_size=spec.size,
                                   size_in_bar=spec.size is not None and attempt == 0, retries=retries,
                                   backoff=backoff, timeout=timeout, progress=bar)
         report.bytes_downloaded += xfer.bytes
@@ -174,7 +174,7 @@ def _fetch_one(spec: FileSpec, url: str, *, cache: Path, dest: Path, state: _Sta
         size_ok = spec.size is None or spec.size == st.st_size
         if (expected is None or sha == expected) and size_ok:
             os.replace(part, final)
-            _unlink(meta_path)
+            unlink_missing_ok(meta_path)
             st = final.stat()
             state.record(key, sha, st)
             done("downloaded", sha, st, recorded=expected is None, resumed=xfer.resumed)
@@ -183,13 +183,13 @@ def _fetch_one(spec: FileSpec, url: str, *, cache: Path, dest: Path, state: _Sta
             # Stitched from several responses (or an old .part): the remote may have
             # changed in between.  Try once more from zero before calling it bad.
             bar.update(-st.st_size)
-            _unlink(part)
-            _unlink(meta_path)
+            unlink_missing_ok(part)
+            unlink_missing_ok(meta_path)
             continue
         break
     qpath = cache / QUARANTINE_DIR / spec.path
     qpath.parent.mkdir(parents=True, exist_ok=True)
     os.replace(part, qpath)
-    _unlink(meta_path)
-    _remove_stale_dest(target)  # never leave an old, unverified copy under dest_dir
+    unlink_missing_ok(meta_path)
+    remove_stale_dest(target)  # never leave an old, unverified copy under dest_dir
     report.mismatches.append(Mismatch(spec.path, url, expected, sha, spec.size, st.st_size, str(qpath)))

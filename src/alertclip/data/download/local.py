@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 
 from alertclip.io import sha256_file
 
-from .cache import _cache_lock, _State
-from .errors import MissingSourceError, UnsafeArchiveError, _raise_problems
-from .manifest import FileSpec, Manifest, _coerce_files
-from .placing import _maybe_extract, _place, _remove_stale_dest
+from .cache import CacheState, cache_lock
+from .errors import MissingSourceError, UnsafeArchiveError, raise_problems
+from .manifest import FileSpec, Manifest, coerce_files
+from .placing import maybe_extract, place_file, remove_stale_dest
 from .report import Failure, FetchReport, FileResult, Mismatch
 
 
@@ -62,13 +62,13 @@ def link_local(
     if files is None:
         specs = [FileSpec(path=p) for p in _walk_files(root)]
     else:
-        specs, _ = _coerce_files(files)
+        specs, _ = coerce_files(files)
     cache = Path(cache_dir)
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     report = FetchReport(dest_dir=str(dest), cache_dir=str(cache))
-    with _cache_lock(cache):
-        state = _State(cache)
+    with cache_lock(cache):
+        state = CacheState(cache)
         enabled = progress and sys.stderr.isatty()
         bar = tqdm(total=len(specs), unit="file", desc="link", disable=not enabled)
         try:
@@ -81,7 +81,7 @@ def link_local(
                     st = src.stat()
                 except FileNotFoundError:
                     report.missing.append(spec.path)
-                    _remove_stale_dest(target)
+                    remove_stale_dest(target)
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     report.failures.append(Failure(spec.path, str(src), "not a regular file"))
@@ -95,7 +95,7 @@ def link_local(
                     sha = sha256_file(src)
                     if (expected is not None and sha != expected) or (spec.size is not None and spec.size != st.st_size):
                         report.mismatches.append(Mismatch(spec.path, str(src), expected, sha, spec.size, st.st_size, None))
-                        _remove_stale_dest(target)
+                        remove_stale_dest(target)
                         state.drop(key)
                         continue
                     recorded = expected is None and (entry or {}).get("sha256") != sha
@@ -103,13 +103,13 @@ def link_local(
                     if recorded:
                         report.recorded[spec.path] = sha
                 try:
-                    how = _place(src, target, fallback="symlink")
+                    how = place_file(src, target, fallback="symlink")
                     report.files.append(FileResult(spec.path, sha, st.st_size, str(src), "linked", how, str(target), recorded))
-                    _maybe_extract(spec, src, sha, dest, key, state, report)
+                    maybe_extract(spec, src, sha, dest, key, state, report)
                 except (OSError, UnsafeArchiveError, tarfile.TarError, zipfile.BadZipFile) as exc:
                     report.failures.append(Failure(spec.path, str(src), f"{type(exc).__name__}: {exc}"))
         finally:
             bar.close()
             state.flush(force=True)
-    _raise_problems(report, "link_local")
+    raise_problems(report, "link_local")
     return report

@@ -20,14 +20,14 @@ from urllib.request import url2pathname
 import requests
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
-from .cache import _PART, _PART_META, _RESERVED_TOP
+from .cache import PART, PART_META, RESERVED_TOP
 from .errors import ManifestError
-from .transfer import _make_session
+from .transfer import make_session
 
 # longest first: ".tar.gz" must win over ".gz"-less ".tar" checks
 ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip")
 _SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+DRIVE_RE = re.compile(r"^[A-Za-z]:")
 
 
 def _check_rel_path(value: str, what: str = "path") -> str:
@@ -37,7 +37,7 @@ def _check_rel_path(value: str, what: str = "path") -> str:
         raise ValueError(f"{what} contains a NUL byte: {value!r}")
     if "\\" in value:
         raise ValueError(f"{what} must use '/' separators, got {value!r}")
-    if value.startswith("/") or _DRIVE_RE.match(value):
+    if value.startswith("/") or DRIVE_RE.match(value):
         raise ValueError(f"{what} must be relative, got absolute {value!r}")
     parts = value.split("/")
     if ".." in parts:
@@ -103,7 +103,7 @@ class FileSpec(BaseModel):
         if not v:
             raise ValueError("url must not be empty (omit it to use base_url + '/' + path)")
         scheme = urlsplit(v).scheme.lower()
-        if scheme and not _DRIVE_RE.match(v) and scheme not in ("http", "https", "file"):
+        if scheme and not DRIVE_RE.match(v) and scheme not in ("http", "https", "file"):
             raise ValueError(f"url scheme {scheme!r} is not supported (http, https, file or a local path)")
         return v
 
@@ -116,13 +116,13 @@ class FileSpec(BaseModel):
         return v
 
 
-def _check_cache_names(files: Sequence[FileSpec]) -> None:
+def check_cache_names(files: Sequence[FileSpec]) -> None:
     """Paths that would collide with the cache's own files (state, quarantine, partials)."""
     paths = {f.path for f in files}
     for i, f in enumerate(files):
-        if f.path.split("/", 1)[0] in _RESERVED_TOP:
-            raise ManifestError(f"entry {i}: path {f.path!r} collides with a reserved cache name {sorted(_RESERVED_TOP)}")
-        for suf in (_PART, _PART_META):
+        if f.path.split("/", 1)[0] in RESERVED_TOP:
+            raise ManifestError(f"entry {i}: path {f.path!r} collides with a reserved cache name {sorted(RESERVED_TOP)}")
+        for suf in (PART, PART_META):
             if f.path.endswith(suf) and f.path[: -len(suf)] in paths:
                 raise ManifestError(f"entry {i}: path {f.path!r} collides with the partial download of {f.path[: -len(suf)]!r}")
 
@@ -190,10 +190,10 @@ def _format_validation_error(source: str, err: ValidationError, data: Any) -> st
 
 
 def _is_url(s: str) -> bool:
-    return urlsplit(s).scheme.lower() in ("http", "https", "file") and not _DRIVE_RE.match(s)
+    return urlsplit(s).scheme.lower() in ("http", "https", "file") and not DRIVE_RE.match(s)
 
 
-def _file_url_to_path(url: str) -> Path:
+def file_url_to_path(url: str) -> Path:
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise ValueError(f"file URL with a remote host is not supported: {url}")
@@ -203,12 +203,12 @@ def _file_url_to_path(url: str) -> Path:
 def _parent_location(loc: str) -> str:
     """``base_url`` of a manifest: the directory (URL or local path) holding it."""
     scheme = urlsplit(loc).scheme.lower()
-    if scheme in ("http", "https") and not _DRIVE_RE.match(loc):
+    if scheme in ("http", "https") and not DRIVE_RE.match(loc):
         parts = urlsplit(loc)
         parent = parts.path.rsplit("/", 1)[0]
         return f"{parts.scheme}://{parts.netloc}{parent}"
     if scheme == "file":
-        return str(_file_url_to_path(loc).resolve().parent)
+        return str(file_url_to_path(loc).resolve().parent)
     return str(Path(loc).resolve().parent)
 
 
@@ -231,14 +231,14 @@ def load_manifest(path_or_url: str | os.PathLike, *, timeout: float = 30.0, retr
     loc = os.fspath(path_or_url)
     scheme = urlsplit(loc).scheme.lower()
     try:
-        if scheme in ("http", "https") and not _DRIVE_RE.match(loc):
-            with _make_session(retries, 0.5) as s:
+        if scheme in ("http", "https") and not DRIVE_RE.match(loc):
+            with make_session(retries, 0.5) as s:
                 resp = s.get(loc, timeout=(timeout, timeout))
                 if resp.status_code != 200:
                     raise ManifestError(f"cannot fetch manifest {loc}: HTTP {resp.status_code}")
                 text = resp.content.decode("utf-8-sig")
         else:
-            path = _file_url_to_path(loc) if scheme == "file" and not _DRIVE_RE.match(loc) else Path(loc)
+            path = file_url_to_path(loc) if scheme == "file" and not DRIVE_RE.match(loc) else Path(loc)
             text = path.read_text(encoding="utf-8-sig")
     except ManifestError:
         raise
@@ -266,7 +266,7 @@ def resolve_url(spec: FileSpec, base_url: str | os.PathLike | None) -> str:
     return str(Path(base) / rel)
 
 
-def _coerce_files(files: Any) -> tuple[list[FileSpec], str | None]:
+def coerce_files(files: Any) -> tuple[list[FileSpec], str | None]:
     base = None
     if isinstance(files, Manifest):
         base = files.base_url

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Literal
 
 from .archives import safe_extract
-from .cache import _State
+from .cache import CacheState
 from .manifest import FileSpec, strip_archive_suffix
 from .report import FetchReport
 
 
-def _place(src: Path, dest: Path, *, fallback: Literal["copy", "symlink"]) -> Literal["hardlink", "symlink", "copy"]:
+def place_file(src: Path, dest: Path, *, fallback: Literal["copy", "symlink"]) -> Literal["hardlink", "symlink", "copy"]:
     """Make ``dest`` the same file as ``src``: hard link, else ``fallback``; atomic replace."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_symlink():
@@ -48,12 +48,12 @@ def _place(src: Path, dest: Path, *, fallback: Literal["copy", "symlink"]) -> Li
     return how
 
 
-def _remove_stale_dest(dest: Path) -> None:
+def remove_stale_dest(dest: Path) -> None:
     if dest.is_symlink() or dest.is_file():
         dest.unlink()
 
 
-def _maybe_extract(spec: FileSpec, archive: Path, sha: str, dest_dir: Path, key: str, state: _State,
+def maybe_extract(spec: FileSpec, archive: Path, sha: str, dest_dir: Path, key: str, state: CacheState,
                    report: FetchReport) -> None:
     if not spec.extract:
         return

@@ -37,15 +37,15 @@ from urllib3.util.retry import Retry
 
 from alertclip.io import write_json
 
-from .cache import _PART, _PART_META, _unlink
-from .errors import _FileFailure
+from .cache import PART, PART_META, unlink_missing_ok
+from .errors import FileFailure
 
 CHUNK = 1 << 16
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_BACKOFF = 60.0
 
 
-def _make_session(retries: int, backoff: float) -> requests.Session:
+def make_session(retries: int, backoff: float) -> requests.Session:
     retry = Retry(
         total=retries,
         connect=retries,
@@ -91,7 +91,7 @@ def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
     return start, total
 
 
-class _Progress:
+class Progress:
     """Thin wrapper over one tqdm bar for all files (bytes)."""
 
     def __init__(self, total: int, enabled: bool, desc: str):
@@ -128,11 +128,11 @@ def _read_meta(p: Path) -> dict[str, Any]:
         return {}
 
 
-def _download_http(session: requests.Session, url: str, part: Path, *, expected_size: int | None,
+def download_http(session: requests.Session, url: str, part: Path, *, expected_size: int | None,
                    size_in_bar: bool, retries: int, backoff: float, timeout: float,
-                   progress: _Progress) -> _Transfer:
+                   progress: Progress) -> _Transfer:
     """Stream ``url`` into ``part`` (resuming it), with the body-level retry loop."""
-    meta_path = part.with_name(part.name[: -len(_PART)] + _PART_META)
+    meta_path = part.with_name(part.name[: -len(PART)] + PART_META)
     meta = _read_meta(meta_path)
     xfer = _Transfer()
     failures = 0  # consecutive attempts that made no progress
@@ -143,11 +143,11 @@ def _download_http(session: requests.Session, url: str, part: Path, *, expected_
     while True:
         offset = part.stat().st_size if part.exists() else 0
         if offset and meta.get("url") not in (None, url):  # partial of another URL
-            _unlink(part)
+            unlink_missing_ok(part)
             progress.update(-offset)
             offset = 0
         if expected_size is not None and offset > expected_size:
-            _unlink(part)
+            unlink_missing_ok(part)
             progress.update(-offset)
             offset = 0
         if expected_size is not None and offset == expected_size and offset > 0:
@@ -162,7 +162,7 @@ def _download_http(session: requests.Session, url: str, part: Path, *, expected_
         try:
             resp = session.get(url, headers=headers, stream=True, timeout=(timeout, timeout))
         except requests.RequestException as exc:  # urllib3 Retry already spent its budget
-            raise _FileFailure(f"request failed after {retries} retries: {exc}") from exc
+            raise FileFailure(f"request failed after {retries} retries: {exc}") from exc
         with resp:
             code = resp.status_code
             if code == 416:
@@ -172,18 +172,18 @@ def _download_http(session: requests.Session, url: str, part: Path, *, expected_
                     return xfer  # the partial file is complete
                 restarts_416 += 1
                 if not offset or restarts_416 > 1:
-                    raise _FileFailure(f"HTTP 416 Range Not Satisfiable (Range: {headers.get('Range')})")
-                _unlink(part)  # the partial does not fit the remote file: start over
+                    raise FileFailure(f"HTTP 416 Range Not Satisfiable (Range: {headers.get('Range')})")
+                unlink_missing_ok(part)  # the partial does not fit the remote file: start over
                 progress.update(-offset)
                 continue
             if code == 206 and offset:
                 start, _ = _parse_content_range(resp.headers.get("Content-Range"))
                 if start != offset:  # a different range than asked: discard, start over
-                    _unlink(part)
+                    unlink_missing_ok(part)
                     progress.update(-offset)
                     failures += 1
                     if failures > retries:
-                        raise _FileFailure(f"server answered range {resp.headers.get('Content-Range')!r} for {headers['Range']!r}")
+                        raise FileFailure(f"server answered range {resp.headers.get('Content-Range')!r} for {headers['Range']!r}")
                     continue
                 mode = "ab"
                 xfer.resumed = True
@@ -198,7 +198,7 @@ def _download_http(session: requests.Session, url: str, part: Path, *, expected_
                 reason = f"HTTP {code} {resp.reason or ''}".strip()
                 if code in RETRY_STATUSES:
                     reason += f" after {retries} retries"
-                raise _FileFailure(reason)
+                raise FileFailure(reason)
             if not size_known:
                 cl = resp.headers.get("Content-Length")
                 if cl and cl.isdigit():
@@ -225,7 +225,7 @@ def _download_http(session: requests.Session, url: str, part: Path, *, expected_
                 now = part.stat().st_size if part.exists() else 0
                 failures = 1 if now > offset else failures + 1
                 if failures > retries:
-                    raise _FileFailure(f"transfer interrupted ({failures} consecutive attempt(s) without progress, "
+                    raise FileFailure(f"transfer interrupted ({failures} consecutive attempt(s) without progress, "
                                       f"{retries} retries allowed): {exc}") from exc
                 time.sleep(min(backoff * 2 ** (failures - 1), MAX_BACKOFF))
                 xfer.resumed = True
@@ -233,9 +233,9 @@ def _download_http(session: requests.Session, url: str, part: Path, *, expected_
         return xfer
 
 
-def _copy_local(src: Path, part: Path, progress: _Progress, size_in_bar: bool) -> _Transfer:
+def copy_local(src: Path, part: Path, progress: Progress, size_in_bar: bool) -> _Transfer:
     if not src.is_file():
-        raise _FileFailure("source file not found" if not src.exists() else "source is not a regular file")
+        raise FileFailure("source file not found" if not src.exists() else "source is not a regular file")
     if not size_in_bar:
         progress.add_total(src.stat().st_size)
     part.parent.mkdir(parents=True, exist_ok=True)
