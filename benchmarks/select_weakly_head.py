@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                                                len(categories), mil_cfg, seed)
                     scores = score_mil(head, [train[v] for v in val])
                 frame = roc_auc(y_frame, np.concatenate([s["prob1"] for s in scores]))
-                video = roc_auc(y_video, video_scores(scores))
+                video = roc_auc(y_video, video_scores(scores, (vad_cfg if head_name == 'vadclip' else mil_cfg).topk_div))
                 print(f"{name:<14}{head_name:<12}{seed:>5}{frame:>15.3f}{video:>15.3f}", flush=True)
     print(f"configs: vadclip {vad_cfg.model_dump()}; linear_mil {mil_cfg.model_dump()}")
     return 0

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from repo_params import repo_params
 
 from alertclip import factory
 from alertclip.eval.features import FeatureSet, crop_views, extract, load_features
@@ -151,9 +152,11 @@ def frames_dir(tmp_path_factory):
 def test_extract_five_crops_one_row_per_snippet_and_crop(tiny_backbone, frames_dir, tmp_path):
     frames, images = frames_dir
     cache = tmp_path / "cache"  # one cache for both: the crop count is part of the cache key
-    one = extract(tiny_backbone, frames, tmp_path / "one", "alertclip-tiny", batch_size=2, cache_dir=cache, name="b")
+    precision = repo_params("features").precision
+    one = extract(tiny_backbone, frames, tmp_path / "one", "alertclip-tiny", batch_size=2, cache_dir=cache, name="b",
+                  precision=precision, crops=1)
     five = extract(tiny_backbone, frames, tmp_path / "five", "alertclip-tiny", batch_size=2, cache_dir=cache, name="b",
-                   crops=5)
+                   precision=precision, crops=5)
     snippets = pl.read_parquet(frames / "snippets.parquet")
 
     # one view: the index and meta as before crops existed

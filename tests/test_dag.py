@@ -438,7 +438,8 @@ def test_second_dataset_needs_params_only(tmp_path):
     assert before == ALL_STAGES
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["eval"]["datasets"]["xd"] = {"name": "XD-Violence", "format": "xd", "ground_truth": "data/xd/annotations.txt",
-                                        "videos": "data/xd/videos", "metrics": ["ap"]}
+                                        "videos": "data/xd/videos", "normal_markers": None, "prompts": None,
+                                        "metrics": ["ap"]}
     params["eval"]["evaluate"]["zeroshot"].append("xd")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     added = {"testset@xd"} | _per(BACKBONES, ("features", "eval_zeroshot"), ("xd",))

@@ -179,11 +179,12 @@ def tiny_backbone(tmp_path_factory):
     return d
 
 
-def test_features_extract_cache_and_mismatch(smoke_frames, tiny_backbone, tmp_path, monkeypatch):
+def test_features_extract_cache_and_mismatch(smoke_frames, tiny_backbone, tmp_path, monkeypatch, params_of):
     frames_dir = smoke_frames["out"]
     cache = tmp_path / "cache"
+    feat = params_of("features")
     meta = extract(tiny_backbone, frames_dir, tmp_path / "f1", "alertclip-tiny", batch_size=64, cache_dir=cache,
-                   name="base")
+                   name="base", precision=feat.precision, crops=feat.crops)
     fs = load_features(tmp_path / "f1")
     n = pl.read_parquet(frames_dir / "snippets.parquet").height
     assert fs.features.shape == (n, 128) and fs.features.dtype == np.float16 and meta["n_snippets"] == n
@@ -197,7 +198,8 @@ def test_features_extract_cache_and_mismatch(smoke_frames, tiny_backbone, tmp_pa
         raise AssertionError("the cache was not used")
 
     monkeypatch.setattr(feat_mod, "encode_snippets", boom)  # same checkpoint + frames: served from the cache
-    extract(tiny_backbone, frames_dir, tmp_path / "f2", "alertclip-tiny", cache_dir=cache, name="again")
+    extract(tiny_backbone, frames_dir, tmp_path / "f2", "alertclip-tiny", feat.batch_size, cache_dir=cache, name="again",
+            precision=feat.precision, crops=feat.crops)
     assert np.array_equal(np.load(tmp_path / "f2" / "snippets.npy"), fs.features)
 
     np.save(tmp_path / "f2" / "snippets.npy", fs.features[:-1])

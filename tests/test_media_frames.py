@@ -453,7 +453,8 @@ def test_malformed_annotation_names_file_entry_field(tmp_path, target, mutate, w
     mutate(items, entries)
     layout = write_layout(tmp_path / "raw", items, entries, [(VIDEO, "train")])
     with pytest.raises(ValueError) as exc:
-        extract_frames(layout, tmp_path / "frames", FrameSettings(25, 64, 64, 8, 16), workers=1, progress=False)
+        extract_frames(layout, tmp_path / "frames", FrameSettings(25, 64, 64, 8, 16), shard_mb=1, workers=1,
+                       progress=False)
     msg = str(exc.value)
     name = "items.json" if target == "items" else "train.json"
     assert name in msg

@@ -205,7 +205,7 @@ class ShardWriter:
         self.pending, self.pending_bytes, self.rows_in_shard = [], 0, 0
 
 
-def extract_frames(layout: Layout, out_dir: Path, settings: FrameSettings, shard_mb: int = 512,
+def extract_frames(layout: Layout, out_dir: Path, settings: FrameSettings, shard_mb: int,
                    workers: int = 0, progress: bool = True) -> dict:
     """Decode every video the source's annotations and labels name (:func:`plan_jobs`) into ``out_dir``."""
     return write_frames(plan_jobs(layout, settings), out_dir, settings, shard_mb, workers, progress)

@@ -113,8 +113,8 @@ def crop_views(images: np.ndarray, crops: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def encode_snippets(model: torch.nn.Module, frames_dir: Path, batch_size: int = 256, progress: bool = False,
-                    precision: str = "auto", crops: int = 1) -> np.ndarray:
+def encode_snippets(model: torch.nn.Module, frames_dir: Path, batch_size: int, progress: bool, precision: str,
+                    crops: int) -> np.ndarray:
     """Image embeddings (N * crops, D) fp16 of every stored snippet frame, in ``snippets.parquet`` row order (the
     crops of one snippet adjacent, see :func:`crop_views`)."""
     import polars as pl
@@ -147,9 +147,9 @@ def encode_snippets(model: torch.nn.Module, frames_dir: Path, batch_size: int = 
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float16)
 
 
-def extract(model_dir: Path, frames_dir: Path, out_dir: Path, arch: str, batch_size: int = 256,
-            cache_dir: Path = CACHE_DIR / "features", progress: bool = False, name: str = "",
-            precision: str = "auto", crops: int = 1) -> dict:
+def extract(model_dir: Path, frames_dir: Path, out_dir: Path, arch: str, batch_size: int,
+            cache_dir: Path = CACHE_DIR / "features", progress: bool = False, name: str = "", *,
+            precision: str, crops: int) -> dict:
     """Write ``out_dir/{snippets.npy, index.parquet, meta.json}`` for the OpenCLIP checkpoint in ``model_dir``."""
     import polars as pl
 

@@ -121,7 +121,7 @@ def distance_adjacency(length: int, device=None) -> torch.Tensor:
     return torch.exp(-(idx[:, None] - idx[None, :]).abs() / math.e)
 
 
-def similarity_adjacency(h: torch.Tensor, lengths: torch.Tensor, threshold: float = 0.7) -> torch.Tensor:
+def similarity_adjacency(h: torch.Tensor, lengths: torch.Tensor, threshold: float) -> torch.Tensor:
     """A_sim ``(B, L, L)``: cosine similarity on the real part, ``<= threshold`` set to 0, then row softmax over the
     real columns (zeros keep weight exp(0)); padding rows and columns are 0."""
     b, n, _ = h.shape
@@ -249,7 +249,7 @@ class VadClipHead(nn.Module):
 # Losses
 
 
-def topk_mean(x: torch.Tensor, lengths: torch.Tensor, div: int = 16) -> torch.Tensor:
+def topk_mean(x: torch.Tensor, lengths: torch.Tensor, div: int) -> torch.Tensor:
     """Per video, mean of the top k = len // div + 1 values over time of ``x[b, :len]``; ``(B, ...)``."""
     out = []
     for b, n in enumerate(lengths.tolist()):
@@ -258,13 +258,13 @@ def topk_mean(x: torch.Tensor, lengths: torch.Tensor, div: int = 16) -> torch.Te
     return torch.stack(out)
 
 
-def bce_loss(logits1: torch.Tensor, lengths: torch.Tensor, abnormal: torch.Tensor, div: int = 16) -> torch.Tensor:
+def bce_loss(logits1: torch.Tensor, lengths: torch.Tensor, abnormal: torch.Tensor, div: int) -> torch.Tensor:
     """L_bce: BCE between the top-k mean of sigmoid(logits1) and the video's abnormal flag (1 - normal)."""
     p = topk_mean(torch.sigmoid(logits1), lengths, div)
     return F.binary_cross_entropy(p, abnormal.to(p.dtype))
 
 
-def mil_align_loss(logits2: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, div: int = 16) -> torch.Tensor:
+def mil_align_loss(logits2: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, div: int) -> torch.Tensor:
     """L_MIL-align: per class top-k mean of logits2 over the real length; -mean_b sum_c y_bc log_softmax(s_b)_c with
     y = multi-hot / its sum."""
     s = topk_mean(logits2, lengths, div)
@@ -343,7 +343,7 @@ def score_videos(head: VadClipHead, feats_list: Sequence[np.ndarray], clip_model
     return out
 
 
-def video_scores(scores: Sequence[dict], div: int = 16, key: str = "prob1") -> np.ndarray:
+def video_scores(scores: Sequence[dict], div: int, key: str = "prob1") -> np.ndarray:
     """Video-level score: mean of the top k = T // div + 1 values of ``key`` (the validation criterion)."""
     res = []
     for s in scores:
