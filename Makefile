@@ -58,10 +58,11 @@ bench: env
 schema: env
 	python -c "import json; from alertclip.params import json_schema; print(json.dumps(json_schema(), indent=2, sort_keys=True))" > workflow/schemas/params.schema.json
 
-# Regenerate every stage's src/ deps in dvc.yaml from the imports after adding, moving or importing a module (a test
-# checks dvc.yaml is current).
+# Regenerate every stage's src/ deps in dvc.yaml from the imports after adding, moving or importing a module, and the
+# stage outputs README.md and docs/stages.md list from dvc.yaml (tests check both are current).
 deps: env
 	python -m alertclip.deps
+	python -m alertclip.stage_table
 
 clean:
 	rm -rf data/synth data/raw data/frames data/.cache results/frames logs .snakemake

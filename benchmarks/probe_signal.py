@@ -12,7 +12,7 @@ video (``--val-fraction`` held out, seeded like the stages' validation split):
     prompt_cos cosine between the P_A and P_N set vectors (1.0: the text tower cannot tell the prompt sets apart)
     caption_cos mean cosine between each abnormal clip's global caption and its look-alike partner's caption
 
-    python benchmarks/probe_signal.py data/models/backbone data/models/stage1 data/models/stage2/full
+    python benchmarks/probe_signal.py data/models/backbone data/models/stage1 data/models/full
 """
 
 from __future__ import annotations

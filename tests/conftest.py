@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from repo_params import repo_params
+from repo_params import repo_params, repo_run
 
 from alertclip.data.frames import FrameSettings, extract_frames
 from alertclip.data.sources import SYNTHETIC, Layout
@@ -38,6 +38,12 @@ def repo() -> Path:
 def params_of():
     """``params_of("curate", phash_distance=30)``: params.yaml's group with overrides (tests/repo_params.py)."""
     return repo_params
+
+
+@pytest.fixture(scope="session")
+def run_of():
+    """``run_of("full", epochs=1)``: one tuning run's settings from params.yaml, with overrides (tests/repo_params.py)."""
+    return repo_run
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,9 @@
 
 SPEC_JSON: ``{"sweep": {...every SweepParams key...}, "out": DIR, "calls": FILE, "crash": "none"|"kill"|"raise",
 "crash_call": N}``: the objective appends its params to ``calls`` (one JSON line per call) and, on its ``crash_call``-th
-call in this process (1-based), after reporting the first epoch, SIGKILLs the process or raises. The stage-2 params the
-trials start from are params.yaml's (tests/repo_params.py), with the sweep's epochs: tests/test_sweep.py's ``BASE``, so a
-sweep the test runs on the same storage finds the workers' study.
+call in this process (1-based), after reporting the first epoch, SIGKILLs the process or raises. The settings the trials
+start from are params.yaml's run ``full`` (tests/repo_params.py), with the sweep's epochs: tests/test_sweep.py's ``BASE``, so
+a sweep the test runs on the same storage finds the workers' study.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def fake_objective(params: dict, report, epochs: int = EPOCHS, on_epoch=None) ->
 
 def main(spec_json: str) -> None:
     import optuna
-    from repo_params import repo_params  # tests/ is on sys.path: this script's folder
+    from repo_params import repo_run  # tests/ is on sys.path: this script's folder
 
     from alertclip.params import SweepParams
     from alertclip.sweep.run import run_sweep
@@ -67,7 +67,7 @@ def main(spec_json: str) -> None:
 
         return fake_objective(params, report, cfg.epochs or EPOCHS, crash)
 
-    base = repo_params("stage2", epochs=cfg.epochs or EPOCHS).model_dump()
+    base = repo_run("full", epochs=cfg.epochs or EPOCHS).model_dump()
     run_sweep(cfg, base, objective, out_dir=Path(spec["out"]))
 
 

@@ -24,16 +24,18 @@ import pytest
 import yaml
 
 from alertclip import dag
+from alertclip.params import load_params, run_settings
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-VARIANTS = ("full", "no_hard", "standard_neg", "joint")  # params.yaml ablations: stage2@<variant>
-BACKBONES = ("base", "stage1", *VARIANTS, "wise_ft")  # params.yaml eval.backbones (wise_ft: interpolate@wise_ft)
+RUNS = ("stage1", "full", "no_hard", "standard_neg", "joint")  # params.yaml runs: tune@<run> -> data/models/<run>
+FROM_STAGE1 = ("full", "no_hard", "standard_neg")  # the runs whose init is stage1 (joint starts from the backbone)
+BACKBONES = ("base", *RUNS, "wise_ft")  # params.yaml eval.backbones (wise_ft: interpolate@wise_ft)
 DATASETS = ("synth",)  # params.yaml eval.datasets, each in every list of eval.evaluate
 PER_DATASET = ("features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab")  # @<backbone>-<dataset>
 EVALS = ("eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab", "eval_retention")
-STAGE2 = {f"stage2@{v}" for v in VARIANTS}
-INTERPOLATE = {"interpolate@wise_ft"}  # base + stage2@full in weight space
+TUNE = {f"tune@{r}" for r in RUNS}
+INTERPOLATE = {"interpolate@wise_ft"}  # base + tune@full in weight space
 TESTSETS = {f"testset@{d}" for d in DATASETS}
 
 
@@ -44,16 +46,19 @@ def _per(keys: tuple[str, ...], stages: tuple[str, ...] = ("checkpoint", *PER_DA
     return {f"{s}@{k}-{d}" if s in PER_DATASET else f"{s}@{k}" for s in stages for k in keys for d in datasets}
 
 
-TUNED = (*VARIANTS, "wise_ft")  # the backbones downstream of stage 2
+TUNED = (*RUNS, "wise_ft")  # the backbones downstream of a tuning run (all but base)
+AFTER_FULL = ("full", "wise_ft")  # the backbones downstream of tune@full
 # publish@<bb> reads the report (its tables): whenever the report reruns, every backbone's publish@ reruns after it
 REPORT = {"report"} | {f"publish@{k}" for k in BACKBONES}
-ALL_STAGES = ({"synthesize@vagta_synth", "download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "report"} | STAGE2
+ALL_STAGES = ({"synthesize@vagta_synth", "download", "frames", "curate", "hardneg", "backbone", "sweep", "report"} | TUNE
               | INTERPOLATE | TESTSETS | _per(BACKBONES))
 # frames feed the test sets and so every features@ variant; the base backbone's checkpoint record and its retention
 # (the backbone and the stills) do not read them
-AFTER_FRAMES = (({"frames", "curate", "hardneg", "stage1", "sweep", "report"} | STAGE2 | INTERPOLATE | TESTSETS
+AFTER_FRAMES = (({"frames", "curate", "hardneg", "sweep", "report"} | TUNE | INTERPOLATE | TESTSETS
                  | _per(BACKBONES)) - {"checkpoint@base", "eval_retention@base"})
-AFTER_HARDNEG = {"hardneg", "stage1", "sweep"} | REPORT | STAGE2 | INTERPOLATE | _per(BACKBONES[1:])
+AFTER_HARDNEG = {"hardneg", "sweep"} | REPORT | TUNE | INTERPOLATE | _per(TUNED)
+# every tuning run (tune@stage1 included) and what reads them; the sweep trains from data/models/stage1
+AFTER_TUNE = TUNE | {"sweep"} | INTERPOLATE | REPORT | _per(TUNED)
 # one dataset's definition: its test set and every stage of it, no training, no checkpoint record, no retention
 AFTER_DATASET = TESTSETS | REPORT | _per(BACKBONES, PER_DATASET)
 
@@ -137,10 +142,10 @@ def _copy_repo(dest: Path) -> Path:
     params = dest / "params.yaml"
     # The smoke world: tiny, and a backbone batch that fits its ~50 pre-training stills.
     params.write_text(params.read_text().replace("size: default", "size: smoke", 1)
-                      .replace("  batch_size: 16", "  batch_size: 4")  # stage1/stage2: a handful of clips
+                      .replace("  batch_size: 16", "  batch_size: 4", 1)  # tune (every run): a handful of clips
                       .replace("  batch_size: 64", "  batch_size: 16", 1))  # backbone: ~50 stills
-    # stage1/stage2/sweep keep params' val_fraction 0.25: enough validation clips of the 24 smoke videos for the
-    # sweep's objective, and abnormal training clips left for pairs batches of 4 (>= 2)
+    # the runs and the sweep keep params' tune.val_fraction 0.25: enough validation clips of the 24 smoke videos for
+    # the sweep's objective, and abnormal training clips left for pairs batches of 4 (>= 2)
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
@@ -179,24 +184,34 @@ def test_run_records_every_stage_and_leaves_dvc_clean(pipeline):
 @pytest.mark.slow
 @pytest.mark.parametrize("old,new,expected", [
     ("clip_frames: 8", "clip_frames: 6", AFTER_FRAMES),
-    # what `dvc exp run -S stage2.lambda_hard=0` changes: every stage-2 variant and what reads it (wise_ft too)
-    ("  lambda_hard: 1.0", "  lambda_hard: 0.0", STAGE2 | INTERPOLATE | {"sweep"} | REPORT | _per(TUNED)),
-    # one variant's definition: only that variant
-    ("joint: {losses: [global, region, hard], curriculum: joint",
-     "joint: {losses: [global, region], curriculum: joint", {"stage2@joint"} | REPORT | _per(("joint",))),
+    # a key every run shares (`dvc exp run -S tune.warmup_steps=3`): every tuning run, tune@stage1 included, since each
+    # declares params `tune` whole, and the sweep (params tune; it also trains from data/models/stage1)
+    ("  warmup_steps: 5\n", "  warmup_steps: 3\n", AFTER_TUNE),
+    # what `dvc exp run -S runs.full.lambda_hard=0` changes: the weights live in the rows, so one row's weight reruns
+    # that run and what reads it (wise_ft, and the sweep, which searches runs.full) -- not the other runs, as the
+    # shared stage2.lambda_hard once did
+    ("lambda_hard: 1.0, init: stage1, negatives: hard", "lambda_hard: 0.0, init: stage1, negatives: hard",
+     {"tune@full", "sweep"} | INTERPOLATE | REPORT | _per(AFTER_FULL)),
+    # the curriculum: a change to stage1's row reruns the runs that start from it (and the sweep), not joint
+    ("stage1: {losses: [global], init: backbone, negatives: hard, epochs: 12}",
+     "stage1: {losses: [global], init: backbone, negatives: hard, epochs: 11}",
+     {"tune@stage1", "sweep"} | {f"tune@{r}" for r in FROM_STAGE1} | INTERPOLATE | REPORT
+     | _per(("stage1", *FROM_STAGE1, "wise_ft"))),
+    # one run's definition, a run nothing starts from: only that run
+    ("[global, region, hard], lambda_region: 1.0, lambda_hard: 1.0, init: backbone",
+     "[global, region], lambda_region: 1.0, init: backbone", {"tune@joint"} | REPORT | _per(("joint",))),
     # leaf params: a new backbone is its own stages and the report; the existing evaluations stay current
-    ("    joint: data/models/stage2/joint\n", "    joint: data/models/stage2/joint\n    extra: data/models/stage2/full\n",
+    ("    joint: data/models/joint\n", "    joint: data/models/joint\n    extra: data/models/full\n",
      _per(("extra",)) | REPORT),
-    # the prompts: read by the prompt evaluations, and by stages 1 and 2 (their validation AUC picks the kept epoch),
+    # the prompts: read by the prompt evaluations, and by every tuning run (its validation AUC picks the kept epoch),
     # so on the base backbone only eval_mss and eval_zeroshot rerun; features, weakly, open vocabulary and retention
     # of base do not read them
     ('template: "a cctv video where {}"', 'template: "a cctv clip where {}"',
-     {"stage1", "sweep", "eval_mss@base-synth", "eval_zeroshot@base-synth"} | REPORT | STAGE2 | INTERPOLATE
-     | _per(BACKBONES[1:])),
+     {"eval_mss@base-synth", "eval_zeroshot@base-synth"} | AFTER_TUNE),
     # leaf params: one dataset's entry reruns that dataset's test set and stages only
     ("      name: VAGTA-synth\n", "      name: VAGTA synthetic\n", AFTER_DATASET),
     # the WiSE-FT mixing weight: the interpolated backbone alone
-    ("tuned: data/models/stage2/full, alpha: 0.5}", "tuned: data/models/stage2/full, alpha: 0.25}",
+    ("tuned: data/models/full, alpha: 0.5}", "tuned: data/models/full, alpha: 0.25}",
      INTERPOLATE | _per(("wise_ft",)) | REPORT),
 ])
 def test_param_edit_same_stale_set(pipeline, old, new, expected):
@@ -217,7 +232,9 @@ def test_param_edit_same_stale_set(pipeline, old, new, expected):
     ("src/alertclip/data/media.py", AFTER_FRAMES),
     ("src/alertclip/synth/render.py", ALL_STAGES),
     ("src/alertclip/hardneg/inverter.py", AFTER_HARDNEG),
-    ("src/alertclip/stages/stage2.py", STAGE2 | INTERPOLATE | REPORT | _per(TUNED)),
+    # one entry point for every run now (stage1.py and stage2.py were two): tune@stage1 reruns too, and with it the
+    # sweep, which trains from data/models/stage1
+    ("src/alertclip/stages/tune.py", AFTER_TUNE),
     ("src/alertclip/eval/zeroshot.py", REPORT | _per(BACKBONES, ("eval_mss", "eval_zeroshot"))),
     ("src/alertclip/eval/testset_check.py", AFTER_DATASET),
     ("src/alertclip/stages/checkpoint.py", REPORT | _per(BACKBONES)),
@@ -291,7 +308,7 @@ def test_failure_keeps_and_records_finished_stages(pipeline):
 
 @pytest.mark.slow
 def test_repro_force_reproduces_identical_hashes(pipeline):
-    """Cost: ~8 min on 2 cores: `dvc repro --force` runs all 72 stages one after another (the rerun_dags lane)."""
+    """Cost: ~8 min on 2 cores: `dvc repro --force` runs all 71 stages one after another (the rerun_dags lane)."""
     before = yaml.safe_load((pipeline / "dvc.lock").read_text())
     sh(pipeline, "dvc", "repro", "--force", "--quiet")
     after = yaml.safe_load((pipeline / "dvc.lock").read_text())
@@ -354,23 +371,59 @@ def test_unknown_hint_key_fails(tmp_path):
         dag.load_hints(bad)
 
 
-def test_new_variant_needs_params_only(tmp_path):
-    """A variant added to params.yaml alone (ablations + eval.backbones) becomes stage2@, features@ and every
-    eval_*@ stage, and the report's inputs (its folder deps, expanded for Snakemake) pick its results up."""
+def test_new_run_needs_params_only(tmp_path):
+    """A run added to params.yaml alone (a row of runs + a key of eval.backbones) becomes tune@<run>, starting from
+    its init, and features@, checkpoint@ and every eval_*@ stage; the report's inputs (its folder deps, expanded for
+    Snakemake) pick its training summary and results up. The row may set a tune key for itself (the sweep's best lr)."""
     root = _copy_repo(tmp_path)
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["ablations"]["region_only"] = {"losses": ["global", "region"], "curriculum": "joint", "negatives": "hard"}
-    params["eval"]["backbones"]["region_only"] = "data/models/stage2/region_only"
+    params["runs"]["region_only"] = {"losses": ["global", "region"], "lambda_region": 0.5, "init": "stage1",
+                                     "negatives": "hard", "epochs": 8, "lr": 0.0003}
+    params["eval"]["backbones"]["region_only"] = "data/models/region_only"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    specs = {s.name: s for s in dag.load_stages(root)}
-    assert set(specs) == ALL_STAGES | {"stage2@region_only"} | _per(("region_only",))
-    assert "data/models/stage2/region_only" in specs["checkpoint@region_only"].deps
+    p = load_params(root / "params.yaml")  # a valid row: what the stage trains with
+    cfg = run_settings(p.tune, p.runs["region_only"], p.backbone.arch)
+    assert (cfg.lr, cfg.lambda_region, cfg.lambda_hard, cfg.init) == (0.0003, 0.5, 0.0, "stage1")
+    stages = dag.load_stages(root)
+    specs = {s.name: s for s in stages}
+    assert set(specs) == ALL_STAGES | {"tune@region_only"} | _per(("region_only",))
+    run = specs["tune@region_only"]
+    assert run.cmd == "alertclip tune --variant region_only"
+    assert {d for d in run.deps if d.startswith("data/models/")} == {"data/models/stage1"}
+    assert run.outs == ("data/models/region_only", "results/tune/region_only/metrics.json",
+                        "results/tune/region_only/curve.csv")
+    order = [s.name for s in stages]
+    assert order.index("tune@stage1") < order.index("tune@region_only") < order.index("checkpoint@region_only")
+    assert "data/models/region_only" in specs["checkpoint@region_only"].deps
     report_inputs = set(specs["report"].deps)
     for key in (*BACKBONES, "region_only"):
         for kind in EVALS:
             where = f"{key}/metrics.json" if kind == "eval_retention" else f"{key}/synth/metrics.json"
             assert f"results/{kind}/{where}" in report_inputs, (kind, key)
-    assert "results/stage2/region_only/metrics.json" in report_inputs
+    assert "results/tune/region_only/metrics.json" in report_inputs
+
+
+def test_each_run_starts_from_its_init_and_the_sweep_from_fulls():
+    """tune@<run> reads the model its row's init names (the backbone or another run's output) and writes
+    data/models/<run>; the sweep trains runs.full's recipe from runs.full's init; the report reads every run's
+    training summary; nothing reads the sweep's results (a row of runs takes its best values by hand)."""
+    stages = dag.load_stages(REPO)
+    specs = {s.name: s for s in stages}
+    order = [s.name for s in stages]
+    runs = yaml.safe_load((REPO / "params.yaml").read_text())["runs"]
+    assert tuple(runs) == RUNS
+    assert tuple(r for r, row in runs.items() if row["init"] == "stage1") == FROM_STAGE1
+    for run, row in runs.items():
+        tune = specs[f"tune@{run}"]
+        assert tune.cmd == f"alertclip tune --variant {run}"
+        assert {d for d in tune.deps if d.startswith("data/models/")} == {f"data/models/{row['init']}"}, run
+        assert tune.outs == (f"data/models/{run}", f"results/tune/{run}/metrics.json", f"results/tune/{run}/curve.csv")
+        assert {f"results/tune/{run}/metrics.json", f"results/tune/{run}/curve.csv"} <= set(specs["report"].deps)
+        if row["init"] != "backbone":
+            assert order.index(f"tune@{row['init']}") < order.index(f"tune@{run}")
+    assert runs["stage1"]["init"] == "backbone" and runs["full"]["init"] == "stage1"
+    assert {d for d in specs["sweep"].deps if d.startswith("data/models/")} == {"data/models/stage1"}
+    assert not [(s.name, d) for s in stages for d in s.deps if d.startswith("results/sweep")]
 
 
 def test_default_dag_datasets_and_backbones():
@@ -387,9 +440,9 @@ def test_default_dag_datasets_and_backbones():
     assert testset.outs == ("data/testsets/synth", "results/testsets/synth/summary.json")
     assert order.index("frames") < order.index("testset@synth") < order.index("features@base-synth")
     interp = specs["interpolate@wise_ft"]
-    assert {"data/models/backbone", "data/models/stage2/full"} <= set(interp.deps)
+    assert {"data/models/backbone", "data/models/full"} <= set(interp.deps)
     assert interp.outs == ("data/models/interpolated/wise_ft",)
-    assert order.index("stage2@full") < order.index("interpolate@wise_ft") < order.index("checkpoint@wise_ft")
+    assert order.index("tune@full") < order.index("interpolate@wise_ft") < order.index("checkpoint@wise_ft")
     models = yaml.safe_load((REPO / "params.yaml").read_text())["eval"]["backbones"]
     for bb in BACKBONES:
         record = f"data/checkpoints/{bb}.json"

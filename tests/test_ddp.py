@@ -15,9 +15,11 @@ from test_tune import _world  # the fake curated set (12 clips, T=4, regions, ha
 from alertclip.train.distributed import DistContext, shard_slice
 
 WORKER = Path(__file__).with_name("ddp_tune_worker.py")
-# Stage 2 with all three losses from the base weights; every batch has regions and negatives.
+# The joint run (all three losses from the backbone: the worker needs no other run's model); every batch has regions
+# and negatives.
+RUN = "joint"
 CFG = dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, checkpoint_every=0, val_fraction=0.0, temporal_layers=1,
-           temporal_heads=2, k_negatives=3, init="base", lambda_region=1.0, lambda_hard=1.0)
+           temporal_heads=2, k_negatives=3, lambda_region=1.0, lambda_hard=1.0)
 
 
 def _run(args: list[str], tmp: Path) -> None:
@@ -31,9 +33,9 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     _world(root)
     cfg = json.dumps(CFG)
-    _run([sys.executable, str(WORKER), str(root), str(root / "one"), cfg], root)
+    _run([sys.executable, str(WORKER), str(root), str(root / "one"), RUN, cfg], root)
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
-          str(root), str(root / "two"), cfg], root)
+          str(root), str(root / "two"), RUN, cfg], root)
     return root
 
 

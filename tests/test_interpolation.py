@@ -242,12 +242,12 @@ def test_stage_writes_the_variant_and_an_evaluation_opens_it(dirs, tmp_path, mon
     from alertclip.stages import checkpoint as checkpoint_stage
 
     monkeypatch.chdir(tmp_path)
-    for name, rel in (("base", "models/backbone"), ("tuned", "models/stage2/full")):
+    for name, rel in (("base", "models/backbone"), ("tuned", "models/full")):
         Path(rel).mkdir(parents=True)
         for f in dirs[name].iterdir():
             (Path(rel) / f.name).write_bytes(f.read_bytes())
     raw = _raw_params()
-    raw["interpolate"] = {"wise_ft": {"base": "models/backbone", "tuned": "models/stage2/full", "alpha": 0.5}}
+    raw["interpolate"] = {"wise_ft": {"base": "models/backbone", "tuned": "models/full", "alpha": 0.5}}
     raw["eval"]["backbones"] = {"base": "models/backbone", "wise_ft": str(INTERPOLATED_DIR / "wise_ft")}
     raw["eval"]["reference"] = "base"
     p = parse_params(raw)
@@ -256,7 +256,7 @@ def test_stage_writes_the_variant_and_an_evaluation_opens_it(dirs, tmp_path, mon
     out = INTERPOLATED_DIR / "wise_ft"
     assert (out / CHECKPOINT_FILE).read_bytes() == (dirs[0.5] / CHECKPOINT_FILE).read_bytes()
     record = json.loads((out / RECORD_FILE).read_text())
-    assert record["source"]["base"]["dir"] == "models/backbone" and record["source"]["tuned"]["dir"] == "models/stage2/full"
+    assert record["source"]["base"]["dir"] == "models/backbone" and record["source"]["tuned"]["dir"] == "models/full"
     assert any("interpolate@wise_ft" in r.getMessage() and "0.5 * base models/backbone" in r.getMessage()
                for r in caplog.records)
     assert not any("not a value of eval.backbones" in r.getMessage() for r in caplog.records)

@@ -202,12 +202,13 @@ LAYERS = (
     ("data", "synth", "curation", "hardneg"),  # reading, making and cleaning the data
     ("factory", "model", "losses", "prompts", "retrieval", "interpolation"),  # the model; what trains / scores / mixes it
     ("train", "backbone"),  # the training loop; pre-training the synthetic backbone
-    ("tune", "heldout", "ablation"),  # stages 1 and 2
-    ("sweep",),  # the Optuna study over stage 2
+    ("tune", "heldout"),  # the tuning runs (params runs: the curriculum and its ablations)
+    ("sweep",),  # the Optuna study over runs.full
     ("eval",),  # every evaluation
     ("report",),  # the report over all evaluations
     ("publish",),  # a backbone in open_clip's hub layout, with the report's numbers in its card
-    ("stages", "cli", "__main__", "dag", "deps"),  # entry points; the generator of dvc.yaml's code deps
+    ("stages", "cli", "__main__", "dag", "deps", "stage_table"),  # entry points; the generators of dvc.yaml's code
+    # deps and of the docs' stage tables
 )
 
 
@@ -234,7 +235,7 @@ def test_imports_run_one_way(graph):
 def test_report_edits_never_rerun_training_and_feature_edits_rerun_every_evaluation(graph, stages):
     for s in stages:
         mods = closure(graph, entry_module(s.cmd))
-        if s.name.split("@")[0] in ("backbone", "stage1", "stage2", "sweep"):
+        if s.name.split("@")[0] in ("backbone", "tune", "sweep"):
             assert not any(m.startswith(f"{PACKAGE}.report") or m.startswith(f"{PACKAGE}.eval.") for m in mods), s.name
         if s.name.split("@")[0] in ("features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab"):
             assert f"{PACKAGE}.eval.features" in mods and "src/alertclip/eval/features.py" in s.deps, s.name

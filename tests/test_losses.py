@@ -301,14 +301,15 @@ def test_alert_clip_losses_combine_with_weights_and_anchor_on_regions():
     assert log_scale.grad is not None and log_scale.grad.abs().item() > 0
 
 
-def test_zero_weights_keep_terms_out_of_the_total_and_stage1_computes_global_only():
+def test_zero_weights_keep_terms_out_of_the_total_and_a_global_only_run_computes_global_only():
     e = _embeddings()
     out = alert_clip_losses(e, 0.0, 0.0)
     g = symmetric_infonce(e["v"], e["t"], e["scale"]).item()
     assert out["loss"].item() == pytest.approx(g, rel=1e-12)
     assert out["region"].item() > 1e-3 and out["hard"].item() > 1e-3  # measured for the logs
-    stage1 = {k: e[k] for k in ("v", "t", "scale")}  # BatchEncoder without the region/negative parts
-    out1 = alert_clip_losses(stage1, 0.0, 0.0)
+    # a run whose losses are [global] only (runs.stage1: both weights 0): BatchEncoder without the region/negative parts
+    global_only = {k: e[k] for k in ("v", "t", "scale")}
+    out1 = alert_clip_losses(global_only, 0.0, 0.0)
     assert out1["loss"].item() == pytest.approx(g, rel=1e-12) and out1["region"].item() == 0.0 == out1["hard"].item()
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from alertclip.params import Params, ParamsError, RemoteFile, json_schema, load_params, parse_params
+from alertclip.params import Params, ParamsError, RemoteFile, RunSettings, json_schema, load_params, parse_params
 
 
 @pytest.fixture(scope="module")
@@ -168,13 +168,23 @@ def test_schema_rejects_wrong_type(schema, raw):
     assert list(validator.iter_errors(_set(raw, "frames.fps", "fast")))
 
 
+def test_schema_accepts_a_rows_tune_key(schema, raw):
+    """A row of runs may set a key of tune for itself (the sweep's best lr): what the typed model accepts, the schema
+    Snakemake validates with must let through."""
+    data = _set(raw, "runs.full.lr", 3e-4)
+    assert parse_params(data).runs["full"].overrides() == {"lr": 3e-4}
+    assert not list(jsonschema.validators.validator_for(schema)(schema).iter_errors(data))
+
+
 def test_impossible_combination_fails_at_load_naming_the_key(repo):
+    """No negatives (tune.k_negatives 0) with a run that weighs the hard-negative loss: the error names the first such
+    run (stage1 and no_hard leave the loss out) and the key."""
     raw = yaml.safe_load((repo / "params.yaml").read_text())
-    raw["stage2"]["k_negatives"] = 0
-    raw["stage2"]["lambda_hard"] = 0.5
-    with pytest.raises(ParamsError, match=r"stage2\.lambda_hard: .*k_negatives"):
+    raw["tune"]["k_negatives"] = 0
+    with pytest.raises(ParamsError, match=r"runs\.full with tune applied: lambda_hard: .*k_negatives"):
         parse_params(raw)
-    raw["stage2"]["lambda_hard"] = 0.0
+    for name in ("full", "standard_neg", "joint"):
+        raw["runs"][name]["lambda_hard"] = 0.0
     parse_params(raw)  # the same K = 0 is fine without the hard-negative loss
 
 
@@ -302,6 +312,7 @@ def test_no_setting_has_a_value_in_the_code():
     models: dict[str, type[BaseModel]] = {}
     _models(Params, models)
     assert len(models) > 20, sorted(models)  # the walk reached the nested groups
+    _models(RunSettings, models, "runs.<run> with tune applied")  # built in code from params.yaml, and as strict
     with_values = [f"{where}.{name} (= {field.get_default(call_default_factory=True)!r})".lstrip(".")
                    for where, model in models.items() if model not in DESCRIBES_A_FILE
                    for name, field in model.model_fields.items() if not field.is_required()]

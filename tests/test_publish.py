@@ -10,6 +10,7 @@ registered alertclip configs); ``push_to_hf_hub`` runs with its network calls re
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import shutil
@@ -95,7 +96,8 @@ def _write_report(root: Path) -> None:
     for row in PAIRED:
         paired.add(row, ["results/eval_mss/full/synth/signed.csv"])
     training.add(["backbone", "36", "0.9011"], ["results/backbone/metrics.json"])
-    training.add(["stage2@full", "8", "5.0166"], ["results/stage2/full/metrics.json"])
+    training.add(["tune@stage1", "12", "6.1020"], ["results/tune/stage1/metrics.json"])
+    training.add(["tune@full", "8", "5.0166"], ["results/tune/full/metrics.json"])
     tables = [ablation, retention, paired, training]
     for t in tables:
         (root / t.csv_path).parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +114,7 @@ def world(tmp_path_factory, params_of):
     cwd = os.getcwd()
     os.chdir(root)  # every stage reads and writes repository-relative paths
     try:
-        p = params_of()  # params.yaml; eval.backbones: base -> data/models/backbone, full -> .../stage2/full
+        p = params_of()  # params.yaml; eval.backbones: base -> data/models/backbone, full -> data/models/full
         models = {"base": _tiny_backbone(1), "full": _tiny_backbone(2)}
         for key, source in (("base", {"kind": "random_init", "seed": 1}), ("full", None)):
             model_dir = Path(p.eval.backbones[key])
@@ -137,9 +139,12 @@ def inside(world, monkeypatch):
 def test_paths_agree_with_the_report_and_the_tuning_stages():
     from alertclip.tune.checkpoints import TEMPORAL_FILE
     from alertclip.tune.data import TunePaths
+    from alertclip.tune.run import run_stage
 
     assert publish.REPORT_INDEX == INDEX_JSON
-    assert publish.STAGE1_DIR == TunePaths().stage1_dir and publish.TEMPORAL_FILE == TEMPORAL_FILE
+    # tune@<run> writes data/models/<run> and a run reads its init run there: where provenance looks for runs
+    assert publish.MODELS_DIR == TunePaths().models_dir == inspect.signature(run_stage).parameters["models_dir"].default
+    assert publish.TEMPORAL_FILE == TEMPORAL_FILE
     assert publish.hub_dir("full") == Path("data/hub/full")
     assert cli.stage_names()["publish"] is True
     with pytest.raises(SystemExit):  # `alertclip publish` needs --variant, as dvc.yaml's cmd passes it
@@ -195,8 +200,9 @@ def test_card_carries_the_reports_numbers_and_the_provenance(world):
     assert "pipeline_tag: zero-shot-image-classification\n" in front
     assert "# Model card for alertclip-full\n" in card
     assert "- **Architecture:** `alertclip-tiny`" in card
-    assert "- **Made by:** dvc.yaml stage `stage2@full`" in card
-    assert "the stage-1 weights `data/models/stage1` (backbone `stage1`) by Alert-CLIP stage 2, variant `full`" in card
+    assert "- **Made by:** dvc.yaml stage `tune@full`" in card
+    assert ("the weights of run `stage1` `data/models/stage1` (backbone `stage1`) by the Alert-CLIP tuning run `full` "
+            "(losses: global, region, hard; hard negatives)") in card
     assert "temporal module" in card  # the tuned dir's temporal.pt is not part of the open_clip model
     for cell in ABLATION["full"] + RETENTION["full"]:
         assert cell in card, cell
@@ -204,9 +210,33 @@ def test_card_carries_the_reports_numbers_and_the_provenance(world):
     assert "| Zero-shot AUC (%) [95% CI] | 61.23 [55.10, 67.00] |" in card
     assert "| full − base | MSS | +0.0159 | [+0.0021, +0.0302] | yes |" in card
     assert "stage1 − base" not in card and "48.85" not in card  # other backbones' rows stay out
-    assert "| stage2@full | 8 | 5.0166 |" in card and "| backbone |" not in card
+    assert "| tune@full | 8 | 5.0166 |" in card and "| backbone |" not in card and "tune@stage1" not in card
     assert "  - lambda_hard: 1.0\n" in card and '  - losses: ["global", "region", "hard"]\n' in card
+    # the settings tune@full trained with (tune with runs.full applied), then the row itself
+    assert "- **Params: tune with runs.full applied:**\n" in card and "- **Params: runs.full:**\n" in card
+    assert card.index("**Params: tune with runs.full applied:**") < card.index("**Params: runs.full:**")
     assert "results/eval_mss" not in card  # the report's source column names paths of this repository only
+
+
+def test_provenance_of_every_run_names_its_stage_its_start_and_its_settings(params_of, run_of):
+    """data/models/<run> is tune@<run>'s: tuned from the base backbone or from its init run's weights, with the run's
+    resolved settings and its row; a directory under data/models that is no run (the old stage-2 layout) is nobody's."""
+    p = params_of()
+    for name, run in p.runs.items():
+        prov = publish.provenance(p, name, ARCH)
+        assert (prov.stage, prov.training_row, prov.untuned) == (f"tune@{name}", f"tune@{name}", False), name
+        assert prov.params == {f"tune with runs.{name} applied": run_of(name).model_dump(),
+                               f"runs.{name}": run.model_dump()}, name
+        assert f"by the Alert-CLIP tuning run `{name}` (losses: {', '.join(run.losses)}; {run.negatives} negatives)" \
+            in prov.tuned_from, name
+    stage1 = publish.provenance(p, "stage1", ARCH)
+    assert stage1.tuned_from.startswith("the base backbone `data/models/backbone` (backbone `base`) by the Alert-CLIP")
+    assert stage1.params["tune with runs.stage1 applied"]["lambda_region"] == 0  # a loss left out weighs nothing
+    assert publish.provenance(p, "full", ARCH).tuned_from.startswith(
+        "the weights of run `stage1` `data/models/stage1` (backbone `stage1`) by the Alert-CLIP tuning run `full`")
+    old = p.model_copy(update={"eval": params_of("eval", backbones={**p.eval.backbones, "old": "data/models/stage2/full"})})
+    assert publish.provenance(old, "old", ARCH) == publish.Provenance(
+        None, None, "weights in `data/models/stage2/full`, which no stage of this pipeline writes", {})
 
 
 def test_base_card_says_it_is_the_untuned_reference(world):

@@ -41,7 +41,8 @@ FIXTURES = REPO.parent / "shared" / "fixtures" / "vagta"
 UCF = "UCF_Crimes_Videos/UCF_Crimes/Videos"
 SAMPLES = ("carphone_pristine.mp4", "bikes.mp4")  # small real encodes of two frame rates
 NATIVE_FPS = 30  # UCF-Crime's frame numbers (the annotations' keyframes)
-BACKBONES = ("base", "full", "wise_ft")  # evaluated (stage1 still trains: stage 2 starts from it)
+BACKBONES = ("base", "full", "wise_ft")  # evaluated (run stage1 still trains: run full starts from it)
+RUNS = ("stage1", "full")  # the tuning runs kept (params runs order): full and the init it needs
 
 
 def sample_videos() -> list[Path]:
@@ -192,9 +193,8 @@ def real_run(tmp_path_factory):
     params["features"].update(crops=5, batch_size=64)  # five views: the multi-crop path at half the profile's cost
     arch = "ViT-S-32-alt-px64"
     params["backbone"].update(arch=arch, pretrained="random")
-    for stage in ("stage1", "stage2"):
-        params[stage].update(arch=arch, epochs=1, batch_size=4, val_fraction=0.25)
-    params["ablations"] = {"full": params["ablations"]["full"]}
+    params["tune"].update(batch_size=4, val_fraction=0.25)  # the arch is backbone.arch's
+    params["runs"] = {k: {**params["runs"][k], "epochs": 1} for k in RUNS}
     params["eval"]["backbones"] = {k: params["eval"]["backbones"][k] for k in BACKBONES}
     params["eval"]["datasets"] = {"ucf": params["eval"]["datasets"]["ucf"]}
     params["eval"]["evaluate"] = {k: ["ucf"] for k in params["eval"]["evaluate"]}
@@ -217,9 +217,14 @@ def test_every_stage_runs_to_the_report(real_run):
     assert run.returncode == 0, f"snakemake failed:\n{run.stdout[-3000:]}\n{run.stderr[-5000:]}"
     stages = {s.name for s in dag.load_stages(root)}
     kinds = {n.split("@")[0] for n in stages}
-    assert kinds == {"download", "frames", "curate", "hardneg", "backbone", "stage1", "sweep", "stage2", "interpolate",
+    assert kinds == {"download", "frames", "curate", "hardneg", "backbone", "tune", "sweep", "interpolate",
                      "checkpoint", "testset", "features", "eval_mss", "eval_zeroshot", "eval_weakly", "eval_openvocab",
                      "eval_retention", "report", "publish"}
+    assert sorted(n for n in stages if n.startswith("tune@")) == sorted(f"tune@{r}" for r in RUNS)
+    for run in RUNS:  # tune@<run> -> data/models/<run>, results/tune/<run>/; full starts from stage1's weights
+        summary = json.loads((root / "results" / "tune" / run / "metrics.json").read_text())
+        assert summary["run"] == run and summary["init"] == ("backbone" if run == "stage1" else "stage1"), summary
+        assert (root / "data" / "models" / run / "open_clip_model.pt").is_file()
     assert json.loads(sh("dvc", "status", "--json").stdout or "{}") == {}  # every stage recorded
     assert not (root / "data" / "synth").exists()
     index = json.loads((root / "results" / "report" / "index.json").read_text())

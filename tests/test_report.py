@@ -2,8 +2,9 @@
 
 The tree is the pipeline's layout: ``results/<stage>/<backbone>/<dataset key>/`` for the per-dataset evaluations,
 ``results/eval_retention/<backbone>/`` and each dataset's checked test set ``data/testsets/<key>/`` (as stage
-``testset@<key>`` writes it). The default is one dataset (``synth``); ``make_tree(..., xd=True)`` adds an XD-like
-dataset (headline metric AP only) evaluated by MSS and zero-shot only.
+``testset@<key>`` writes it), and the training summaries ``results/backbone/metrics.json`` and
+``results/tune/<run>/metrics.json`` (stage ``tune@<run>``). The default is one dataset (``synth``);
+``make_tree(..., xd=True)`` adds an XD-like dataset (headline metric AP only) evaluated by MSS and zero-shot only.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from alertclip.report.markdown import build_report
 
 DATASET = "VAGTA-synth"  # eval.datasets.synth.name: the metrics files' block and the column headers
 XD_NAME = "XD-like"  # eval.datasets.xd.name
-BACKBONES = {"base": "data/models/backbone", "stage1": "data/models/stage1", "full": "data/models/stage2"}
+BACKBONES = {"base": "data/models/backbone", "stage1": "data/models/stage1", "full": "data/models/full"}
 ANNOTATIONS = "data/synth/published/annotations/Temporal_Anomaly_Annotation.txt"
 SYNTH = repo_params("eval.datasets.synth", name=DATASET, format="ucf", ground_truth=ANNOTATIONS)
 # an external test set (its own videos): zero-shot and MSS only, AP its one headline metric (as XD-Violence's)
@@ -60,6 +61,8 @@ MSS = {k: round(float(np.mean(v)), 6) for k, v in SIGNED.items()}  # 0.0123, 0.0
 WEAKLY_AUC = {"base": (0.80, 0.01), "stage1": (0.805, 0.01), "full": (0.8123, 0.01)}
 NOVEL_AUC = {"base": (0.70, 0.01), "stage1": (0.72, 0.03), "full": (0.60, 0.01)}  # stage1 noise, full worse
 I2T_R1 = {"base": 0.50, "stage1": 0.52, "full": 0.45}
+# tune@<run> summaries (first loss, final loss, steps, best val total), written here in another order than params runs
+TRAINING = {"full": (2.0, 1.25, 30, 1.3), "stage1": (3.0, 1.5, 40, 1.61)}
 
 
 def _stat(mean: float, std: float) -> dict:
@@ -157,8 +160,9 @@ def make_tree(root: Path, xd: bool = False, retention_extra: bool = False, still
     write_testset(root, "synth")
     _json(root / "results/backbone/metrics.json", {"first_loss": 4.1, "final_loss": 2.05, "steps": 100,
                                                    "heldout_i2t_r1": 0.5})
-    _json(root / "results/stage1/metrics.json", {"first_loss": 3.0, "final_loss": 1.5, "steps": 40,
-                                                 "best_val_total": 1.61})
+    for run, (first, final, steps, val) in TRAINING.items():  # tune@<run> writes results/tune/<run>/metrics.json
+        _json(root / "results/tune" / run / "metrics.json", {"run": run, "first_loss": first, "final_loss": final,
+                                                            "steps": steps, "best_val_total": val})
     res = root / "results"
     for i, k in enumerate(BACKBONES):
         write_mss(res, k, "synth", DATASET, k)
@@ -197,6 +201,7 @@ def params(xd: bool = False) -> SimpleNamespace:
     evaluate = repo_params("eval.evaluate", mss=both, zeroshot=both, weakly=["synth"], openvocab=["synth"])
     return SimpleNamespace(eval=repo_params("eval", backbones=dict(BACKBONES), reference="base", datasets=datasets,
                                             evaluate=evaluate),
+                           runs=repo_params().runs,  # the training summaries the report looks for: tune@<run>
                            eval_weakly=repo_params("eval_weakly", seeds=[0, 1, 2]),
                            frames=repo_params("frames", snippet_len=SNIPPET_LEN))
 
@@ -294,6 +299,23 @@ def test_tables_numbers_and_csv_match(built):
     assert "[3] `results/eval_weakly/full/synth/metrics.json`" in md
     assert {t["name"] for t in index["tables"]} == {"mss", "weakly", "zeroshot", "ablation", "openvocab", "retention",
                                                    "paired", "training"}
+
+
+def test_training_table_has_backbone_then_runs_in_params_order(built, tmp_path):
+    """results/backbone and results/tune/<run> (stage tune@<run>), one row each, in params runs order; a summary in
+    results/tune/ of a run params no longer has is not read."""
+    root, index, md = built
+    rows = md_table(md, "training")
+    assert [r[0] for r in rows] == ["backbone", "tune@stage1", "tune@full"]  # params runs order, not the directory's
+    assert rows[1][1:5] == ["40", "3.0000", "1.5000", "1.6100"] and rows[2][1:5] == ["30", "2.0000", "1.2500", "1.3000"]
+    _, csv_rows = csv_table(root, "training")
+    assert [r[-1] for r in csv_rows] == ["results/backbone/metrics.json", "results/tune/stage1/metrics.json",
+                                         "results/tune/full/metrics.json"]
+    stale = make_tree(tmp_path)
+    _json(stale / "results/tune/dropped/metrics.json", {"run": "dropped", "first_loss": 1.0, "final_loss": 0.5, "steps": 1})
+    build_report(stale, params(), figures=False)
+    assert [r[0] for r in md_table((stale / "results/report.md").read_text(encoding="utf-8"), "training")] == [
+        "backbone", "tune@stage1", "tune@full"]
 
 
 def test_retention_delta_sign(built):

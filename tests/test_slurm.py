@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 PROFILE = "workflow/profiles/slurm"
 TEST_CLUSTER_ARGS = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
                      "--max-threads", "2")
-CANCELLED = "stage1"  # the rule whose job is scancel'led mid-run: late enough that stages before it are recorded
+CANCELLED = "tune@stage1"  # the stage whose job is scancel'led mid-run: late enough that stages before it are recorded
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def _cancel_when_running(cluster, proc: subprocess.Popen, rule: str, timeout: fl
     raise AssertionError(f"no running {rule} job appeared (snakemake exit {proc.poll()})")
 
 
-# The slice of the DAG run as SLURM jobs: the stages after `frames` up to one evaluation of stage 1's backbone, on a
+# The slice of the DAG run as SLURM jobs: the stages after `frames` up to one evaluation of tune@stage1's model, on a
 # copy of the session's finished smoke run with the first three's outputs deleted. Seven jobs instead of the whole DAG
 # (~70): the cluster behaviour under test (resources per job, a cancel, a resume, the local run's bytes) is the same
 # for every job, and a whole-DAG SLURM run cost ~9.5 min of CI.
@@ -104,7 +104,7 @@ def test_dag_slice_as_slurm_jobs_survives_a_cancel_and_matches_the_local_run(clu
 
     first = subprocess.Popen(_snakemake("--", target), cwd=root, env={**_env(root), **cluster.env},
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    cancelled = _cancel_when_running(cluster, first, CANCELLED)
+    cancelled = _cancel_when_running(cluster, first, specs[CANCELLED].rule_name)  # tune__stage1
     out, _ = first.communicate(timeout=1800)
     assert first.returncode != 0
     # Snakemake reports the job SLURM cancelled, by its SLURM id and state

@@ -1,4 +1,4 @@
-"""The stage-2 hyper-parameter sweep (alertclip.sweep): config validation, storage errors, seeded TPE, pruning,
+"""The hyper-parameter sweep of runs.full (alertclip.sweep): config validation, storage errors, seeded TPE, pruning,
 deterministic outputs, resume after a killed / failed worker, stale-trial handling, and the real objective's glue."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 from pydantic import ValidationError
-from repo_params import repo_params
+from repo_params import repo_params, repo_run
 from sweep_worker import EPOCHS, fake_objective, fake_value
 
 from alertclip.params import SWEPT, SweepParams, SweepRange
@@ -32,7 +32,7 @@ WORKER = Path(__file__).resolve().parent / "sweep_worker.py"
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("trials.parquet", "best.json", "optimization_history.png", "param_importances.png")
 SWEEP = repo_params("sweep")  # params.yaml's sweep group: every config below starts from it
-BASE = repo_params("stage2", epochs=EPOCHS).model_dump()  # the stage-2 params a trial overrides (as tests/sweep_worker.py)
+BASE = repo_run("full", epochs=EPOCHS).model_dump()  # the searched run's settings a trial overrides (as tests/sweep_worker.py)
 SNIPPET_LEN = repo_params("frames").snippet_len  # params frames.snippet_len
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -143,6 +143,25 @@ def test_malformed_range_is_a_params_error_naming_its_key(key, value, why):
     raw["sweep"]["ranges"][key] = value
     with pytest.raises(ParamsError, match=rf"params.yaml: sweep\.ranges.*{why}"):
         parse_params(raw)
+
+
+def test_sweep_ranges_checked_at_load(tmp_path):
+    """params.yaml's sweep.ranges are checked when the file loads, naming the key (before any stage runs)."""
+    from alertclip.params import ParamsError, load_params
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+
+    def load(ranges: dict):
+        path = tmp_path / "params.yaml"
+        path.write_text(yaml.safe_dump({**raw, "sweep": {**raw["sweep"], "ranges": ranges}}, sort_keys=False))
+        return load_params(path)
+
+    with pytest.raises(ParamsError, match=r"sweep\.ranges\.lr: inverted range"):
+        load({**raw["sweep"]["ranges"], "lr": {"low": 0.01, "high": 0.001, "log": True}})
+    with pytest.raises(ParamsError, match=r"sweep\.ranges\.lambda_hard: empty range"):
+        load({**raw["sweep"]["ranges"], "lambda_hard": {**raw["sweep"]["ranges"]["lambda_hard"], "low": 1.0, "high": 1.0}})
+    with pytest.raises(ParamsError, match=r"sweep\.ranges\.momentum"):
+        load({**raw["sweep"]["ranges"], "momentum": {"low": 0.1, "high": 0.9}})
 
 
 # ------------------------------------------------------------------------------------------------- storage
@@ -348,14 +367,15 @@ def test_several_workers_heartbeat_fails_and_retries_stale_trial(tmp_path):
 # ------------------------------------------------------------------------------------------------- the real objective
 
 
-def test_tune_objective_glue(tmp_path, monkeypatch, params_of):
+def test_tune_objective_glue(tmp_path, monkeypatch, params_of, run_of):
     import alertclip.tune.run as tune_mod
     from alertclip.train.loop import NonFiniteLossError, TrainResult
 
     seen = []
 
-    def fake_tune(cfg, paths, progress=False, on_val=None, *, snippet_len):
+    def fake_tune(cfg, paths, progress=False, on_val=None, *, snippet_len, name):
         assert snippet_len == SNIPPET_LEN  # the objective passes params frames.snippet_len through
+        assert name == "sweep"  # a trial's logs and metrics are the sweep's, not a run's of params runs
         seen.append(cfg)
         if cfg.lr > 5e-4:
             raise NonFiniteLossError("step 3: loss nan")
@@ -366,8 +386,10 @@ def test_tune_objective_glue(tmp_path, monkeypatch, params_of):
         return None, TrainResult(cfg.epochs, cfg.epochs, False), {}
 
     monkeypatch.setattr(tune_mod, "tune", fake_tune)
-    base = {**params_of("stage2").model_dump(), "epochs": 2, "batch_size": 4, "use_sweep": True,
-            "lambda_region": 1.0}  # a stage-2 switch (use_sweep) is dropped
+    # a key of the run's row that is no training setting (losses: already resolved into the lambdas) is dropped
+    base = {**run_of("full").model_dump(), "epochs": 2, "batch_size": 4, "losses": ["global", "region", "hard"],
+            "lambda_region": 1.0}
+    assert sweep.tune_base(base, params_of("sweep", epochs=2)) == run_of("full", epochs=2, batch_size=4).model_dump()
     objective = sweep.tune_objective(sweep.tune_base(base, params_of("sweep", epochs=2)), snippet_len=SNIPPET_LEN)
     reports = []
     value = objective({"lambda_region": 2.0, "lambda_hard": 0.5, "temperature": 0.05, "lr": 1e-4},
@@ -375,6 +397,7 @@ def test_tune_objective_glue(tmp_path, monkeypatch, params_of):
     assert reports == [(0, 3.0), (1, pytest.approx(2.9))] and value == pytest.approx(2.9)
     cfg = seen[-1]
     assert (cfg.lambda_region, cfg.lambda_hard, cfg.temperature, cfg.lr, cfg.epochs) == (2.0, 0.5, 0.05, 1e-4, 2)
+    assert cfg == run_of("full", epochs=2, batch_size=4, lambda_region=2.0, lambda_hard=0.5, temperature=0.05, lr=1e-4)
     with pytest.raises(optuna.TrialPruned, match="diverged"):
         objective({"lambda_region": 1.0, "lambda_hard": 1.0, "temperature": 0.05, "lr": 1e-3}, lambda e, v: None)
 
@@ -388,12 +411,13 @@ def test_tune_objective_glue(tmp_path, monkeypatch, params_of):
         objective({"lambda_region": 1.0, "lambda_hard": 1.0, "temperature": 0.05, "lr": 1e-4}, lambda e, v: None)
 
 
-def test_real_stage2_sweep(tmp_path, params_of):
-    """Two one-epoch stage-2 trials on the tiny fake curated set of test_tune (init=base: no stage-1 needed)."""
+def test_real_sweep(tmp_path, params_of, run_of):
+    """Two one-epoch trials of runs.full's recipe on the tiny fake curated set of test_tune (init backbone: no
+    stage1 model needed)."""
     from test_tune import CFG, _world
 
     paths = _world(tmp_path / "world")
-    base = {**params_of("stage2").model_dump(), **CFG, "epochs": 1, "init": "base", "use_sweep": False}
+    base = run_of("full", **{**CFG, "epochs": 1, "init": "backbone"})
     cfg = params_of("sweep", n_trials=2, storage=str(tmp_path / "j.log"), n_startup_trials=2, epochs=None)
     best = run_sweep(cfg, base, out_dir=tmp_path / "out", paths=paths, snippet_len=SNIPPET_LEN)
     assert best["n_complete"] == 2 and math.isfinite(best["value"])

@@ -1,7 +1,8 @@
-"""Alert-CLIP stage 1 / stage 2 tuning on a tiny fake curated set (12 training clips, T=4, 64 px)."""
+"""Alert-CLIP tuning runs (params ``runs``: stage1, full, ...) on a tiny fake curated set (12 training clips, T=4, 64 px)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,13 +16,13 @@ from repo_params import PARAMS_YAML, repo_params
 from alertclip import factory
 from alertclip.factory import CHECKPOINT_FILE, images_to_tensor
 from alertclip.losses import alert_clip_losses, hard_negative_loss, region_infonce, symmetric_infonce
-from alertclip.params import ParamsError, parse_params
+from alertclip.params import BACKBONE_INIT, ParamsError, RunParams, RunSettings, parse_params, run_settings
 from alertclip.train.distributed import DistContext, shard_slice
 from alertclip.tune.batches import BalancedBatches, BatchEncoder, batch_losses, make_batch
 from alertclip.tune.checkpoints import TEMPORAL_FILE, build_model, config_digest, load_tuned
 from alertclip.tune.data import TunePaths, load_clip_set, val_videos
-from alertclip.tune.run import run_stage, tune
-from alertclip.tune.settings import as_stage2, loop_config, stage_of
+from alertclip.tune.run import build, run_stage, tune
+from alertclip.tune.settings import loop_config
 from alertclip.tune.validation import VAL_STATE, BestEpoch, prompt_vectors, val_auc, zero_shot_clip_scores
 
 T = 4
@@ -70,7 +71,7 @@ def _world(root: Path) -> TunePaths:
     factory.save_checkpoint(model, root / "backbone" / CHECKPOINT_FILE, arch="alertclip-tiny")
     return TunePaths(clips=root / "clips.parquet", frames_dir=root / "frames", hardneg=root / "hardneg.parquet",
                      standard_negatives=root / "standard.parquet", backbone=root / "backbone" / CHECKPOINT_FILE,
-                     stage1_dir=root / "out" / "models" / "stage1", novel_classes=root / "novel.txt")
+                     models_dir=root / "out" / "models", novel_classes=root / "novel.txt")
 
 
 @pytest.fixture(scope="module")
@@ -79,42 +80,62 @@ def world(tmp_path_factory) -> TunePaths:
 
 
 @pytest.fixture(scope="module")
-def staged(world, params_of):
+def staged(world, run_of):
     torch.set_num_threads(2)
     out = world.clips.parent / "out"
     # seed 0: the validation videos v00, v04 are both abnormal, so the selection falls back to the val loss
-    m1 = run_stage(params_of("stage1", **CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS,
-                   snippet_len=SNIPPET_LEN)
-    m2 = run_stage(params_of("stage2", **CFG), False, world, out / "models", out / "results", out / "cache", prompts=PROMPTS,
-                   snippet_len=SNIPPET_LEN)
+    # full starts from stage1: world.models_dir is out / "models", where tune@stage1 has just written its model
+    m1 = run_stage(run_of("stage1", **CFG), "stage1", False, world, out / "models", out / "results", out / "cache",
+                   prompts=PROMPTS, snippet_len=SNIPPET_LEN)
+    m2 = run_stage(run_of("full", **CFG), "full", False, world, out / "models", out / "results", out / "cache",
+                   prompts=PROMPTS, snippet_len=SNIPPET_LEN)
     return out, m1, m2
 
 
-def test_config_rejects_unknown_and_bad_values(params_of):
+def test_config_rejects_unknown_and_bad_values(params_of, run_of):
     with pytest.raises(ValueError, match="bogus"):
-        params_of("stage2", epochs=1, bogus=2)
+        run_of("full", epochs=1, bogus=2)
     with pytest.raises(ValueError, match="negatives"):
-        params_of("stage2", negatives="easy")
-    with pytest.raises(ValueError, match="lambda_hard"):
-        params_of("stage1", lambda_hard=1.0)  # stage 1 trains the global loss only: no lambdas to set
-    as2 = as_stage2(params_of("stage1", **CFG))
-    assert (as2.lambda_region, as2.lambda_hard, as2.init, as2.epochs) == (0.0, 0.0, "base", CFG["epochs"])
-    assert stage_of(params_of("stage1")) == "stage1" and stage_of(as2) == "stage2"
+        run_of("full", negatives="easy")
+    with pytest.raises(ValueError, match="bogus: unknown key"):
+        params_of("runs.full", bogus=2)  # a row sets losses, init, negatives, epochs or a key of tune
+    with pytest.raises(ValueError, match="lambda_hard: set, but losses"):
+        params_of("runs.stage1", lambda_hard=1.0)  # stage1 trains the global loss only: no hard-negative weight to set
+    # stage1 in full's terms: the global loss alone (both lambdas 0) from the base backbone, hard negatives measured
+    s1 = run_of("stage1", **CFG)
+    assert isinstance(s1, RunSettings)
+    assert (s1.lambda_region, s1.lambda_hard, s1.init, s1.negatives, s1.epochs) == (0.0, 0.0, BACKBONE_INIT, "hard", CFG["epochs"])
+    full, full_row = run_of("full", **CFG), params_of("runs.full")
+    assert (full.lambda_region, full.lambda_hard, full.init) == (full_row.lambda_region, full_row.lambda_hard, "stage1")
+    assert full.lambda_region > 0 and full.lambda_hard > 0
+    # each loss a row lists besides global needs its weight there
+    with pytest.raises(ValueError, match="lambda_hard: missing"):
+        RunParams(losses=["global", "hard"], init="stage1", negatives="hard", epochs=3)
+    # a row's own tune keys replace the shared value for that run only; the arch is the backbone's
+    row = RunParams(losses=["global", "hard"], init="stage1", negatives="standard", epochs=3, lr=3e-4, lambda_hard=2.0)
+    assert row.overrides() == {"lr": 3e-4} and row.weights() == {"lambda_region": 0.0, "lambda_hard": 2.0}
+    own = run_settings(params_of("tune"), row, params_of("backbone").arch)
+    assert (own.lr, own.lambda_hard, own.lambda_region, own.negatives, own.epochs) == (3e-4, 2.0, 0.0, "standard", 3)
+    assert own.arch == params_of("backbone").arch and own.batch_size == params_of("tune").batch_size
+    with pytest.raises(ValueError, match="lambda_hard > 0 needs k_negatives > 0"):
+        run_settings(params_of("tune", k_negatives=0), row, own.arch)
 
 
 def test_stages_write_outputs_and_finite_losses(staged):
     out, m1, m2 = staged
-    for stage, m in (("stage1", m1), ("stage2", m2)):
-        d = out / "models" / stage
+    for run, init, m in (("stage1", BACKBONE_INIT, m1), ("full", "stage1", m2)):
+        d = out / "models" / run
         for name in (CHECKPOINT_FILE, "config.json", TEMPORAL_FILE, "temporal.json"):
             assert (d / name).is_file(), name
-        assert (out / "results" / stage / "metrics.json").is_file()
-        assert (out / "results" / stage / "curve.csv").read_text().startswith("step,epoch,loss,lr")
+        assert json.loads((out / "results" / "tune" / run / "metrics.json").read_text()) == m
+        assert (out / "results" / "tune" / run / "curve.csv").read_text().startswith("step,epoch,loss,lr")
         assert "wall_s" not in m and "samples_per_s" not in m
+        assert m["run"] == run and m["init"] == init and "stage" not in m and "variant" not in m
         assert np.isfinite(m["final_loss"]) and np.isfinite(m["best_val_total"])
         assert len(m["val"]) == CFG["epochs"]
-        assert not list((out / "cache" / stage).glob("*/last.pt"))  # resume checkpoints removed on success
         torch.load(d / TEMPORAL_FILE, weights_only=True)
+    assert not list((out / "cache").rglob("last.pt"))  # resume checkpoints (cache/tune/<run>/<digest>/) removed on success
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["full", "stage1"]  # data/models/full, not stage2/full
     assert m1["train_last_epoch"]["region"] == 0.0 and m1["lambda_hard"] == 0.0
     assert m2["train_last_epoch"]["region"] > 0 and m2["train_last_epoch"]["hard"] > 0
     assert m2["n_train_clips"] + m2["n_val_clips"] == 11  # 12 train clips minus the novel-class one
@@ -125,9 +146,9 @@ def test_checkpoint_loads_with_plain_open_clip(staged, world):
 
     out, _, _ = staged
     factory.register_configs()
-    plain, _, _ = open_clip.create_model_and_transforms("alertclip-tiny", pretrained=str(out / "models" / "stage2" / CHECKPOINT_FILE))
+    plain, _, _ = open_clip.create_model_and_transforms("alertclip-tiny", pretrained=str(out / "models" / "full" / CHECKPOINT_FILE))
     plain.eval()
-    ours, tok = load_tuned(out / "models" / "stage2")
+    ours, tok = load_tuned(out / "models" / "full")
     data = load_clip_set(world)
     x = images_to_tensor(data.frames[:2].reshape(-1, 64, 64, 3), plain)
     tokens = tok(data.texts[:3])
@@ -139,14 +160,14 @@ def test_checkpoint_loads_with_plain_open_clip(staged, world):
     assert torch.isfinite(v).all()
 
 
-def test_stage1_is_deterministic(staged, world, tmp_path, params_of):
+def test_stage1_is_deterministic(staged, world, tmp_path, run_of):
     out, _, _ = staged
-    run_stage(params_of("stage1", **CFG), False, world, tmp_path / "models", tmp_path / "results", tmp_path / "cache", prompts=PROMPTS,
-              snippet_len=SNIPPET_LEN)
+    run_stage(run_of("stage1", **CFG), "stage1", False, world, tmp_path / "models", tmp_path / "results", tmp_path / "cache",
+              prompts=PROMPTS, snippet_len=SNIPPET_LEN)
     a = torch.load(out / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    metrics = [d / "results" / "stage1" / "metrics.json" for d in (out, tmp_path)]
+    metrics = [d / "results" / "tune" / "stage1" / "metrics.json" for d in (out, tmp_path)]
     assert metrics[0].read_bytes() == metrics[1].read_bytes()
 
 
@@ -168,9 +189,9 @@ def test_short_clip_padded_and_masked(world):
     assert data.mask[data.keys.index("c04")].all()
 
 
-def test_batch_without_regions_and_negative_padding(world, caplog, params_of):
+def test_batch_without_regions_and_negative_padding(world, caplog, run_of):
     data = load_clip_set(world)
-    model, tok = build_model(params_of("stage2", **CFG), world.backbone)
+    model, tok = build_model(run_of("full", **CFG), world.backbone)
     tokens = tok(data.texts)
     no_region = [data.keys.index(k) for k in ("c00", "c05", "c06")]  # no boxes / no region caption
     assert np.isnan(data.boxes[no_region]).all()
@@ -196,28 +217,37 @@ def test_standard_negatives_use_standard_table(world):
     assert [hard.texts[j] for j in hard.neg_index[i]][0] == "the person 2 does not 0"
 
 
-def test_init_base_vs_stage1(staged, world, params_of):
-    cfg = params_of("stage2", **{**CFG, "epochs": 1})
-    _, _, _ = staged
-    starts = {}
-    for init in ("stage1", "base"):
-        c = cfg.model_copy(update={"init": init})
-        # the two starting points tune() builds for stage 2 (same calls as in tune())
-        if init == "stage1":
-            m, _ = build_model(c, world.stage1_dir / CHECKPOINT_FILE, world.stage1_dir / TEMPORAL_FILE)
-        else:
-            m, _ = build_model(c, world.backbone)
+def test_init_backbone_vs_stage1(staged, world, run_of):
+    cfg = run_of("full", **{**CFG, "epochs": 1})
+    out, _, _ = staged
+    stage1 = out / "models" / "stage1"  # tune@stage1's output (the staged fixture), under world.models_dir
+    assert world.models_dir == out / "models"
+    inits = {"stage1": run_of("full", **{**CFG, "epochs": 1}), BACKBONE_INIT: run_of("joint", **{**CFG, "epochs": 1})}
+    assert inits[BACKBONE_INIT].model_dump() == {**cfg.model_dump(), "init": BACKBONE_INIT}  # joint: full from the backbone
+    # the model a run starts from: another run's towers and temporal module, or the backbone with a fresh temporal one
+    assert world.init_files(inits["stage1"]) == (stage1 / CHECKPOINT_FILE, stage1 / TEMPORAL_FILE)
+    assert world.init_files(inits[BACKBONE_INIT]) == (world.backbone, None)
+    for c in inits.values():  # the start is one of the resume key's inputs
+        assert {f for f in world.init_files(c) if f is not None} <= set(world.inputs(c))
+    assert stage1 / CHECKPOINT_FILE not in world.inputs(inits[BACKBONE_INIT]) and world.backbone not in world.inputs(inits["stage1"])
+    starts, temporal = {}, {}
+    for init, c in inits.items():
+        m, _ = build(c, world)  # the starting point tune() builds
         starts[init] = m.clip.visual.conv1.weight.detach().clone()
-    assert not torch.equal(starts["stage1"], starts["base"])
-    model, result, metrics = tune(cfg.model_copy(update={"init": "base"}), world, snippet_len=SNIPPET_LEN)
-    assert metrics["init"] == "base" and not result.interrupted
+        temporal[init] = {k: v.detach().clone() for k, v in m.temporal.state_dict().items()}
+    assert not torch.equal(starts["stage1"], starts[BACKBONE_INIT])
+    saved = torch.load(stage1 / TEMPORAL_FILE, weights_only=True)
+    assert all(torch.equal(temporal["stage1"][k], saved[k]) for k in saved)  # stage1's temporal module, loaded
+    assert any(not torch.equal(temporal[BACKBONE_INIT][k], saved[k]) for k in saved)  # a fresh (seeded) one
+    model, result, metrics = tune(inits[BACKBONE_INIT], world, snippet_len=SNIPPET_LEN, name="joint")
+    assert metrics["init"] == BACKBONE_INIT and metrics["run"] == "joint" and not result.interrupted
 
 
-def test_grad_checkpointing_same_gradients_and_really_recomputes(world, monkeypatch, params_of):
+def test_grad_checkpointing_same_gradients_and_really_recomputes(world, monkeypatch, run_of):
     import open_clip.transformer as oct
 
     data = load_clip_set(world)
-    cfg = params_of("stage2", **CFG)
+    cfg = run_of("full", **CFG)
     idx = np.array([1, 2, 4, 7])
 
     def grads(checkpointing: bool) -> dict[str, torch.Tensor]:
@@ -244,20 +274,26 @@ def test_grad_checkpointing_same_gradients_and_really_recomputes(world, monkeypa
         torch.testing.assert_close(ckpt[name], plain[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_precision_switch_validated(params_of):
-    assert loop_config(params_of("stage2", **{**CFG, "precision": "bf16"}), None, "x").precision == "bf16"
+def test_precision_switch_validated(params_of, run_of):
+    assert loop_config(run_of("full", **{**CFG, "precision": "bf16"}), None, "x").precision == "bf16"
     with pytest.raises(ValueError, match="precision"):
-        params_of("stage2", **{**CFG, "precision": "fp16"})
+        run_of("full", **{**CFG, "precision": "fp16"})
+    with pytest.raises(ValueError, match="precision"):
+        params_of("tune", precision="fp16")
+    raw = yaml.safe_load(PARAMS_YAML.read_text(encoding="utf-8"))
+    raw["runs"]["full"]["precision"] = "fp16"  # a row's own value is checked as tune's, naming the run
+    with pytest.raises(ParamsError, match=r"runs\.full with tune applied: precision: "):
+        parse_params(raw)
 
 
 # ------------------------------------------------------------------------------------------ duplicate captions
 
 
-def test_clip_set_labels_and_caption_ids_reach_the_losses(world, params_of):
+def test_clip_set_labels_and_caption_ids_reach_the_losses(world, run_of):
     data = load_clip_set(world)
     assert data.abnormal.dtype == bool and data.abnormal.tolist() == [not int(k[1:]) % 2 for k in data.keys]
     assert data.subset(np.array([1, 2])).abnormal.tolist() == [False, True]
-    model, tok = build_model(params_of("stage2", **CFG), world.backbone)
+    model, tok = build_model(run_of("full", **CFG), world.backbone)
     tokens = tok(data.texts)
     idx = np.array([1, 2, 4, 2])  # clip 2 twice: the same caption twice in one batch
     batch = make_batch(data, idx, model, tokens)
@@ -275,9 +311,9 @@ def test_clip_set_labels_and_caption_ids_reach_the_losses(world, params_of):
         assert float(out["region"]) == region_infonce(e["v_r"][has], e["t_reg"][has], e["scale"], rgroups).item()
         anchor = torch.where(e["has_region"][:, None], e["v_r"], e["v"])
         assert float(out["hard"]) == hard_negative_loss(anchor, e["t_reg"], e["t_neg"], e["scale"], e["neg_valid"]).item()
-        stage1 = BatchEncoder(model)(batch, False)
-        assert torch.equal(stage1["text_id"], groups)
-        assert float(alert_clip_losses(stage1, 0.0, 0.0)["global"]) == pytest.approx(float(out["global"]), rel=1e-5)
+        global_only = BatchEncoder(model)(batch, False)  # a run without the region and hard losses (runs.stage1)
+        assert torch.equal(global_only["text_id"], groups)
+        assert float(alert_clip_losses(global_only, 0.0, 0.0)["global"]) == pytest.approx(float(out["global"]), rel=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ balanced batches
@@ -343,39 +379,45 @@ def test_balanced_batches_shards_hold_both_classes():
     assert len(orders) > 1  # the class order inside a batch is shuffled too
 
 
-def test_balanced_batches_errors_and_params(params_of):
+def test_balanced_batches_errors_and_params(params_of, run_of):
     with pytest.raises(ValueError, match="need >= 2 abnormal and >= 2 normal training clips; got 1 abnormal"):
         BalancedBatches(_labels(1, 10), 4, 0, lambda i: i)
     with pytest.raises(ValueError, match="even batch_size"):
         BalancedBatches(_labels(5, 5), 3, 0, lambda i: i)
     with pytest.raises(ValueError, match="balanced batches need an even batch_size"):
-        params_of("stage2", **{**CFG, "batch_size": 5})
-    assert params_of("stage2", **{**CFG, "batch_size": 5, "batching": "random"}).batch_size == 5
+        run_of("full", **{**CFG, "batch_size": 5})
+    assert run_of("full", **{**CFG, "batch_size": 5, "batching": "random"}).batch_size == 5
     with pytest.raises(ValueError, match="batching"):
-        params_of("stage2", **{**CFG, "batching": "stratified"})
+        run_of("full", **{**CFG, "batching": "stratified"})
     with pytest.raises(ValueError, match="select_on"):
-        params_of("stage2", **{**CFG, "select_on": "val_ap"})
+        run_of("full", **{**CFG, "select_on": "val_ap"})
     raw = yaml.safe_load(PARAMS_YAML.read_text(encoding="utf-8"))
-    assert raw["stage1"]["batching"] in ("balanced", "pairs")
-    raw["stage1"]["batch_size"] = 7
-    with pytest.raises(ParamsError, match=r"stage1\.batching: .*even batch_size"):
+    assert raw["tune"]["batching"] in ("balanced", "pairs")
+    raw["tune"]["batch_size"] = 7
+    with pytest.raises(ParamsError, match=r"tune\.batching: .*even batch_size"):
         parse_params(raw)
-    raw["stage1"]["batching"] = "random"
+    raw = yaml.safe_load(PARAMS_YAML.read_text(encoding="utf-8"))
+    # one run's own batch_size: checked with the shared batching, naming the run
+    raw["runs"]["stage1"]["batch_size"] = 7
+    with pytest.raises(ParamsError, match=r"runs\.stage1 with tune applied: batching: .*even batch_size"):
+        parse_params(raw)
+    raw["runs"]["stage1"]["batching"] = "random"
     p = parse_params(raw)
-    assert (p.stage1.batching, p.stage2.batching, p.stage2.select_on) == (
-        "random", raw["stage2"]["batching"], raw["stage2"]["select_on"])
+    s1, full = (run_settings(p.tune, p.runs[r], p.backbone.arch) for r in ("stage1", "full"))
+    assert (s1.batch_size, s1.batching, full.batch_size, full.batching, full.select_on) == (
+        7, "random", raw["tune"]["batch_size"], raw["tune"]["batching"], raw["tune"]["select_on"])  # that run only
     # no value in the code: a batching or select_on left out is an error naming the key (not a silent default)
     for key in ("batching", "select_on"):
-        del raw["stage2"][key]
-        with pytest.raises(ParamsError, match=rf"stage2\.{key}: Field required"):
+        del raw["tune"][key]
+        with pytest.raises(ParamsError, match=rf"tune\.{key}: Field required"):
             parse_params(raw)
-        raw["stage2"][key] = getattr(p.stage2, key)
+        raw["tune"][key] = getattr(p.tune, key)
 
 
-def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog, params_of):
+def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog, run_of):
     from alertclip.tune import run as tune_mod
 
-    cfg = params_of("stage1", **{**CFG, "epochs": 1})
+    cfg = run_of("stage1", **{**CFG, "epochs": 1})
     data = load_clip_set(world)
     seen = []
     real = tune_mod.make_batch
@@ -385,17 +427,18 @@ def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog, pa
         return real(d, idx, model, tokens)
 
     monkeypatch.setattr(tune_mod, "make_batch", spy)
-    with caplog.at_level("WARNING", logger="alertclip.tune"):
-        _, result, metrics = tune(cfg, world, snippet_len=SNIPPET_LEN)  # no prompts: selected on the val loss, with a warning
+    with caplog.at_level("WARNING", logger="alertclip.tune"):  # no prompts: selected on the val loss, with a warning
+        _, result, metrics = tune(cfg, world, snippet_len=SNIPPET_LEN, name="stage1")
     assert "selecting the epoch on the validation loss" in caplog.text
     assert metrics["selected_on"] == "val_loss" and "no validation prompts" in metrics["select_fallback"]
     assert metrics["batching"] == "pairs" and result.step == 2  # 4 abnormal / 5 normal train clips: 4 // 2
     assert all(sum(b) == 2 for b in seen[:result.step])  # the training batches come first, validation chunks after
-    _, result, metrics = tune(cfg.model_copy(update={"batching": "random"}), world, snippet_len=SNIPPET_LEN)
+    _, result, metrics = tune(cfg.model_copy(update={"batching": "random"}), world, snippet_len=SNIPPET_LEN, name="stage1")
     assert metrics["batching"] == "random" and result.step == 9 // 4
     assert metrics["n_train_abnormal"] + metrics["n_val_abnormal"] == int(data.abnormal.sum())
     with pytest.raises(ValueError, match="need >= 3 abnormal and >= 3 normal"):
-        tune(cfg.model_copy(update={"batch_size": 6, "val_fraction": 0.5}), world, snippet_len=SNIPPET_LEN)  # 2 abnormal train clips
+        tune(cfg.model_copy(update={"batch_size": 6, "val_fraction": 0.5}), world, snippet_len=SNIPPET_LEN,
+             name="stage1")  # 2 abnormal train clips
 
 
 # ------------------------------------------------------------------------------------------ epoch selection
@@ -450,18 +493,37 @@ def test_selection_state_survives_resume(tmp_path):
     assert resumed.best.epoch == 2 and float(resumed.best.state["weight"]) == 2.0
 
 
-def test_val_prompts_and_digest(params_of):
+def test_val_prompts_and_digest(params_of, run_of, staged, world, tmp_path):
     assert PROMPTS.texts("abnormal") == ["a video where a fight breaks out", "a video where someone falls"]
     with pytest.raises(ValueError, match="slot"):
         params_of("eval.prompts", template="no slot")
-    cfg = params_of("stage1")
+    cfg = run_of("stage1")
+    assert config_digest(cfg, []) == config_digest(run_of("stage1"), [])  # a pure function of the settings
     assert config_digest(cfg, []) != config_digest(cfg, [], PROMPTS)  # prompts pick the epoch
-    assert config_digest(cfg, []) != config_digest(as_stage2(cfg), [])  # the stage is part of the key
+    assert config_digest(cfg, [], PROMPTS) != config_digest(cfg, [], PROMPTS, SNIPPET_LEN)
+    # what tells two settings' resume directories (cache/tune/<run>/<digest>) apart: the losses and init included
+    full = run_of("full")
+    digests = {config_digest(c, []) for c in (cfg, full, run_of("no_hard"), run_of("joint"), run_of("standard_neg"),
+                                              run_of("stage1", epochs=full.epochs), run_of("full", lr=full.lr / 3))}
+    assert len(digests) == 7
+    assert config_digest(full, []) != config_digest(full.model_copy(update={"init": BACKBONE_INIT}), [])  # init only
+    assert config_digest(full, []) != config_digest(full.model_copy(update={"lambda_hard": 0.0}), [])  # losses only
+    # and the contents of their input files, the model each starts from included: a retrained stage1 gives full a new
+    # resume directory
+    files = world.inputs(full)
+    start = world.models_dir / "stage1" / CHECKPOINT_FILE
+    assert start in files and world.backbone not in files
+    retrained = tmp_path / CHECKPOINT_FILE
+    retrained.write_bytes(start.read_bytes())
+    swapped = [retrained if f == start else f for f in files]
+    assert config_digest(full, swapped) == config_digest(full, files)  # the bytes count, not the path
+    retrained.write_bytes(start.read_bytes() + b"\0")
+    assert config_digest(full, swapped) != config_digest(full, files)
 
 
-def test_zero_shot_scores_mean_over_real_frames_and_auc(world, params_of):
+def test_zero_shot_scores_mean_over_real_frames_and_auc(world, run_of):
     data = load_clip_set(world)
-    model, tok = build_model(params_of("stage2", **CFG), world.backbone)
+    model, tok = build_model(run_of("full", **CFG), world.backbone)
     prompts = PROMPTS
     t_a, t_n = prompt_vectors(model, tok, prompts)
     assert np.linalg.norm(t_a) == pytest.approx(1.0) and np.linalg.norm(t_n) == pytest.approx(1.0)
@@ -481,15 +543,16 @@ def test_zero_shot_scores_mean_over_real_frames_and_auc(world, params_of):
         val_auc(model, data.subset(np.flatnonzero(data.abnormal)), tok, prompts, 4)
 
 
-def test_stage_metrics_record_selection(staged, world, tmp_path, caplog, params_of):
+def test_stage_metrics_record_selection(staged, world, tmp_path, caplog, run_of):
     _, m1, m2 = staged
     for m in (m1, m2):  # seed 0: both validation clips are abnormal -> the val loss decides, recorded
         assert m["selected_on"] == "val_loss" and "2 abnormal and 0 normal" in m["select_fallback"]
         assert m["best_val_auc"] is None and m["best_val_total"] == min(r["total"] for r in m["val"])
         assert all("auc" not in r for r in m["val"])
-    cfg = params_of("stage1", **{**CFG, "seed": 1, "select_on": "val_auc"})  # validation v04 (abnormal), v07, v09 (normal)
+    cfg = run_of("stage1", **{**CFG, "seed": 1, "select_on": "val_auc"})  # validation v04 (abnormal), v07, v09 (normal)
     with caplog.at_level("WARNING", logger="alertclip.tune"):
-        m = run_stage(cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS, snippet_len=SNIPPET_LEN)
+        m = run_stage(cfg, "stage1", False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS,
+                      snippet_len=SNIPPET_LEN)
     assert "select_on=val_auc" not in caplog.text
     assert m["selected_on"] == "val_auc" and "select_fallback" not in m
     assert [r["epoch"] for r in m["val"]] == [0, 1] and all(0.0 <= r["auc"] <= 1.0 for r in m["val"])
@@ -497,11 +560,12 @@ def test_stage_metrics_record_selection(staged, world, tmp_path, caplog, params_
     assert m["best_epoch"] == best["epoch"] and m["best_val_auc"] == best["auc"] and m["best_val_total"] == best["total"]
 
 
-def test_selection_on_the_validation_videos_snippets(world, tmp_path, params_of):
+def test_selection_on_the_validation_videos_snippets(world, tmp_path, run_of):
     from alertclip.heldout import load_snippet_set, snippet_auc
 
-    cfg = params_of("stage1", **{**CFG, "seed": 1, "select_on": "val_video_auc"})  # validation v04 (abnormal), v07, v09 (normal)
-    m = run_stage(cfg, False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS, snippet_len=SNIPPET_LEN)
+    cfg = run_of("stage1", **{**CFG, "seed": 1, "select_on": "val_video_auc"})  # validation v04 (abnormal), v07, v09 (normal)
+    m = run_stage(cfg, "stage1", False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS,
+                  snippet_len=SNIPPET_LEN)
     assert m["selected_on"] == "val_video_auc" and "select_fallback" not in m
     assert all(0.0 <= r["auc"] <= 1.0 and 0.0 <= r["clip_auc"] <= 1.0 for r in m["val"])
     best = max(m["val"], key=lambda r: (r["auc"], -r["total"]))

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--no-progress", action="store_true", help="no progress bars (logs still written)")
         if takes_variant:
             sp.add_argument("--variant", required=True, metavar="KEY",
-                            help="which variant: a key of ablations (stage2), interpolate, eval.backbones (checkpoint, "
+                            help="which variant: a key of runs (tune), interpolate, eval.backbones (checkpoint, "
                                  "eval_retention, publish), eval.datasets (testset) or <backbone>-<dataset> (features, eval_*)")
         if name == "curate":
             sp.add_argument("--explain", metavar="CLIP_ID", help="print which curation rules fired on a clip and why")

@@ -49,7 +49,7 @@ class Hints:
 
 # Commands that join torchrun's process group (alertclip.train.distributed, used by alertclip.tune.run): only these
 # may be given more than one GPU; any other stage would run its whole job once per process.
-DATA_PARALLEL = frozenset({"stage1", "stage2"})
+DATA_PARALLEL = frozenset({"tune"})
 
 
 def launch_command(stage: StageSpec, gpus: int) -> str:

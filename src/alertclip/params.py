@@ -211,9 +211,10 @@ class BackboneParams(_Strict):
     max_eval: int = Field(ge=1, description="held-out images used for R@k")
 
 
-class _TuneParams(_Strict):
-    arch: str
-    epochs: int = Field(ge=1)
+class TuneParams(_Strict):
+    """What every tuning run shares (params ``tune``); each row of ``runs`` adds its losses, init, negatives and
+    epochs. The architecture is ``backbone.arch``: a run tunes the backbone's own towers."""
+
     batch_size: int = Field(ge=2)
     lr: float = Field(gt=0)
     warmup_steps: int = Field(ge=0)
@@ -248,17 +249,74 @@ class _TuneParams(_Strict):
         return batching
 
 
-class Stage1Params(_TuneParams):
-    """Global loss only, from the base backbone."""
+LOSS_WEIGHTS = {"region": "lambda_region", "hard": "lambda_hard"}  # L_g + lambda_region L_r + lambda_hard L_h
+BACKBONE_INIT = "backbone"  # a run's init: the base backbone, or the name of another run
+RESERVED_RUN_NAMES = frozenset({BACKBONE_INIT, "interpolated"})  # taken under data/models/
 
 
-class Stage2Params(_TuneParams):
+class RunParams(BaseModel):
+    """One tuning run (a row of params ``runs``, the stage ``tune@<name>``): its losses, the weight of each loss
+    besides the global one (``lambda_region`` with ``region``, ``lambda_hard`` with ``hard``), the model it starts
+    from, its negatives and epochs; any key of ``tune`` it sets replaces the shared value for this run only (e.g. the
+    sweep's best ``lr``). The weights live in the rows, not in ``tune``: a run that leaves a loss out does not depend
+    on its weight (changing ``runs.full.lambda_hard`` reruns ``tune@full`` alone)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # the extra keys are checked below
+
+    losses: list[Literal["global", "region", "hard"]] = Field(
+        min_length=1, description="a subset of global, region, hard with global; a loss left out has weight 0")
+    init: str = Field(min_length=1, description="backbone (the base model) or the name of another run")
+    negatives: Literal["hard", "standard"] = Field(description="hard: the inverted captions; standard: other clips'")
     epochs: int = Field(ge=1)
-    use_sweep: bool = Field(description="take lambdas, temperature and lr from results/sweep/best.json")
+
+    @field_validator("losses")
+    @classmethod
+    def _global_included(cls, losses: list[str]) -> list[str]:
+        if "global" not in losses:
+            raise ValueError("every run trains the global loss: include 'global'")
+        if len(set(losses)) != len(losses):
+            raise ValueError(f"a loss is listed twice: {losses}")
+        return losses
+
+    @model_validator(mode="after")
+    def _extra_keys_are_weights_or_tune_keys(self) -> "RunParams":
+        extra = dict(self.model_extra or {})
+        for loss, key in LOSS_WEIGHTS.items():
+            if loss in self.losses and key not in extra:
+                raise ValueError(f"{key}: missing (losses list {loss!r}: give its weight)")
+            if loss not in self.losses and key in extra:
+                raise ValueError(f"{key}: set, but losses {self.losses} leave out {loss!r}")
+            value = extra.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{key}: a weight >= 0, got {value!r}")
+        for key in extra:
+            if key not in TuneParams.model_fields and key not in LOSS_WEIGHTS.values():
+                raise ValueError(f"{key}: unknown key (a run sets losses, {', '.join(LOSS_WEIGHTS.values())}, init, "
+                                 f"negatives, epochs, or a key of tune: {', '.join(TuneParams.model_fields)})")
+        return self
+
+    def weights(self) -> dict[str, float]:
+        """``lambda_region`` and ``lambda_hard`` of this run (0 for a loss it leaves out)."""
+        extra = dict(self.model_extra or {})
+        return {key: float(extra[key]) if loss in self.losses else 0.0 for loss, key in LOSS_WEIGHTS.items()}
+
+    def overrides(self) -> dict:
+        """The ``tune`` keys this run sets itself."""
+        return {k: v for k, v in (self.model_extra or {}).items() if k not in LOSS_WEIGHTS.values()}
+
+
+ALERT_CLIP_RUN = "full"  # the run with the paper's recipe: the one the sweep searches, the report's reference
+
+
+class RunSettings(TuneParams):
+    """One run's training settings: ``tune`` with the run's row applied (:func:`alertclip.tune.settings.run_settings`)."""
+
+    arch: str
+    epochs: int = Field(ge=1)
     lambda_region: float = Field(ge=0)
     lambda_hard: float = Field(ge=0)
     negatives: Literal["hard", "standard"]
-    init: Literal["stage1", "base"] = Field(description="base = the 'joint' ablation")
+    init: str = Field(min_length=1)
 
     @field_validator("lambda_hard")
     @classmethod
@@ -268,24 +326,7 @@ class Stage2Params(_TuneParams):
         return lam
 
 
-class AblationVariant(_Strict):
-    """One stage-2 variant (``stage2@<name>``): see :mod:`alertclip.ablation`."""
-
-    losses: list[Literal["global", "region", "hard"]] = Field(min_length=1)
-    curriculum: Literal["two_stage", "joint"]
-    negatives: Literal["hard", "standard"]
-
-    @field_validator("losses")
-    @classmethod
-    def _global_included(cls, losses: list[str]) -> list[str]:
-        if "global" not in losses:
-            raise ValueError("every variant trains the global loss: include 'global'")
-        if len(set(losses)) != len(losses):
-            raise ValueError(f"a loss is listed twice: {losses}")
-        return losses
-
-
-SWEPT = ("lambda_region", "lambda_hard", "temperature", "lr")  # the stage-2 keys a sweep trial samples, in order
+SWEPT = ("lambda_region", "lambda_hard", "temperature", "lr")  # the settings a sweep trial samples, in order
 # (minimum allowed low, maximum allowed high, inclusive minimum?) of each swept key
 _SWEEP_BOUNDS = {"lambda_region": (0.0, math.inf, True), "lambda_hard": (0.0, math.inf, True),
                  "temperature": (0.01, 1.0, True), "lr": (0.0, math.inf, False)}
@@ -307,7 +348,7 @@ def _check_range(name: str, r: SweepRange) -> None:
     if r.low > r.high:
         raise ValueError(f"{key}: inverted range: low {r.low} > high {r.high}")
     if r.low == r.high:
-        raise ValueError(f"{key}: empty range: low == high == {r.low} (to fix a value, set it in stage2 instead)")
+        raise ValueError(f"{key}: empty range: low == high == {r.low} (to fix a value, set it in tune instead)")
     if r.low < lo_min or (not inclusive and r.low <= lo_min) or r.high > hi_max:
         bounds = f"{'[' if inclusive else '('}{lo_min}, {hi_max}]"
         raise ValueError(f"{key}: [{r.low}, {r.high}] must lie in {bounds}")
@@ -326,7 +367,7 @@ class SweepParams(_Strict):
                          description="a file path (journal), sqlite:///x.db, or an RDB URL (postgresql://...) for workers")
     study_name: str = Field(min_length=1, description="prefix; the study is <study_name>-<hash of settings + inputs>")
     single_worker: bool | None = Field(description="null = true for a journal file / SQLite, false for other RDB URLs")
-    epochs: int | None = Field(ge=1, description="epochs per trial; null = stage2.epochs")
+    epochs: int | None = Field(ge=1, description="epochs per trial; null = the searched run's epochs")
     n_startup_trials: int = Field(ge=0, description="TPE: random trials before the model kicks in")
     multivariate: bool = Field(description="TPE: model the parameters jointly")
     pruner: Literal["median", "hyperband", "none"]
@@ -565,9 +606,8 @@ class Params(_Strict):
     curate: CurateParams
     hardneg: HardnegParams
     backbone: BackboneParams
-    stage1: Stage1Params
-    stage2: Stage2Params
-    ablations: dict[str, AblationVariant] = Field(min_length=1)
+    tune: TuneParams
+    runs: dict[str, RunParams] = Field(min_length=1, description="tune@<name> -> data/models/<name>")
     sweep: SweepParams
     features: FeaturesParams
     eval: EvalParams
@@ -576,12 +616,48 @@ class Params(_Strict):
     interpolate: dict[str, InterpolationParams] = Field(description=(
         "interpolate@<name> -> data/models/interpolated/<name>; add the directory to eval.backbones"))
 
+    @field_validator("runs")
+    @classmethod
+    def _runs_start_from_known_models(cls, runs: dict[str, RunParams]) -> dict[str, RunParams]:
+        if ALERT_CLIP_RUN not in runs:
+            raise ValueError(f"no {ALERT_CLIP_RUN!r} run: Alert-CLIP's recipe, the one the sweep searches and the "
+                             "report compares the other runs with")
+        for name, run in runs.items():
+            if name in RESERVED_RUN_NAMES or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+                raise ValueError(f"{name}: not a run name (letters, digits, _ . -; not {sorted(RESERVED_RUN_NAMES)})")
+            seen, at = [name], run.init
+            while at != BACKBONE_INIT:
+                if at not in runs:
+                    raise ValueError(f"{name}.init: {at!r} is neither {BACKBONE_INIT!r} nor a run ({sorted(runs)})")
+                if at in seen:
+                    raise ValueError(f"{name}.init: the runs start from each other in a circle: {' -> '.join(seen + [at])}")
+                seen.append(at)
+                at = runs[at].init
+        return runs
+
+    @model_validator(mode="after")
+    def _runs_settings_valid(self) -> "Params":
+        for name, run in self.runs.items():
+            try:
+                run_settings(self.tune, run, self.backbone.arch)
+            except ValidationError as err:
+                what = "; ".join(f"{_dotted(e['loc'])}: {e['msg']}" for e in err.errors())
+                raise ValueError(f"runs.{name} with tune applied: {what}") from None
+        return self
+
     @model_validator(mode="after")
     def _test_crop_exists(self) -> "Params":
         if self.eval.test_crop >= self.features.crops:
             raise ValueError(f"eval.test_crop {self.eval.test_crop} needs features.crops > {self.eval.test_crop} "
                              f"(features.crops is {self.features.crops}; crops are numbered from 0)")
         return self
+
+
+def run_settings(tune: TuneParams, run: RunParams, arch: str) -> RunSettings:
+    """One run's training settings: the shared ``tune`` values, the keys the run sets itself, its loss weights (0 for
+    each loss it leaves out: phase 1 of the paper is the global loss alone from the backbone)."""
+    return RunSettings.model_validate({**tune.model_dump(), **run.overrides(), **run.weights(), "arch": arch,
+                                       "epochs": run.epochs, "negatives": run.negatives, "init": run.init})
 
 
 def _dotted(loc: tuple) -> str:

@@ -40,19 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .ablation import variant_params
 from .eval.checkpoints import backbone_dir, checkpoint_path, verified_checkpoint
 from .factory import CONFIG_FILE, RECORD_FILE
 from .io import replace_dir
-from .params import Params
+from .params import BACKBONE_INIT, Params, run_settings
 from .paths import BACKBONE_DIR, HUB_DIR, INTERPOLATED_DIR, MODELS_DIR, RESULTS
 
 # alertclip.report.inputs.INDEX_JSON (tests check they agree): not imported, which would make the report's readers
 # (and the evaluation modules under them) code deps of every publish@ stage
 REPORT_INDEX = RESULTS / "report" / "index.json"
 HEADLINE_TABLE = "ablation"  # the report's Table 4: the main metric of every evaluation, one row per backbone
-STAGE1_DIR = MODELS_DIR / "stage1"  # as alertclip.tune (stage1 -> models/stage1, stage2@<v> -> models/stage2/<v>)
-STAGE2_DIR = MODELS_DIR / "stage2"
 TEMPORAL_FILE = "temporal.pt"  # alertclip.tune.checkpoints.TEMPORAL_FILE: the temporal module beside the towers
 README = "README.md"
 TAGS = ("clip", "open_clip", "alertclip", "video-anomaly-detection")
@@ -174,7 +171,7 @@ def _involves(comparison: str, key: str) -> bool:
 def report_sections(key: str, training_row: str | None = None, root: str | os.PathLike = ".") -> list[Section]:
     """This backbone's numbers in the report under ``root``: the headline table (``ablation``) first, then in the
     report's order every other table with a ``Backbone`` column (its row), the paired gaps naming it, and the
-    ``training`` row ``training_row`` (``backbone``, ``stage1``, ``stage2@<variant>``; None: none).
+    ``training`` row ``training_row`` (``backbone``, ``tune@<run>``; None: none).
 
     Raises ``FileNotFoundError`` when the report or a table it lists is missing and ``ValueError`` when the headline
     table has no row for ``key`` (a report older than ``eval.backbones.<key>``), each naming the file.
@@ -254,26 +251,21 @@ def _base_weights(arch: str, source: dict) -> str:
 
 def provenance(p: Params, key: str, arch: str) -> Provenance:
     """Which stage wrote backbone ``key``'s weights, what from, and the params that made them (as the stage applied
-    them: a stage-2 variant's settings with its ablation applied)."""
+    them: a run's settings, ``tune`` with the run's row applied)."""
     d = Path(backbone_dir(p, key))
     if d == BACKBONE_DIR:
         source = _read_json(d / RECORD_FILE).get("source") or {}
         return Provenance("backbone", "backbone", "nothing: the untuned starting point of the Alert-CLIP curriculum, "
                           f"{_base_weights(arch, source)}", {"backbone": p.backbone.model_dump()}, untuned=True)
-    if d == STAGE1_DIR:
-        return Provenance("stage1", "stage1", f"the base backbone `{BACKBONE_DIR.as_posix()}`{_known_as(p, BACKBONE_DIR)}"
-                          " by Alert-CLIP stage 1 (the global video-text loss)", {"stage1": p.stage1.model_dump()})
-    if d.parent == STAGE2_DIR and d.name in p.ablations:
-        v, variant = d.name, p.ablations[d.name]
-        cfg = variant_params(p.stage2, variant)
-        start = STAGE1_DIR if cfg.init == "stage1" else BACKBONE_DIR
-        what = "the stage-1 weights" if cfg.init == "stage1" else "the base backbone"
-        text = (f"{what} `{start.as_posix()}`{_known_as(p, start)} by Alert-CLIP stage 2, variant `{v}` (losses: "
-                f"{', '.join(variant.losses)}; curriculum: {variant.curriculum}; {variant.negatives} negatives)")
-        if p.stage2.use_sweep:
-            text += "; loss weights, temperature and lr from the sweep's best trial (results/sweep/best.json)"
-        return Provenance(f"stage2@{v}", f"stage2@{v}", text, {f"stage2 with ablations.{v} applied": cfg.model_dump(),
-                                                              f"ablations.{v}": variant.model_dump()})
+    if d.parent == MODELS_DIR and d.name in p.runs:  # as alertclip.tune.run: tune@<run> -> data/models/<run>
+        name, run = d.name, p.runs[d.name]
+        start = BACKBONE_DIR if run.init == BACKBONE_INIT else MODELS_DIR / run.init
+        what = "the base backbone" if run.init == BACKBONE_INIT else f"the weights of run `{run.init}`"
+        text = (f"{what} `{start.as_posix()}`{_known_as(p, start)} by the Alert-CLIP tuning run `{name}` (losses: "
+                f"{', '.join(run.losses)}; {run.negatives} negatives)")
+        cfg = run_settings(p.tune, run, p.backbone.arch)
+        return Provenance(f"tune@{name}", f"tune@{name}", text, {f"tune with runs.{name} applied": cfg.model_dump(),
+                                                                 f"runs.{name}": run.model_dump()})
     if d.parent == INTERPOLATED_DIR and d.name in p.interpolate:
         n, c = d.name, p.interpolate[d.name]
         return Provenance(f"interpolate@{n}", None, f"WiSE-FT, (1 - alpha) * base + alpha * tuned in weight space with "

@@ -36,7 +36,7 @@ def stage_command(stage):
     """Params function: the stage's command, under torchrun when the job has more than one GPU (dag.launch_command).
 
     ``resources.gpu`` is what the job holds, not what it asked for: Snakemake caps each job's request at the global
-    ``--resources gpu=N`` (the default profile's 1), so ``--set-resources stage1:gpu=2`` alone still runs one process;
+    ``--resources gpu=N`` (the default profile's 1), so ``--set-resources tune__stage1:gpu=2`` alone still runs one process;
     it takes ``--resources gpu=2`` as well. Never more processes than GPUs granted."""
 
     def cmd(wildcards, resources):  # Snakemake passes the job's resources to a params function that names them

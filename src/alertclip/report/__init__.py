@@ -10,8 +10,8 @@
   ``eval_retention@K``);
 * the checked test set ``data/testsets/D/`` (stage ``testset@D``, read by :func:`alertclip.eval.testsets.load_testset`)
   of each dataset whose zero-shot or weakly supervised scores are rebuilt (paired bootstraps, score traces);
-* optionally the training summaries ``results/{backbone,stage1}/metrics.json`` and
-  ``results/stage2/<variant>/metrics.json`` (a small training table),
+* optionally the training summaries ``results/backbone/metrics.json`` and ``results/tune/<run>/metrics.json`` (a
+  small training table),
 
 and writes ``results/report.md`` (markdown tables, "What this run shows", figure links),
 ``results/report/tables/<name>.csv`` (the same cells as the markdown plus a ``source`` column),

@@ -15,7 +15,7 @@ from ..paths import stage_name
 from .formatting import as_number
 from .inputs import ReportInputError, Results, read_scores, read_signed
 
-# Backbone keys with a fixed role in the comparisons (dvc.yaml stage1 and stage2@full; other keys are ablations).
+# Backbone keys with a fixed role in the comparisons (dvc.yaml tune@stage1 and tune@full; other keys are ablations).
 STAGE1_KEY, FULL_KEY = "stage1", "full"
 ATOL_MSS = 1e-5  # signed.csv keeps 6 decimals: its mean may differ from metrics.json's mss by rounding only
 ATOL_AUC = 1e-9  # scores.parquet keeps the float64 scores: the rebuilt AUC/AP equal metrics.json's

@@ -40,8 +40,8 @@ EVALUATIONS: dict[str, str] = {"eval_mss": "mss", "eval_zeroshot": "zeroshot", "
                                "eval_openvocab": "openvocab"}
 # Stages whose per-video files need the dataset's checked ground truth (data/testsets/<key>/, stage testset@<key>).
 NEEDS_TRUTH = ("eval_zeroshot", "eval_weakly")
-# Training summaries (optional): dvc.yaml stage -> metrics file.
-TRAINING_STAGES = ("backbone", "stage1", "stage2")
+# Training summaries (optional): results/backbone/metrics.json, results/tune/<run>/metrics.json (dvc.yaml tune@<run>).
+TRAINING_STAGES = ("backbone", "tune")
 METRIC_LABELS = {"auc": "AUC", "ap": "AP"}
 
 
@@ -224,13 +224,12 @@ def load_results(root: str | Path, p: Params) -> Results:
         res.metrics[(stage, key, ds)] = data
     for k in truth_keys:
         res.testsets[k] = load_testset(k, p.eval.datasets[k], root)
-    for stage in TRAINING_STAGES:
-        path = root / RESULTS / stage / "metrics.json"
-        if path.is_file():
-            res.training[stage] = json.loads(path.read_text(encoding="utf-8"))
-        # stage-2 ablation variants (stage2@<name>) write results/stage2/<name>/metrics.json
-        for sub in sorted((root / RESULTS / stage).glob("*/metrics.json")):
-            res.training[f"{stage}@{sub.parent.name}"] = json.loads(sub.read_text(encoding="utf-8"))
+    backbone, tune = TRAINING_STAGES
+    summaries = {backbone: RESULTS / backbone / "metrics.json"}
+    summaries.update({f"{tune}@{run}": RESULTS / tune / run / "metrics.json" for run in p.runs})  # params order
+    for stage, rel in summaries.items():
+        if (root / rel).is_file():
+            res.training[stage] = json.loads((root / rel).read_text(encoding="utf-8"))
     return res
 
 

@@ -1,4 +1,4 @@
-"""The sweep's best trial as stage 2 reads it (``stage2.use_sweep``): ``results/sweep/best.json``."""
+"""The sweep's best trial: ``results/sweep/best.json``, the values a row of params ``runs`` sets to train with them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ BEST_FILE = "best.json"
 
 
 def best_overrides(path: str | Path = DEFAULT_OUT / BEST_FILE) -> dict[str, float]:
-    """``{"lambda_region", "lambda_hard", "temperature", "lr"}`` of the sweep's best trial (stage 2's ``use_sweep``)."""
+    """``{"lambda_region", "lambda_hard", "temperature", "lr"}`` of the sweep's best trial."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no sweep result; run the sweep stage first (dvc repro sweep)")

@@ -1,4 +1,4 @@
-"""A sweep trial's objective: stage-2 training with the sampled values, the validation global + hard loss per epoch."""
+"""A sweep trial's objective: the searched run's training with the sampled values, the validation global + hard loss per epoch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..params import Stage2Params, SweepParams
+from ..params import RunSettings, SweepParams
 
 if TYPE_CHECKING:
     import optuna
@@ -27,7 +27,7 @@ class SweepInterrupted(RuntimeError):
 
 def tune_objective(base: Mapping[str, Any], paths: "TunePaths | None" = None, progress: bool = False,
                    snippet_len: int | None = None) -> Objective:
-    """The real objective: stage 2 (:func:`alertclip.tune.run.tune`) with ``{**base, **trial_params}``, reporting the
+    """The real objective: the run (:func:`alertclip.tune.run.tune`) with ``{**base, **trial_params}``, reporting the
     unweighted validation ``global + hard`` after each epoch; returns the minimum over epochs."""
     import optuna
 
@@ -46,13 +46,13 @@ def tune_objective(base: Mapping[str, Any], paths: "TunePaths | None" = None, pr
 
         try:
             _, result, _ = tune_run.tune(cfg, paths or TunePaths(), progress=progress, on_val=on_val,
-                                         snippet_len=snippet_len)
+                                         snippet_len=snippet_len, name="sweep")
         except NonFiniteLossError as err:
             raise optuna.TrialPruned(f"diverged: {err}") from err
         if result.interrupted:
             raise SweepInterrupted(f"stopped by a signal at step {result.step}/{result.total_steps}")
         if not values:
-            raise RuntimeError("sweep: no validation losses (fewer than 2 validation clips; raise stage2.val_fraction)")
+            raise RuntimeError("sweep: no validation losses (fewer than 2 validation clips; raise tune.val_fraction)")
         return min(values)
 
     return objective
@@ -77,23 +77,21 @@ def trial_func(cfg: SweepParams, objective: Objective):
     return func
 
 
-def trial_settings(base: Mapping[str, Any], values: Mapping[str, float]) -> Stage2Params:
-    """A trial's stage-2 settings: ``base`` (:func:`tune_base`) with the sampled ``values``; a trial trains with
-    them as given, never with the sweep's own best (``use_sweep`` off)."""
-    return Stage2Params.model_validate({**base, **values, "use_sweep": False})
+def trial_settings(base: Mapping[str, Any], values: Mapping[str, float]) -> RunSettings:
+    """A trial's settings: ``base`` (:func:`tune_base`) with the sampled ``values``."""
+    return RunSettings.model_validate({**base, **values})
 
 
-def tune_base(base_params: Stage2Params | Mapping[str, Any] | None, cfg: SweepParams) -> dict[str, Any]:
-    """The stage-2 params a trial starts from: the training keys of ``base_params`` (``use_sweep``, a switch of the
-    stage-2 entry point, and unknown keys dropped), ``epochs`` from the sweep when set; validated with mid-range
-    trial values."""
-    if isinstance(base_params, Stage2Params):
+def tune_base(base_params: RunSettings | Mapping[str, Any] | None, cfg: SweepParams) -> dict[str, Any]:
+    """The settings a trial starts from: the training keys of ``base_params`` (the searched run's settings; unknown
+    keys dropped), ``epochs`` from the sweep when set; validated with mid-range trial values."""
+    if isinstance(base_params, RunSettings):
         base_params = base_params.model_dump()
-    known = set(Stage2Params.model_fields) - {"use_sweep"}
+    known = set(RunSettings.model_fields)
     base = {k: v for k, v in dict(base_params or {}).items() if k in known}
     dropped = sorted(set(base_params or {}) - known)
     if dropped:
-        log.info("sweep: stage-2 keys not used by a trial: %s", dropped)
+        log.info("sweep: keys not used by a trial: %s", dropped)
     if cfg.epochs is not None:
         base["epochs"] = cfg.epochs
     probe = {name: (r.low * r.high) ** 0.5 if r.log else (r.low + r.high) / 2 for name, r in cfg.searched()}

@@ -1,4 +1,4 @@
-"""A sweep's outputs (results/sweep/): trials table, best.json, history and importance plots; best_overrides for stage 2."""
+"""A sweep's outputs (results/sweep/): trials table, best.json (a row of runs sets its values to train with them), plots."""
 
 from __future__ import annotations
 

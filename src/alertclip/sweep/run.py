@@ -57,7 +57,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..params import Stage2Params, SweepParams
+from ..params import RunSettings, SweepParams
 
 if TYPE_CHECKING:
 
@@ -70,15 +70,16 @@ from .study import fail_running_trials, finished_states, make_study, search_sett
 
 log = logging.getLogger(__name__)
 
-def run_sweep(cfg: SweepParams, base_params: Stage2Params | Mapping[str, Any] | None = None, objective: Objective | None = None,
+def run_sweep(cfg: SweepParams, base_params: RunSettings | Mapping[str, Any] | None = None, objective: Objective | None = None,
               out_dir: Path = DEFAULT_OUT, paths: "TunePaths | None" = None, progress: bool = False,
               snippet_len: int | None = None) -> dict:
     """Run (or resume) the sweep until the study holds ``cfg.n_trials`` COMPLETE + PRUNED trials, then write the
     outputs to ``out_dir``; returns the ``best.json`` dict.
 
-    ``base_params``: the stage-2 params (``p.stage2.model_dump()``) each trial overrides with its sampled values.
+    ``base_params``: the searched run's settings (``runs.full`` with ``tune`` applied) each trial overrides with its
+    sampled values.
     ``snippet_len``: params ``frames.snippet_len``, which the real objective's validation needs (see
-    :func:`alertclip.tune.run.tune`). ``objective(trial_params, report)``: default :func:`tune_objective` (real stage-2
+    :func:`alertclip.tune.run.tune`). ``objective(trial_params, report)``: default :func:`tune_objective` (real
     training on ``paths``); tests
     pass a cheap one. The storage is opened before any training. SIGTERM during a trial: :class:`SweepInterrupted`.
     """
@@ -93,11 +94,11 @@ def run_sweep(cfg: SweepParams, base_params: Stage2Params | Mapping[str, Any] | 
     if real:
         probe = trial_settings(base, {})
         if probe.val_fraction <= 0:
-            raise ValueError("sweep: stage2.val_fraction is 0: the sweep needs a validation split of training videos")
+            raise ValueError("sweep: tune.val_fraction is 0: the sweep needs a validation split of training videos")
         files = paths.inputs(probe)
         missing = [str(f) for f in files if not Path(f).exists()]
         if missing:
-            raise FileNotFoundError(f"sweep: stage-2 inputs missing: {missing}")
+            raise FileNotFoundError(f"sweep: the run's inputs missing: {missing}")
         objective = tune_objective(base, paths, progress, snippet_len)
     storage = open_storage(cfg)  # fails here, before any training, when the storage cannot be reached
     name = study_name(cfg, base, files)
@@ -120,5 +121,6 @@ def run_sweep(cfg: SweepParams, base_params: Stage2Params | Mapping[str, Any] | 
     if done < cfg.n_trials:  # several workers: another one is still running trials; these outputs are partial
         log.warning("sweep: %d/%d trials finished when this worker stopped; outputs cover those", done, cfg.n_trials)
     best = write_outputs(study, cfg, out_dir)
-    log.info("sweep: best trial %d value %.6g params %s", best["best_trial"], best["value"], best["params"])
+    log.info("sweep: best trial %d value %.6g params %s (to train with them: a row of params runs that sets them)",
+             best["best_trial"], best["value"], best["params"])
     return best

@@ -6,7 +6,7 @@ global batch -- so contrastive terms see the same negatives as a single process 
 the gradient of each shard from all processes (W x the true value) and DDP then averages over the W processes,
 which gives exactly the single-process gradient of the full-batch loss.
 
-Run: ``torchrun --standalone --nproc_per_node 2 -m alertclip stage2`` (one process per GPU; on CPU it uses gloo).
+Run: ``torchrun --standalone --nproc_per_node 2 -m alertclip tune --variant full`` (one process per GPU; on CPU it uses gloo).
 Without the ``torchrun`` environment (``WORLD_SIZE`` unset or 1) everything here is a no-op for one process.
 """
 

@@ -13,8 +13,7 @@ import torch
 from ..factory import CHECKPOINT_FILE, CONFIG_FILE
 from ..io import atomic_path, sha256_file, write_json
 from ..model import AlertClipModel, TemporalTransformer
-from ..params import PromptParams
-from .settings import TuneParams, as_stage2, stage_of
+from ..params import PromptParams, RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +21,7 @@ TEMPORAL_FILE = "temporal.pt"
 TEMPORAL_CONFIG_FILE = "temporal.json"
 
 
-def build_model(cfg: TuneParams, checkpoint: str | Path | None, temporal_state: str | Path | None = None):
+def build_model(cfg: RunSettings, checkpoint: str | Path | None, temporal_state: str | Path | None = None):
     """``(AlertClipModel, tokenizer)``: OpenCLIP ``cfg.arch`` from ``checkpoint`` + a seeded temporal module
     (loaded from ``temporal_state`` when given)."""
     from .. import factory
@@ -68,11 +67,11 @@ def load_tuned(model_dir: str | Path, arch: str = "alertclip-tiny") -> tuple[Ale
     return AlertClipModel(clip, temporal).eval(), tokenizer
 
 
-def config_digest(cfg: TuneParams, files: list[Path], prompts: PromptParams | None = None,
+def config_digest(cfg: RunSettings, files: list[Path], prompts: PromptParams | None = None,
                   snippet_len: int | None = None) -> str:
-    """Short hash of the stage, the config, the validation prompts (they choose the kept epoch) and the input files:
-    names the resume-checkpoint directory of one run."""
-    key = {"stage": stage_of(cfg), **as_stage2(cfg).model_dump()}
+    """Short hash of the settings, the validation prompts (they choose the kept epoch) and the input files: names
+    the resume-checkpoint directory of one run."""
+    key = cfg.model_dump()
     if prompts is not None:
         key["val_prompts"] = prompts.model_dump()
     if snippet_len is not None:

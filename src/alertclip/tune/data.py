@@ -12,9 +12,9 @@ import numpy as np
 
 from ..data.sources import read_novel_classes
 from ..factory import CHECKPOINT_FILE
+from ..params import BACKBONE_INIT, RunSettings
 from ..paths import BACKBONE_DIR, CLIPS, FRAMES_DIR, HARDNEG, MODELS_DIR, NOVEL_CLASSES, STANDARD_NEGATIVES
 from .checkpoints import TEMPORAL_FILE
-from .settings import TuneParams, as_stage2, stage_of
 
 log = logging.getLogger(__name__)
 
@@ -27,22 +27,27 @@ class TunePaths:
     hardneg: Path = HARDNEG
     standard_negatives: Path = STANDARD_NEGATIVES
     backbone: Path = BACKBONE_DIR / CHECKPOINT_FILE
-    stage1_dir: Path = MODELS_DIR / "stage1"
+    models_dir: Path = MODELS_DIR  # a run that starts from another run reads models_dir/<init>/
     novel_classes: Path = NOVEL_CLASSES
 
-    def inputs(self, cfg: TuneParams) -> list[Path]:
+    def init_files(self, cfg: RunSettings) -> tuple[Path, Path | None]:
+        """``(open_clip checkpoint, temporal state or None)`` of the model a run starts from: the base backbone
+        (a fresh temporal module) or another run's output (towers and temporal module)."""
+        if cfg.init == BACKBONE_INIT:
+            return Path(self.backbone), None
+        start = Path(self.models_dir) / cfg.init
+        return start / CHECKPOINT_FILE, start / TEMPORAL_FILE
+
+    def inputs(self, cfg: RunSettings) -> list[Path]:
         """The files a run depends on (for the resume-directory hash)."""
-        stage, cfg = stage_of(cfg), as_stage2(cfg)
         files = [self.clips, self.negatives(cfg), *sorted(Path(self.frames_dir).glob("clips-*.npy"))]
-        files.append(Path(self.stage1_dir) / CHECKPOINT_FILE if stage == "stage2" and cfg.init == "stage1" else self.backbone)
-        if stage == "stage2" and cfg.init == "stage1":
-            files.append(Path(self.stage1_dir) / TEMPORAL_FILE)
+        files.extend(f for f in self.init_files(cfg) if f is not None)
         if Path(self.novel_classes).exists():
             files.append(self.novel_classes)
         return files
 
-    def negatives(self, cfg: TuneParams) -> Path:
-        return self.hardneg if as_stage2(cfg).negatives == "hard" else self.standard_negatives
+    def negatives(self, cfg: RunSettings) -> Path:
+        return self.hardneg if cfg.negatives == "hard" else self.standard_negatives
 
 
 def val_videos(videos: list[str], fraction: float, seed: int) -> set[str]:

@@ -1,4 +1,5 @@
-"""Alert-CLIP tuning: stage 1 (global video-text InfoNCE) and stage 2 (joint global + region + hard-negative loss).
+"""Alert-CLIP tuning runs (params ``runs``): phase 1 (global video-text InfoNCE) and phase 2 (joint global + region +
+hard-negative loss), and any other row of the table.
 
 Data (:func:`load_clip_set`): the curated training clips (``data/curated/clips.parquet``, rows with ``split ==
 "train"`` only; clips whose ``category`` is listed in ``novel_classes.txt`` are dropped, they are held out for the
@@ -39,9 +40,10 @@ total (``val_loss``; also the
 fallback, logged and recorded, when the prompts are missing or the validation split holds one class only). With
 fewer than 2 validation clips the last epoch is kept.
 
-Stage 1 = ``lambda_region = lambda_hard = 0`` from the base backbone (region / hard terms are still measured on the
-validation split for reporting); stage 2 = the joint loss from the stage-1 weights (``init="stage1"``: towers and
-temporal module) or from the base backbone with a fresh temporal module (``init="base"``, the "joint" ablation).
+A run's losses set its weights (a loss left out has weight 0; its term is still measured on the validation split
+for reporting), its ``init`` the model it starts from: another run's output (towers and temporal module; the
+curriculum: ``full`` starts from ``stage1``) or the base backbone with a fresh temporal module (``init: backbone``:
+``stage1``, and the "joint" ablation).
 """
 
 from __future__ import annotations
@@ -55,17 +57,16 @@ import torch
 from torch import Tensor
 
 from ..data.sources import read_novel_classes
-from ..factory import CHECKPOINT_FILE
 from ..io import sha256_file, write_json
 from ..model import AlertClipModel
-from ..params import PromptParams, Stage2Params
+from ..params import PromptParams, RunSettings
 from ..paths import CACHE_DIR, MODELS_DIR, RESULTS
 from ..train.distributed import context, shard_slice
 from ..train.loop import BatchSource, PermutationBatches, TrainResult, train
 from .batches import BalancedBatches, BatchEncoder, batch_losses, make_batch
-from .checkpoints import TEMPORAL_FILE, build_model, config_digest, save_tuned
+from .checkpoints import build_model, config_digest, save_tuned
 from .data import ClipSet, TunePaths, load_clip_set, lookalike_partners, val_videos
-from .settings import TuneParams, as_stage2, loop_config, stage_of
+from .settings import loop_config
 from .validation import VAL_STATE, BestEpoch, auc_unavailable, evaluate, prompt_vectors, val_auc
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,9 @@ class Selection:
     snippets: object | None  # heldout.SnippetSet of the validation videos (select_on val_video_auc)
 
 
-def build(cfg: Stage2Params, stage: str, paths: TunePaths):
+def build(cfg: RunSettings, paths: TunePaths):
     """The model a run starts from, its towers frozen or trainable as ``cfg`` says, on this process's device."""
-    if stage == "stage2" and cfg.init == "stage1":
-        model, tokenizer = build_model(cfg, Path(paths.stage1_dir) / CHECKPOINT_FILE, Path(paths.stage1_dir) / TEMPORAL_FILE)
-    else:
-        model, tokenizer = build_model(cfg, paths.backbone)
+    model, tokenizer = build_model(cfg, *paths.init_files(cfg))
     model.set_trainable("visual", cfg.train_visual, cfg.last_n)
     model.set_trainable("text", cfg.train_text, cfg.last_n)
     model.clip.set_grad_checkpointing(cfg.grad_checkpointing)
@@ -106,7 +104,7 @@ def build(cfg: Stage2Params, stage: str, paths: TunePaths):
     return model, tokenizer
 
 
-def split(cfg: Stage2Params, paths: TunePaths) -> Split:
+def split(cfg: RunSettings, paths: TunePaths) -> Split:
     data = load_clip_set(paths, cfg.negatives, cfg.k_negatives)
     held = val_videos(data.videos, cfg.val_fraction, cfg.seed)
     is_val = np.array([v in held for v in data.videos], dtype=bool)
@@ -116,7 +114,7 @@ def split(cfg: Stage2Params, paths: TunePaths) -> Split:
     return clips
 
 
-def select(cfg: Stage2Params, stage: str, paths: TunePaths, clips: Split, prompts: PromptParams | None,
+def select(cfg: RunSettings, name: str, paths: TunePaths, clips: Split, prompts: PromptParams | None,
            snippet_len: int) -> Selection:
     """What the kept epoch is chosen on; ``select_on`` falls back to the validation loss, with a warning, when the
     validation AUC cannot be measured (no prompts, or one class only)."""
@@ -132,13 +130,13 @@ def select(cfg: Stage2Params, stage: str, paths: TunePaths, clips: Split, prompt
                       "ones (needs both kinds)")
     if select_on in ("val_auc", "val_video_auc") and no_auc is not None and len(clips.val) >= 2:
         fallback = no_auc
-        log.warning("%s: select_on=%s, but %s: selecting the epoch on the validation loss instead", stage, select_on,
+        log.warning("%s: select_on=%s, but %s: selecting the epoch on the validation loss instead", name, select_on,
                     no_auc)
         select_on = "val_loss"
     return Selection(select_on, fallback, no_auc, snippets)
 
 
-def summarise(cfg: Stage2Params, stage: str, result: TrainResult, kept: BestEpoch, clips: Split,
+def summarise(cfg: RunSettings, name: str, result: TrainResult, kept: BestEpoch, clips: Split,
               selection: Selection) -> dict:
     """The run's metrics (the loop's, the validation record, the kept epoch and the data), as metrics.json holds them."""
     metrics = dict(result.final)
@@ -155,18 +153,19 @@ def summarise(cfg: Stage2Params, stage: str, result: TrainResult, kept: BestEpoc
     if selection.fallback is not None:
         metrics["select_fallback"] = selection.fallback
     train_set, val_set = clips.train, clips.val
-    metrics.update(stage=stage, n_train_clips=len(train_set), n_val_clips=len(val_set), n_val_videos=len(clips.held),
+    metrics.update(run=name, n_train_clips=len(train_set), n_val_clips=len(val_set), n_val_videos=len(clips.held),
                    n_train_abnormal=int(train_set.abnormal.sum()), n_val_abnormal=int(val_set.abnormal.sum()),
                    batching=cfg.batching, lambda_region=cfg.lambda_region, lambda_hard=cfg.lambda_hard,
-                   negatives=cfg.negatives, init=cfg.init if stage == "stage2" else "base")
+                   negatives=cfg.negatives, init=cfg.init)
     return metrics
 
 
-def tune(cfg: TuneParams, paths: TunePaths = TunePaths(), checkpoint_dir: Path | None = None,
+def tune(cfg: RunSettings, paths: TunePaths = TunePaths(), checkpoint_dir: Path | None = None,
          progress: bool = False, on_val=None, prompts: PromptParams | None = None, *,
-         snippet_len: int) -> tuple[AlertClipModel, TrainResult, dict]:
-    """Train one stage; returns ``(model with the best-val weights, loop result, metrics)`` (metrics carry timings
-    ``wall_s`` / ``samples_per_s`` / ``resumed_from_step`` from the loop: callers log them, not store them).
+         snippet_len: int, name: str) -> tuple[AlertClipModel, TrainResult, dict]:
+    """Train one run (``name``: its key in params ``runs``, for logs and metrics); returns ``(model with the best-val
+    weights, loop result, metrics)`` (metrics carry timings ``wall_s`` / ``samples_per_s`` / ``resumed_from_step`` from
+    the loop: callers log them, not store them).
 
     ``on_val(epoch, val)`` is called after each epoch's validation with the val losses (and ``auc`` when computed;
     a sweep reports to Optuna there; an exception it raises, such as ``optuna.TrialPruned``, ends the run).
@@ -180,16 +179,15 @@ def tune(cfg: TuneParams, paths: TunePaths = TunePaths(), checkpoint_dir: Path |
 
     ``result.interrupted``: SIGTERM arrived; the loop checkpoint (and ``val.pt``) are in ``checkpoint_dir``.
     """
-    stage, cfg = stage_of(cfg), as_stage2(cfg)
-    model, tokenizer = build(cfg, stage, paths)
+    model, tokenizer = build(cfg, paths)
     ctx = context()
     clips = split(cfg, paths)
     train_set, val_set = clips.train, clips.val
     local = shard_slice(cfg.batch_size, ctx)  # checks divisibility before any work
     tokens = tokenizer(clips.data.texts)
-    sel = select(cfg, stage, paths, clips, prompts, snippet_len)
+    sel = select(cfg, name, paths, clips, prompts, snippet_len)
     log.info("%s: %d train clips (%d abnormal), %d val clips (%d abnormal, %d videos), %d regions, %d texts, "
-             "%d process(es), %s batches", stage, len(train_set), int(train_set.abnormal.sum()), len(val_set),
+             "%d process(es), %s batches", name, len(train_set), int(train_set.abnormal.sum()), len(val_set),
              int(val_set.abnormal.sum()), len(clips.held),
              int((~np.isnan(train_set.boxes).any(-1) & train_set.mask).any(1).sum()), len(clips.data.texts),
              ctx.world_size, cfg.batching)
@@ -229,59 +227,54 @@ def tune(cfg: TuneParams, paths: TunePaths = TunePaths(), checkpoint_dir: Path |
     if checkpoint_dir and not ctx.is_main and (Path(checkpoint_dir) / VAL_STATE).exists():
         kept.load(Path(checkpoint_dir) / VAL_STATE)  # resume: read-only on the other processes
     params = [p for p in model.parameters() if p.requires_grad]
-    result = train(model, params, loss_fn, batches, loop_config(cfg, checkpoint_dir, stage, progress), callbacks=[kept])
+    result = train(model, params, loss_fn, batches, loop_config(cfg, checkpoint_dir, name, progress), callbacks=[kept])
     metrics = dict(result.final)
     if not result.interrupted:
-        metrics = summarise(cfg, stage, result, kept, clips, sel)
+        metrics = summarise(cfg, name, result, kept, clips, sel)
         if kept.best is not None:
             model.load_state_dict(kept.best.state)
     model.eval()
     return model, result, metrics
 
 
-def run_stage(cfg: TuneParams, progress: bool = True, paths: TunePaths = TunePaths(),
-              models_dir: Path = MODELS_DIR, results_dir: Path = RESULTS,
-              cache_dir: Path = CACHE_DIR, variant: str | None = None,
+def run_stage(cfg: RunSettings, name: str, progress: bool = True, paths: TunePaths = TunePaths(),
+              models_dir: Path = MODELS_DIR, results_dir: Path = RESULTS, cache_dir: Path = CACHE_DIR,
               prompts: PromptParams | None = None, *, snippet_len: int) -> dict:
-    """The ``stage1`` / ``stage2`` pipeline stage (``cfg``: ``p.stage1`` / a ``p.stage2`` variant; ``prompts``:
-    ``p.eval.prompts``, the prompt sets of the validation AUC, see :func:`tune`).
+    """The ``tune@<name>`` pipeline stage (``cfg``: the run's settings; ``prompts``: ``p.eval.prompts``, the prompt
+    sets of the validation AUC, see :func:`tune`).
 
-    Writes ``<models_dir>/<stage>/`` (:func:`save_tuned`), ``<results_dir>/<stage>/metrics.json`` (no timings) and
-    ``curve.csv``; resume checkpoints in ``<cache_dir>/<stage>/<config hash>/`` (removed on success). Interrupted:
-    ``SystemExit(143)``. Returns the metrics written. A ``variant`` (an ablation, ``stage2@<variant>``) writes to
-    ``<models_dir>/<stage>/<variant>/`` and ``<results_dir>/<stage>/<variant>/`` instead.
+    Writes ``<models_dir>/<name>/`` (:func:`save_tuned`), ``<results_dir>/tune/<name>/metrics.json`` (no timings)
+    and ``curve.csv``; resume checkpoints in ``<cache_dir>/tune/<name>/<config hash>/`` (removed on success). Interrupted:
+    ``SystemExit(143)``. Returns the metrics written.
     """
     import shutil
 
     from ..train.distributed import init_from_env
     from ..train.loop import write_curve
 
-    stage = stage_of(cfg)
     ctx = init_from_env()  # several processes under torchrun; one otherwise
-    ckpt_dir = Path(cache_dir) / stage / config_digest(cfg, paths.inputs(cfg), prompts, snippet_len)
+    # per run: two rows with equal settings must not share (and delete) one resume directory
+    ckpt_dir = Path(cache_dir) / "tune" / name / config_digest(cfg, paths.inputs(cfg), prompts, snippet_len)
     model, result, metrics = tune(cfg, paths, checkpoint_dir=ckpt_dir, progress=progress, prompts=prompts,
-                                  snippet_len=snippet_len)
+                                  snippet_len=snippet_len, name=name)
     if not ctx.is_main:  # same weights everywhere: process 0 writes the outputs
         if result.interrupted:
             raise SystemExit(143)
         return metrics
     if result.interrupted:
-        log.warning("%s: interrupted at step %d/%d; checkpoint in %s -- rerun the stage to resume", stage, result.step,
+        log.warning("%s: interrupted at step %d/%d; checkpoint in %s -- rerun the stage to resume", name, result.step,
                     result.total_steps, ckpt_dir)
         raise SystemExit(143)
-    out_model, out = Path(models_dir) / stage, Path(results_dir) / stage
-    if variant:
-        out_model, out = out_model / variant, out / variant
-        metrics["variant"] = variant
+    out_model, out = Path(models_dir) / name, Path(results_dir) / "tune" / name
     ckpt = save_tuned(model, cfg.arch, out_model)
     write_curve(out / "curve.csv", result.history)
     # Timings change run to run; they go to the log, so metrics.json (hashed in dvc.lock) stays reproducible.
     timing = {k: metrics.pop(k) for k in ("wall_s", "samples_per_s", "resumed_from_step", "processes") if k in metrics}
-    log.info("%s timing: %s", stage, timing)
+    log.info("%s timing: %s", name, timing)
     metrics["sha256"] = sha256_file(ckpt)
     write_json(out / "metrics.json", metrics)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
-    log.info("%s: %d steps, loss %.4f -> %.4f, kept epoch %s (on %s): val AUC %s, val total %s", stage, result.step,
+    log.info("%s: %d steps, loss %.4f -> %.4f, kept epoch %s (on %s): val AUC %s, val total %s", name, result.step,
              metrics["first_loss"], metrics["final_loss"], metrics.get("best_epoch"), metrics.get("selected_on"),
              metrics.get("best_val_auc"), metrics.get("best_val_total"))
     return metrics
