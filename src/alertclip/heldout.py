@@ -2,7 +2,7 @@
 
 The test zero-shot AUC pools every snippet of every test video, most of them showing only walkers; a clip-level AUC
 (event clip against look-alike clip) never sees that background, and on the default world the two disagreed about
-which stage-1 setting was better. Here each held-out training video contributes all its snippets (one frame per
+which phase-1 setting was better. Here each held-out training video contributes all its snippets (one frame per
 ``frames.snippet_len``, from the ``frames`` stage), labelled abnormal when the snippet's frames overlap one of the video's annotated
 abnormal clips (VAGTA ``frames_25`` spans, curated), as VadCLIP labels a test snippet from its frame ground truth.
 Videos with a clip of a novel (held-out) class are left out, so the novel classes stay unseen.

@@ -55,6 +55,7 @@ from .io import replace_dir, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
+
 FORMULA = "(1 - alpha) * base + alpha * tuned"
 
 

@@ -186,7 +186,7 @@ def alert_clip_losses(e: dict[str, Tensor], lambda_region: float, lambda_hard: f
 
     The hard-negative term is anchored where the paper puts it: the negatives invert the REGION caption, so the
     anchor is the clip's region embedding and the positive its region caption (a clip without a region: its video
-    embedding, the region caption also describing the clip). Without ``v_r`` (stage 1) only ``L_g`` is computed.
+    embedding, the region caption also describing the clip). Without ``v_r`` (phase 1) only ``L_g`` is computed.
     A term with weight 0 is still computed, detached, for the logs. Returns ``loss`` (attached) and detached
     ``global``, ``region``, ``hard``, ``scale``, ``n_regions``."""
     scale = e["scale"]

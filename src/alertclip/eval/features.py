@@ -26,6 +26,7 @@ from ..paths import CACHE_DIR
 
 log = logging.getLogger(__name__)
 
+
 FEATURES_FILE = "snippets.npy"
 INDEX_FILE = "index.parquet"
 META_FILE = "meta.json"

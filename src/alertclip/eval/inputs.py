@@ -45,4 +45,3 @@ def read_testset(p: Params, dataset: str):
     from .testsets import load_testset
 
     return load_testset(dataset, p.eval.datasets[dataset])
-

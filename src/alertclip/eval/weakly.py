@@ -33,6 +33,7 @@ from .vadclip import roc_auc, score_videos, train_vadclip, video_scores
 
 log = logging.getLogger(__name__)
 
+
 NORMAL = "Normal"
 
 

@@ -19,6 +19,7 @@ from .validator import REASONS, validate
 
 log = logging.getLogger(__name__)
 
+
 SOURCES = ("upstream", "rules", "llm")
 HARDNEG_SCHEMA = {"clip_key": pl.Utf8, "rank": pl.Int32, "negative": pl.Utf8, "source": pl.Utf8}
 STANDARD_SCHEMA = {"clip_key": pl.Utf8, "rank": pl.Int32, "negative": pl.Utf8, "negative_clip_key": pl.Utf8}

@@ -31,6 +31,7 @@ from ..train.loop import write_curve
 
 log = logging.getLogger(__name__)
 
+
 CACHE_DIR = CACHE_ROOT / "backbone"
 RANDOM_INIT = "random"  # backbone.pretrained value: no weights at all
 

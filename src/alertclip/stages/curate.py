@@ -14,6 +14,7 @@ from ..paths import CURATED_DIR, FRAMES_DIR, RAW_DIR, RESULTS, SYNTH_DIR
 
 log = logging.getLogger(__name__)
 
+
 REPORT_DIR = RESULTS / "curation"
 TRUTH = SYNTH_DIR / "truth" / "defects.json"
 

@@ -15,6 +15,7 @@ from ..paths import STANDARD_NEGATIVES as STANDARD
 
 log = logging.getLogger(__name__)
 
+
 STATS = RESULTS / "hardneg" / "stats.json"
 
 

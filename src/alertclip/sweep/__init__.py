@@ -1,1 +1,2 @@
-"""The Optuna sweep of stage 2's loss weights, temperature and lr: storage, study, objective, outputs, run (:mod:`.run`)."""
+"""The Optuna sweep of ``runs.full``'s loss weights, temperature and lr: storage, study, objective, outputs, run
+(:mod:`.run`)."""

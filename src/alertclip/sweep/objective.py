@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 Report = Callable[[int, float], None]
 # objective(trial_params, report) -> the trial's value; report(epoch, value) raises optuna.TrialPruned when pruned.
 Objective = Callable[[dict[str, float], Report], float]

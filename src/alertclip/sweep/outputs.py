@@ -18,6 +18,7 @@ from .study import finished_states, selected_trials, trial_counts
 
 log = logging.getLogger(__name__)
 
+
 OBJECTIVE = "min over epochs of the unweighted validation loss global + hard"
 
 def trials_table(trials: list):

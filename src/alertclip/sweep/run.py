@@ -1,5 +1,5 @@
-"""Hyper-parameter sweep of stage 2 (``alertclip sweep``): an Optuna study over ``lambda_region``, ``lambda_hard``,
-``temperature`` (initial tau) and ``lr``.
+"""Hyper-parameter sweep of Alert-CLIP's run, ``runs.full`` (``alertclip sweep``): an Optuna study over
+``lambda_region``, ``lambda_hard``, ``temperature`` (initial tau) and ``lr``.
 
 Objective (minimised): after every epoch, the UNWEIGHTED validation ``global + hard`` loss (validation = a split of
 the TRAINING videos, :func:`alertclip.tune.data.val_videos`; the test set is never touched). The weighted ``total`` would
@@ -41,8 +41,8 @@ finished trials are kept (never re-run) and only the missing ones run. A killed 
   run concurrently). A journal file has no heartbeat in Optuna 5: with ``single_worker: false`` there, the trial of
   a killed worker stays RUNNING (not counted) and must be ended by hand.
 
-Study name: ``<study_name>-<hash>`` where the hash covers the search settings, the base stage-2 params (minus the swept
-keys) and the stage-2 input files, not ``n_trials`` or the storage: changing a range or the data starts a new study
+Study name: ``<study_name>-<hash>`` where the hash covers the search settings, the searched run's settings (minus the
+swept keys) and its input files, not ``n_trials`` or the storage: changing a range or the data starts a new study
 in the same storage, raising ``n_trials`` extends the old one. Outputs are computed from the first ``n_trials``
 finished trials (by number), so they depend only on the params.
 
@@ -69,6 +69,7 @@ from .storage import is_single_worker, open_storage, storage_kind
 from .study import fail_running_trials, finished_states, make_study, search_settings, study_name
 
 log = logging.getLogger(__name__)
+
 
 def run_sweep(cfg: SweepParams, base_params: RunSettings | Mapping[str, Any] | None = None, objective: Objective | None = None,
               out_dir: Path = DEFAULT_OUT, paths: "TunePaths | None" = None, progress: bool = False,

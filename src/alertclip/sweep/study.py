@@ -20,6 +20,7 @@ from .storage import open_storage
 
 log = logging.getLogger(__name__)
 
+
 def _derive(seed: int, k: int) -> int:
     return int(hashlib.sha256(f"alertclip-sweep:{seed}:{k}".encode()).hexdigest()[:8], 16)
 

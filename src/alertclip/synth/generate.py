@@ -30,6 +30,7 @@ from .script import ANNOTATION_FPS, VideoScript, plan_world
 
 log = logging.getLogger(__name__)
 
+
 KEYFRAME_STEP = 10  # annotation keyframe every 10 frames at 25 fps, like a tool's track keyframes
 PRETRAIN_EVERY_S = 1.5
 

@@ -18,6 +18,7 @@ from .data import ClipSet
 
 log = logging.getLogger(__name__)
 
+
 def make_batch(data: ClipSet, idx: np.ndarray, model: AlertClipModel, tokens: Tensor) -> dict[str, Tensor]:
     """Clips ``idx`` -> tensors: frames (B, T, 3, H, W), mask, boxes, text / region / negative tokens, neg_valid and
     the caption ids ``text_id`` / ``region_id`` (B,) (equal ids = equal captions: not each other's negatives)."""
@@ -36,7 +37,7 @@ def make_batch(data: ClipSet, idx: np.ndarray, model: AlertClipModel, tokens: Te
 
 class BatchEncoder(torch.nn.Module):
     """``forward(batch, full)`` -> the embeddings a batch's losses need (the unit DDP wraps: gradients of everything
-    it touches are synchronised). ``full=False`` (stage-1 training): video + clip text only.
+    it touches are synchronised). ``full=False`` (the global loss alone, phase 1): video + clip text only.
 
     Regions come back at fixed shape so they can be gathered across processes: ``v_r`` (B, D) with zeros where
     ``has_region`` (B,) is False. The caption ids ``text_id`` / ``region_id`` (B,) pass through, so they are gathered
@@ -76,7 +77,7 @@ def batch_losses(model: AlertClipModel | torch.nn.Module, batch: dict[str, Tenso
 
     ``model``: an :class:`AlertClipModel`, or a (DDP-wrapped) :class:`BatchEncoder`. With several processes
     (``ctx``) the batch is this process's shard and the losses are over the gathered global batch.
-    With both lambdas 0 and ``parts=False`` (stage-1 training) only the video embedding and clip texts are computed.
+    With both lambdas 0 and ``parts=False`` (the global loss alone, phase 1) only the video embedding and clip texts are computed.
     """
     encoder = BatchEncoder(model) if isinstance(model, AlertClipModel) else model
     device = next(encoder.parameters()).device

@@ -17,6 +17,7 @@ from ..params import PromptParams, RunSettings
 
 log = logging.getLogger(__name__)
 
+
 TEMPORAL_FILE = "temporal.pt"
 TEMPORAL_CONFIG_FILE = "temporal.json"
 

@@ -18,6 +18,7 @@ from .checkpoints import TEMPORAL_FILE
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class TunePaths:
     """Inputs (repository layout by default, relative to the working directory)."""

@@ -71,6 +71,7 @@ from .validation import VAL_STATE, BestEpoch, auc_unavailable, evaluate, prompt_
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Split:
     """The training clips split by video: train and validation (carved from the training videos, never the test)."""

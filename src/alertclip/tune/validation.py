@@ -21,6 +21,7 @@ from .data import ClipSet
 
 log = logging.getLogger(__name__)
 
+
 VAL_STATE = "val.pt"  # best-val weights + per-epoch val losses, next to the loop checkpoint (resume)
 
 
