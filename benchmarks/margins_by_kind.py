@@ -13,8 +13,8 @@ frame, ``index.parquet``'s ``frame`` / the video's fps):
 Printed per backbone and split: each kind's snippet count and mean margin with a 95% bootstrap CI over videos, the
 zero-shot AUC of abnormal snippets against all others (the ranking ``eval_zeroshot`` measures, at snippet level),
 and an MSS over these kinds (abnormal videos: mean margin over their abnormal snippets; normal videos: minus the mean
-over all their snippets; averaged over videos; ``eval_mss`` takes the spans from the published annotation instead). Reads only what ``features@<key>-synth`` and the checkpoint
-wrote; nothing is written.
+over all their snippets; averaged over videos; ``eval_mss`` takes the spans from the published annotation instead).
+Reads only what ``features@<key>-synth`` and the checkpoint wrote; nothing is written.
 
     python benchmarks/margins_by_kind.py base stage1 full [--split test] [--dataset synth]
 """
