@@ -53,33 +53,23 @@ def is_directory(path: str) -> bool:
 
 def outputs_cell(paths: list[str]) -> str:
     """``data/models/<run>/``, ``results/tune/<run>/{metrics.json,curve.csv}``: files grouped by directory."""
-    groups: dict[str, list[str]] = {}
-    order: list[str] = []
+    groups: dict[str, list[str]] = {}  # directory -> its files, in declaration order (a directory output: none)
     for p in paths:
         if is_directory(p):
-            key, name = p.rstrip("/") + "/", None
+            groups.setdefault(p.rstrip("/") + "/", [])
         else:
             parent, _, name = p.rpartition("/")
-            key = parent + "/"
-        if key not in groups:
-            groups[key] = []
-            order.append(key)
-        if name is not None:
-            groups[key].append(name)
+            groups.setdefault(parent + "/", []).append(name)
     cells = []
-    for key in order:
-        names = groups[key]
-        if not names:
-            cells.append(key)
-        elif len(names) == 1:
-            cells.append(key + names[0])
+    for key, names in groups.items():
+        suffixes = {Path(n).suffix for n in names}
+        if len(names) <= 1:
+            cells.append(key + "".join(names))
+        elif len(suffixes) == 1 and all(n.count(".") == 1 for n in names):  # data/curated/{a,b}.parquet
+            suffix = suffixes.pop()
+            cells.append(key + "{" + ",".join(n.removesuffix(suffix) for n in names) + "}" + suffix)
         else:
-            stems = {Path(n).suffix for n in names}
-            if len(stems) == 1 and len(names) > 1 and all(n.count(".") == 1 for n in names):
-                suffix = stems.pop()  # data/curated/{hardneg,standard_negatives}.parquet
-                cells.append(key + "{" + ",".join(n.removesuffix(suffix) for n in names) + "}" + suffix)
-            else:
-                cells.append(key + "{" + ",".join(names) + "}")
+            cells.append(key + "{" + ",".join(names) + "}")
     return ", ".join(f"`{c}`" for c in cells)
 
 
