@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from alertclip.data.splits import val_videos
 from alertclip.factory import images_to_tensor
 from alertclip.model import AlertClipModel, TemporalTransformer
 from alertclip.params import PromptParams, load_params
 from alertclip.prompts import prompt_set_embedding
-from alertclip.tune.data import TunePaths, load_clip_set, lookalike_partners, val_videos
+from alertclip.tune.data import TunePaths, load_clip_set, lookalike_partners
 
 
 def load_any(model_dir: Path) -> tuple[AlertClipModel, object]:
