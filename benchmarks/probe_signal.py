@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alertclip.data.splits import val_videos
 from alertclip.factory import images_to_tensor
 from alertclip.model import AlertClipModel, TemporalTransformer
 from alertclip.params import PromptParams, load_params
 from alertclip.prompts import prompt_set_embedding
-from alertclip.tune.data import TunePaths, load_clip_set, lookalike_partners
+from alertclip.tune.data import TunePaths, load_clip_set, lookalike_partners, val_videos
 
 
 def load_any(model_dir: Path) -> tuple[AlertClipModel, object]:

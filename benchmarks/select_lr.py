@@ -50,19 +50,17 @@ def main(argv: list[str] | None = None) -> int:
             cfg = RunSettings.model_validate({**base.model_dump(), "lr": lr, "epochs": args.epochs or base.epochs,
                                              **overrides(variant, base)})
             name = f"lr{lr:g}" + ("-" + variant.replace(",", "-").replace("=", "_") if variant else "")
-            model, _, m = tune(cfg, prompts=p.eval.prompts, snippet_len=p.frames.snippet_len, name=name,
-                               stills_split=(p.backbone.val_fraction, p.backbone.seed))
+            model, _, m = tune(cfg, prompts=p.eval.prompts, snippet_len=p.frames.snippet_len, name=name)
             if args.save:
                 save_tuned(model, cfg.arch, args.save / name)
-            curve = " ".join(f"{r.get('auc', float('nan')):.3f}/{r.get('retention', float('nan')):.3f}" for r in m["val"])
-            rows.append((name, m.get("best_epoch"), m.get("best_val_auc"), m.get("best_val_retention") or float("nan"),
-                         m.get("retention_floor") or float("nan"), curve))
-            print(f"{name}: kept epoch {rows[-1][1]}, val AUC {rows[-1][2]:.4f}, val retention {rows[-1][3]:.4f} "
-                  f"(floor {rows[-1][4]:.4f}); val AUC/retention per epoch {curve}", flush=True)
+            curve = " ".join(f"{r.get('auc', float('nan')):.3f}" for r in m["val"])
+            rows.append((name, m.get("best_epoch"), m.get("best_val_auc"), m.get("best_val_total"), curve))
+            print(f"{name}: kept epoch {rows[-1][1]}, val AUC {rows[-1][2]:.4f}, val total {rows[-1][3]:.4f}; "
+                  f"val AUC per epoch {curve}", flush=True)
     width = max(len(r[0]) for r in rows) + 2
-    print(f"\n{'run':<{width}}{'kept':>4}  {'val AUC':>8}  {'val R@1':>8}  {'floor':>7}  val AUC/R@1 per epoch")
-    for name, ep, auc, ret, floor, curve in rows:
-        print(f"{name:<{width}}{ep:>4}  {auc:>8.4f}  {ret:>8.4f}  {floor:>7.4f}  {curve}")
+    print(f"\n{'run':<{width}}{'kept':>4}  {'val AUC':>8}  {'val total':>9}  val AUC per epoch")
+    for name, ep, auc, total, curve in rows:
+        print(f"{name:<{width}}{ep:>4}  {auc:>8.4f}  {total:>9.4f}  {curve}")
     return 0
 
 

@@ -17,7 +17,6 @@ from alertclip.tune.data import TunePaths
 from alertclip.tune.run import tune
 
 SNIPPET_LEN = 16  # as params.yaml's frames.snippet_len and the fake curated set of test_tune cuts its snippets
-STILLS_SPLIT = (0.25, 0)  # as test_tune's: the retention check's share of its fake pre-training videos
 
 
 def main(root: str, out: str, run: str, overrides: str) -> None:
@@ -26,9 +25,9 @@ def main(root: str, out: str, run: str, overrides: str) -> None:
     root_p = Path(root)
     paths = TunePaths(clips=root_p / "clips.parquet", frames_dir=root_p / "frames", hardneg=root_p / "hardneg.parquet",
                       standard_negatives=root_p / "standard.parquet", backbone=root_p / "backbone" / "open_clip_model.pt",
-                      models_dir=root_p / "none", novel_classes=root_p / "novel.txt", pretrain=root_p / "pretrain")
+                      models_dir=root_p / "none", novel_classes=root_p / "novel.txt")
     cfg = repo_run(run, **json.loads(overrides))  # the run's settings from params.yaml, with the test's overrides
-    model, result, metrics = tune(cfg, paths, snippet_len=SNIPPET_LEN, stills_split=STILLS_SPLIT, name=run)
+    model, result, metrics = tune(cfg, paths, snippet_len=SNIPPET_LEN, name=run)
     if context().is_main:
         Path(out).mkdir(parents=True, exist_ok=True)
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(out) / "weights.pt")

@@ -339,8 +339,7 @@ def _pretrain() -> PretrainSet:
     scenes = ("shop", "plaza", "street")
     return PretrainSet(images=rng.integers(0, 255, (n, 64, 64, 3), dtype=np.uint8),
                        captions=[f"a {scenes[i % 3]} scene, a person in {NAMES[i % 8]}" for i in range(n)],
-                       split=np.array(["heldout" if i % 4 else "train" for i in range(n)]),
-                       videos=np.array([f"video_{i // 2}.mp4" for i in range(n)]))
+                       split=np.array(["heldout" if i % 4 else "train" for i in range(n)]))
 
 
 @pytest.fixture

@@ -163,8 +163,8 @@ def test_tune_entry_point_trains_the_named_run(params_of, monkeypatch, tmp_path,
 
     seen = {}
 
-    def fake_run_stage(cfg, name, progress, prompts=None, *, snippet_len, stills_split):
-        seen.update(cfg=cfg, name=name, prompts=prompts, snippet_len=snippet_len, stills_split=stills_split)
+    def fake_run_stage(cfg, name, progress, prompts=None, *, snippet_len):
+        seen.update(cfg=cfg, name=name, prompts=prompts, snippet_len=snippet_len)
 
     monkeypatch.setattr(entry, "run_stage", fake_run_stage)
     monkeypatch.setattr(entry, "pin_threads", lambda n=0: 1)
@@ -173,7 +173,6 @@ def test_tune_entry_point_trains_the_named_run(params_of, monkeypatch, tmp_path,
         entry.run(p, progress=False, variant=name)
         assert seen["name"] == name and seen["cfg"] == run_settings(p.tune, p.runs[name], p.backbone.arch)
         assert (seen["prompts"], seen["snippet_len"]) == (p.eval.prompts, p.frames.snippet_len)
-        assert seen["stills_split"] == (p.backbone.val_fraction, p.backbone.seed)  # the carve pre-training made
     assert seen["cfg"].init == BACKBONE_INIT  # joint, the last row
     # the sweep's best values reach a run through its row (what stage2.use_sweep did)
     best = {"lambda_region": 0.5, "lambda_hard": 2.0, "temperature": 0.05, "lr": 3e-4}

@@ -373,9 +373,8 @@ def test_tune_objective_glue(tmp_path, monkeypatch, params_of, run_of):
 
     seen = []
 
-    def fake_tune(cfg, paths, progress=False, on_val=None, *, snippet_len, name, stills_split):
+    def fake_tune(cfg, paths, progress=False, on_val=None, *, snippet_len, name):
         assert snippet_len == SNIPPET_LEN  # the objective passes params frames.snippet_len through
-        assert stills_split == (0.1, 0)  # ... and the pre-training carve (backbone.val_fraction, backbone.seed)
         assert name == "sweep"  # a trial's logs and metrics are the sweep's, not a run's of params runs
         seen.append(cfg)
         if cfg.lr > 5e-4:
@@ -391,8 +390,7 @@ def test_tune_objective_glue(tmp_path, monkeypatch, params_of, run_of):
     base = {**run_of("full").model_dump(), "epochs": 2, "batch_size": 4, "losses": ["global", "region", "hard"],
             "lambda_region": 1.0}
     assert sweep.tune_base(base, params_of("sweep", epochs=2)) == run_of("full", epochs=2, batch_size=4).model_dump()
-    objective = sweep.tune_objective(sweep.tune_base(base, params_of("sweep", epochs=2)), snippet_len=SNIPPET_LEN,
-                                     stills_split=(0.1, 0))
+    objective = sweep.tune_objective(sweep.tune_base(base, params_of("sweep", epochs=2)), snippet_len=SNIPPET_LEN)
     reports = []
     value = objective({"lambda_region": 2.0, "lambda_hard": 0.5, "temperature": 0.05, "lr": 1e-4},
                       lambda e, v: reports.append((e, v)))
@@ -416,12 +414,12 @@ def test_tune_objective_glue(tmp_path, monkeypatch, params_of, run_of):
 def test_real_sweep(tmp_path, params_of, run_of):
     """Two one-epoch trials of runs.full's recipe on the tiny fake curated set of test_tune (init backbone: no
     stage1 model needed)."""
-    from test_tune import CFG, STILLS_SPLIT, _world
+    from test_tune import CFG, _world
 
     paths = _world(tmp_path / "world")
     base = run_of("full", **{**CFG, "epochs": 1, "init": "backbone"})
     cfg = params_of("sweep", n_trials=2, storage=str(tmp_path / "j.log"), n_startup_trials=2, epochs=None)
-    best = run_sweep(cfg, base, out_dir=tmp_path / "out", paths=paths, snippet_len=SNIPPET_LEN, stills_split=STILLS_SPLIT)
+    best = run_sweep(cfg, base, out_dir=tmp_path / "out", paths=paths, snippet_len=SNIPPET_LEN)
     assert best["n_complete"] == 2 and math.isfinite(best["value"])
     table = pl.read_parquet(tmp_path / "out" / "trials.parquet")
     assert table["n_epochs"].to_list() == [1, 1] and table["value"].to_list() == [v[0] for v in table["epoch_values"]]

@@ -14,14 +14,13 @@ import yaml
 from repo_params import PARAMS_YAML, repo_params
 
 from alertclip import factory
-from alertclip.data.splits import val_videos
 from alertclip.factory import CHECKPOINT_FILE, images_to_tensor
 from alertclip.losses import alert_clip_losses, hard_negative_loss, region_infonce, symmetric_infonce
 from alertclip.params import BACKBONE_INIT, ParamsError, RunParams, RunSettings, parse_params, run_settings
 from alertclip.train.distributed import DistContext, shard_slice
 from alertclip.tune.batches import BalancedBatches, BatchEncoder, batch_losses, make_batch
 from alertclip.tune.checkpoints import TEMPORAL_FILE, build_model, config_digest, load_tuned
-from alertclip.tune.data import TunePaths, load_clip_set
+from alertclip.tune.data import TunePaths, load_clip_set, val_videos
 from alertclip.tune.run import build, run_stage, tune
 from alertclip.tune.settings import loop_config
 from alertclip.tune.validation import VAL_STATE, BestEpoch, prompt_vectors, val_auc, zero_shot_clip_scores
@@ -29,8 +28,7 @@ from alertclip.tune.validation import VAL_STATE, BestEpoch, prompt_vectors, val_
 T = 4
 SNIPPET_LEN = 16  # as params.yaml's frames.snippet_len; the fake world below cuts its snippets for 16
 CFG = dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, checkpoint_every=0, val_fraction=0.3, temporal_layers=1,
-           temporal_heads=2, k_negatives=3, replay_batch=4)
-STILLS_SPLIT = (0.25, 0)  # backbone.val_fraction, backbone.seed: 2 of the 8 pre-training videos are the retention check
+           temporal_heads=2, k_negatives=3)
 PROMPTS = repo_params("eval.prompts", template="a video where {}", normal=["the scene is calm", "someone talks"],
                       abnormal=["a fight breaks out", "someone falls"])
 
@@ -68,19 +66,12 @@ def _world(root: Path) -> TunePaths:
                 negative_clip_key=f"c{(i + r + 1) % n:02d}") for i in range(n) for r in range(3)]
     pl.DataFrame(std).write_parquet(root / "standard.parquet")
     (root / "novel.txt").write_text("Explosion\n", encoding="utf-8")
-    # the base's pre-training stills (replayed; the val part is the retention check): 3 stills of each of 8 videos
-    (root / "pretrain").mkdir()
-    np.save(root / "pretrain" / "images.npy", rng.integers(0, 255, (24, 64, 64, 3), dtype=np.uint8))
-    pl.DataFrame({"row": list(range(24)), "video": [f"p{i // 3}.mp4" for i in range(24)],
-                  "split": ["heldout" if i >= 21 else "train" for i in range(24)],
-                  "caption": [f"a still of scene {i % 5} with colour {i % 7}" for i in range(24)]}
-                 ).write_parquet(root / "pretrain" / "captions.parquet")
     torch.manual_seed(0)
     model, _, _, _ = factory.create("alertclip-tiny")
     factory.save_checkpoint(model, root / "backbone" / CHECKPOINT_FILE, arch="alertclip-tiny")
     return TunePaths(clips=root / "clips.parquet", frames_dir=root / "frames", hardneg=root / "hardneg.parquet",
                      standard_negatives=root / "standard.parquet", backbone=root / "backbone" / CHECKPOINT_FILE,
-                     models_dir=root / "out" / "models", novel_classes=root / "novel.txt", pretrain=root / "pretrain")
+                     models_dir=root / "out" / "models", novel_classes=root / "novel.txt")
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +86,9 @@ def staged(world, run_of):
     # seed 0: the validation videos v00, v04 are both abnormal, so the selection falls back to the val loss
     # full starts from stage1: world.models_dir is out / "models", where tune@stage1 has just written its model
     m1 = run_stage(run_of("stage1", **CFG), "stage1", False, world, out / "models", out / "results", out / "cache",
-                   prompts=PROMPTS, snippet_len=SNIPPET_LEN, stills_split=STILLS_SPLIT)
+                   prompts=PROMPTS, snippet_len=SNIPPET_LEN)
     m2 = run_stage(run_of("full", **CFG), "full", False, world, out / "models", out / "results", out / "cache",
-                   prompts=PROMPTS, snippet_len=SNIPPET_LEN, stills_split=STILLS_SPLIT)
+                   prompts=PROMPTS, snippet_len=SNIPPET_LEN)
     return out, m1, m2
 
 
@@ -172,7 +163,7 @@ def test_checkpoint_loads_with_plain_open_clip(staged, world):
 def test_stage1_is_deterministic(staged, world, tmp_path, run_of):
     out, _, _ = staged
     run_stage(run_of("stage1", **CFG), "stage1", False, world, tmp_path / "models", tmp_path / "results", tmp_path / "cache",
-              prompts=PROMPTS, snippet_len=SNIPPET_LEN, stills_split=STILLS_SPLIT)
+              prompts=PROMPTS, snippet_len=SNIPPET_LEN)
     a = torch.load(out / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "models" / "stage1" / CHECKPOINT_FILE, weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -238,9 +229,7 @@ def test_init_backbone_vs_stage1(staged, world, run_of):
     assert world.init_files(inits[BACKBONE_INIT]) == (world.backbone, None)
     for c in inits.values():  # the start is one of the resume key's inputs
         assert {f for f in world.init_files(c) if f is not None} <= set(world.inputs(c))
-    assert stage1 / CHECKPOINT_FILE not in world.inputs(inits[BACKBONE_INIT])
-    # every run also reads the frozen base (replay targets, the retention reference) where there are stills
-    assert world.backbone in world.inputs(inits["stage1"])
+    assert stage1 / CHECKPOINT_FILE not in world.inputs(inits[BACKBONE_INIT]) and world.backbone not in world.inputs(inits["stage1"])
     starts, temporal = {}, {}
     for init, c in inits.items():
         m, _ = build(c, world)  # the starting point tune() builds
@@ -250,7 +239,7 @@ def test_init_backbone_vs_stage1(staged, world, run_of):
     saved = torch.load(stage1 / TEMPORAL_FILE, weights_only=True)
     assert all(torch.equal(temporal["stage1"][k], saved[k]) for k in saved)  # stage1's temporal module, loaded
     assert any(not torch.equal(temporal[BACKBONE_INIT][k], saved[k]) for k in saved)  # a fresh (seeded) one
-    model, result, metrics = tune(inits[BACKBONE_INIT], world, snippet_len=SNIPPET_LEN, stills_split=STILLS_SPLIT, name="joint")
+    model, result, metrics = tune(inits[BACKBONE_INIT], world, snippet_len=SNIPPET_LEN, name="joint")
     assert metrics["init"] == BACKBONE_INIT and metrics["run"] == "joint" and not result.interrupted
 
 
@@ -439,17 +428,17 @@ def test_tune_balanced_batches_and_random_batches(world, monkeypatch, caplog, ru
 
     monkeypatch.setattr(tune_mod, "make_batch", spy)
     with caplog.at_level("WARNING", logger="alertclip.tune"):  # no prompts: selected on the val loss, with a warning
-        _, result, metrics = tune(cfg, world, snippet_len=SNIPPET_LEN, stills_split=STILLS_SPLIT, name="stage1")
+        _, result, metrics = tune(cfg, world, snippet_len=SNIPPET_LEN, name="stage1")
     assert "selecting the epoch on the validation loss" in caplog.text
     assert metrics["selected_on"] == "val_loss" and "no validation prompts" in metrics["select_fallback"]
     assert metrics["batching"] == "pairs" and result.step == 2  # 4 abnormal / 5 normal train clips: 4 // 2
     assert all(sum(b) == 2 for b in seen[:result.step])  # the training batches come first, validation chunks after
-    _, result, metrics = tune(cfg.model_copy(update={"batching": "random"}), world, snippet_len=SNIPPET_LEN, stills_split=STILLS_SPLIT, name="stage1")
+    _, result, metrics = tune(cfg.model_copy(update={"batching": "random"}), world, snippet_len=SNIPPET_LEN, name="stage1")
     assert metrics["batching"] == "random" and result.step == 9 // 4
     assert metrics["n_train_abnormal"] + metrics["n_val_abnormal"] == int(data.abnormal.sum())
     with pytest.raises(ValueError, match="need >= 3 abnormal and >= 3 normal"):
         tune(cfg.model_copy(update={"batch_size": 6, "val_fraction": 0.5}), world, snippet_len=SNIPPET_LEN,
-             stills_split=STILLS_SPLIT, name="stage1")  # 2 abnormal train clips
+             name="stage1")  # 2 abnormal train clips
 
 
 # ------------------------------------------------------------------------------------------ epoch selection
@@ -523,8 +512,7 @@ def test_val_prompts_and_digest(params_of, run_of, staged, world, tmp_path):
     # resume directory
     files = world.inputs(full)
     start = world.models_dir / "stage1" / CHECKPOINT_FILE
-    assert start in files and world.backbone in files  # the base: replay targets and the retention reference
-    assert config_digest(full, [], stills_split=(0.1, 0)) != config_digest(full, [], stills_split=(0.2, 0))  # the carve
+    assert start in files and world.backbone not in files
     retrained = tmp_path / CHECKPOINT_FILE
     retrained.write_bytes(start.read_bytes())
     swapped = [retrained if f == start else f for f in files]
@@ -564,7 +552,7 @@ def test_stage_metrics_record_selection(staged, world, tmp_path, caplog, run_of)
     cfg = run_of("stage1", **{**CFG, "seed": 1, "select_on": "val_auc"})  # validation v04 (abnormal), v07, v09 (normal)
     with caplog.at_level("WARNING", logger="alertclip.tune"):
         m = run_stage(cfg, "stage1", False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS,
-                      snippet_len=SNIPPET_LEN, stills_split=STILLS_SPLIT)
+                      snippet_len=SNIPPET_LEN)
     assert "select_on=val_auc" not in caplog.text
     assert m["selected_on"] == "val_auc" and "select_fallback" not in m
     assert [r["epoch"] for r in m["val"]] == [0, 1] and all(0.0 <= r["auc"] <= 1.0 for r in m["val"])
@@ -577,7 +565,7 @@ def test_selection_on_the_validation_videos_snippets(world, tmp_path, run_of):
 
     cfg = run_of("stage1", **{**CFG, "seed": 1, "select_on": "val_video_auc"})  # validation v04 (abnormal), v07, v09 (normal)
     m = run_stage(cfg, "stage1", False, world, tmp_path / "m", tmp_path / "r", tmp_path / "c", prompts=PROMPTS,
-                  snippet_len=SNIPPET_LEN, stills_split=STILLS_SPLIT)
+                  snippet_len=SNIPPET_LEN)
     assert m["selected_on"] == "val_video_auc" and "select_fallback" not in m
     assert all(0.0 <= r["auc"] <= 1.0 and 0.0 <= r["clip_auc"] <= 1.0 for r in m["val"])
     best = max(m["val"], key=lambda r: (r["auc"], -r["total"]))

@@ -64,9 +64,7 @@ def _eval_indices(idx: np.ndarray, max_eval: int) -> np.ndarray:
 
 def pretrain(data: PretrainSet, cfg: BackboneParams, checkpoint_dir: Path | None = None,
              progress: bool = False) -> tuple[nn.Module, Any, TrainResult, dict]:
-    """Train ``cfg.arch`` from random init (seeded) on the ``fit`` part of the train split (``val``, the stills of
-    ``cfg.val_fraction`` of the training videos, is held out: :meth:`PretrainSet.parts`); returns ``(model, tokenizer,
-    result, metrics)`` with i2t R@k on ``val`` (``val_*``) and on the test videos' stills (``heldout_*``).
+    """Train ``cfg.arch`` from random init (seeded) on the ``train`` split; returns ``(model, tokenizer, result, metrics)``.
 
     ``result.interrupted`` means SIGTERM arrived: a loop checkpoint is in ``checkpoint_dir`` and a second call resumes.
     """
@@ -76,11 +74,9 @@ def pretrain(data: PretrainSet, cfg: BackboneParams, checkpoint_dir: Path | None
     model, _, _, tokenizer = factory.create(cfg.arch)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
-    parts = data.parts(cfg.val_fraction, cfg.seed)
-    train_idx = parts.fit
+    train_idx = data.indices("train")
     if len(train_idx) < cfg.batch_size:
-        raise ValueError(f"the pre-training set has {len(train_idx)} train images (after holding out "
-                         f"backbone.val_fraction {cfg.val_fraction}), fewer than batch_size {cfg.batch_size}")
+        raise ValueError(f"the pre-training set has {len(train_idx)} train images, fewer than batch_size {cfg.batch_size}")
     distinct = sorted(set(data.captions[i] for i in train_idx))
     code = {c: i for i, c in enumerate(distinct)}
     tokens = tokenizer(distinct)  # (C, context) once; batches index into it
@@ -102,11 +98,10 @@ def pretrain(data: PretrainSet, cfg: BackboneParams, checkpoint_dir: Path | None
     result = train(model, model.parameters(), loss_fn, batches, loop_config(cfg, checkpoint_dir, progress))
     metrics = dict(result.final)
     if not result.interrupted:
-        for name, idx in (("val", parts.val), ("heldout", parts.heldout)):
-            held = _eval_indices(idx, cfg.max_eval)
-            if len(held):
-                metrics.update({f"{name}_{k}": v for k, v in
-                                retrieval_at_k(model, tokenizer, data.images[held], [data.captions[i] for i in held]).items()})
+        held = _eval_indices(data.indices("heldout"), cfg.max_eval)
+        if len(held):
+            metrics.update({f"heldout_{k}": v for k, v in
+                            retrieval_at_k(model, tokenizer, data.images[held], [data.captions[i] for i in held]).items()})
     model.eval()
     return model, tokenizer, result, metrics
 

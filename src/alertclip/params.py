@@ -209,9 +209,6 @@ class BackboneParams(_Strict):
     seed: int
     checkpoint_every: int = Field(ge=0, description="steps between resume checkpoints; 0 = end/SIGTERM only")
     max_eval: int = Field(ge=1, description="held-out images used for R@k")
-    val_fraction: float = Field(ge=0, lt=1, description=(
-        "stills of this share of the TRAINING videos (seeded by video name) held out of pre-training: the "
-        "training-side retention check of tuning runs (the test videos' stills stay for the report)"))
 
 
 class TuneParams(_Strict):
@@ -219,16 +216,7 @@ class TuneParams(_Strict):
     epochs. The architecture is ``backbone.arch``: a run tunes the backbone's own towers."""
 
     batch_size: int = Field(ge=2)
-    lr: float = Field(gt=0, description="the new modules' rate: the temporal module and the logit scale")
-    tower_lr: float = Field(gt=0, description="the pre-trained towers' rate at their top block")
-    layer_decay: float = Field(gt=0, le=1, description="each tower block below the top trains at this times the "
-                                                        "rate of the block above (1 = one rate)")
-    lambda_replay: float = Field(ge=0, description="weight of CLIP's loss on replayed pre-training stills (FLYP)")
-    lambda_distill: float = Field(ge=0, description="weight of 1 - cos to the frozen base's embeddings of the "
-                                                    "replayed stills (and their captions when the text tower trains)")
-    replay_batch: int = Field(ge=0, description="pre-training stills replayed per update (with a replay weight)")
-    retention_floor: float = Field(ge=0, le=1, description=(
-        "the kept epoch keeps i2t R@1 on the training-side held-out stills >= this times the base's; 0 = off"))
+    lr: float = Field(gt=0)
     warmup_steps: int = Field(ge=0)
     weight_decay: float = Field(ge=0)
     grad_clip: float = Field(ge=0, description="max grad norm; 0 = off")
@@ -251,13 +239,6 @@ class TuneParams(_Strict):
         description="kept epoch: highest zero-shot val AUC (eval.prompts; ties: lower val total) of the "
                                "validation clips (val_auc) or of every snippet of the validation videos "
                                "(val_video_auc), or lowest val total")
-
-    @model_validator(mode="after")
-    def _replay_has_stills(self) -> "TuneParams":
-        if (self.lambda_replay > 0 or self.lambda_distill > 0) and self.replay_batch < 2:
-            raise ValueError(f"replay_batch: {self.replay_batch}, but lambda_replay {self.lambda_replay} / "
-                             f"lambda_distill {self.lambda_distill} need >= 2 replayed stills per update")
-        return self
 
     @field_validator("batching")
     @classmethod
@@ -658,17 +639,10 @@ class Params(_Strict):
     def _runs_settings_valid(self) -> "Params":
         for name, run in self.runs.items():
             try:
-                cfg = run_settings(self.tune, run, self.backbone.arch)
+                run_settings(self.tune, run, self.backbone.arch)
             except ValidationError as err:
                 what = "; ".join(f"{_dotted(e['loc'])}: {e['msg']}" for e in err.errors())
                 raise ValueError(f"runs.{name} with tune applied: {what}") from None
-            needs_stills = {k: v for k, v in (("lambda_replay", cfg.lambda_replay), ("lambda_distill", cfg.lambda_distill),
-                                              ("retention_floor", cfg.retention_floor)) if v > 0}
-            if needs_stills and self.data.source != "synthetic":
-                # a real source has no pre-training stills (data.inputs.pretrain is its raw videos)
-                raise ValueError(f"runs.{name} with tune applied: {', '.join(f'{k} {v}' for k, v in needs_stills.items())} "
-                                 f"need the synthetic world's pre-training stills; data.source {self.data.source} has "
-                                 "none (set them to 0 in the profile)")
         return self
 
     @model_validator(mode="after")

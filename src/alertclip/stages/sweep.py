@@ -25,8 +25,7 @@ def run(p: Params, progress: bool = True) -> None:
     pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
     try:
         base = run_settings(p.tune, p.runs[ALERT_CLIP_RUN], p.backbone.arch)
-        run_sweep(p.sweep, base, progress=progress, snippet_len=p.frames.snippet_len,
-                  stills_split=(p.backbone.val_fraction, p.backbone.seed))
+        run_sweep(p.sweep, base, progress=progress, snippet_len=p.frames.snippet_len)
     except SweepInterrupted as err:
         log.warning("sweep: %s; rerun the stage to resume", err)
         raise SystemExit(143) from None

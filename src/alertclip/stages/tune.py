@@ -24,6 +24,5 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
         raise ValueError(f"params.yaml: runs has no {variant!r} (known: {sorted(p.runs)})")
     pin_threads()  # identical bytes under Snakemake (OMP_NUM_THREADS set) and DVC
     # eval.prompts: the validation AUC picks the kept epoch; frames.snippet_len: the validation videos' snippets
-    # backbone.val_fraction/seed: the pre-training carve whose held-out training-side stills are the retention check
     run_stage(run_settings(p.tune, p.runs[variant], p.backbone.arch), variant, progress, prompts=p.eval.prompts,
-              snippet_len=p.frames.snippet_len, stills_split=(p.backbone.val_fraction, p.backbone.seed))
+              snippet_len=p.frames.snippet_len)

@@ -27,7 +27,7 @@ class SweepInterrupted(RuntimeError):
 
 
 def tune_objective(base: Mapping[str, Any], paths: "TunePaths | None" = None, progress: bool = False,
-                   snippet_len: int | None = None, stills_split: tuple[float, int] | None = None) -> Objective:
+                   snippet_len: int | None = None) -> Objective:
     """The real objective: the run (:func:`alertclip.tune.run.tune`) with ``{**base, **trial_params}``, reporting the
     unweighted validation ``global + hard`` after each epoch; returns the minimum over epochs."""
     import optuna
@@ -47,7 +47,7 @@ def tune_objective(base: Mapping[str, Any], paths: "TunePaths | None" = None, pr
 
         try:
             _, result, _ = tune_run.tune(cfg, paths or TunePaths(), progress=progress, on_val=on_val,
-                                         snippet_len=snippet_len, name="sweep", stills_split=stills_split)
+                                         snippet_len=snippet_len, name="sweep")
         except NonFiniteLossError as err:
             raise optuna.TrialPruned(f"diverged: {err}") from err
         if result.interrupted:

@@ -2,7 +2,7 @@
 ``lambda_region``, ``lambda_hard``, ``temperature`` (initial tau) and ``lr``.
 
 Objective (minimised): after every epoch, the UNWEIGHTED validation ``global + hard`` loss (validation = a split of
-the TRAINING videos, :func:`alertclip.data.splits.val_videos`; the test set is never touched). The weighted ``total`` would
+the TRAINING videos, :func:`alertclip.tune.data.val_videos`; the test set is never touched). The weighted ``total`` would
 not compare across lambdas: a trial could "win" by shrinking its weights. Each epoch's value is reported to the trial
 (step = epoch) for pruning; the trial's value is its best epoch's value. A run that diverges (non-finite loss) is
 recorded as PRUNED (TPE then treats the region as bad) instead of ending the sweep.
@@ -73,14 +73,13 @@ log = logging.getLogger(__name__)
 
 def run_sweep(cfg: SweepParams, base_params: RunSettings | Mapping[str, Any] | None = None, objective: Objective | None = None,
               out_dir: Path = DEFAULT_OUT, paths: "TunePaths | None" = None, progress: bool = False,
-              snippet_len: int | None = None, stills_split: tuple[float, int] | None = None) -> dict:
+              snippet_len: int | None = None) -> dict:
     """Run (or resume) the sweep until the study holds ``cfg.n_trials`` COMPLETE + PRUNED trials, then write the
     outputs to ``out_dir``; returns the ``best.json`` dict.
 
     ``base_params``: the searched run's settings (``runs.full`` with ``tune`` applied) each trial overrides with its
     sampled values.
-    ``snippet_len`` / ``stills_split``: params ``frames.snippet_len`` / ``(backbone.val_fraction, backbone.seed)``,
-    which the real objective's validation needs (see
+    ``snippet_len``: params ``frames.snippet_len``, which the real objective's validation needs (see
     :func:`alertclip.tune.run.tune`). ``objective(trial_params, report)``: default :func:`tune_objective` (real
     training on ``paths``); tests
     pass a cheap one. The storage is opened before any training. SIGTERM during a trial: :class:`SweepInterrupted`.
@@ -101,7 +100,7 @@ def run_sweep(cfg: SweepParams, base_params: RunSettings | Mapping[str, Any] | N
         missing = [str(f) for f in files if not Path(f).exists()]
         if missing:
             raise FileNotFoundError(f"sweep: the run's inputs missing: {missing}")
-        objective = tune_objective(base, paths, progress, snippet_len, stills_split)
+        objective = tune_objective(base, paths, progress, snippet_len)
     storage = open_storage(cfg)  # fails here, before any training, when the storage cannot be reached
     name = study_name(cfg, base, files)
     study = make_study(cfg, name, epochs, storage)

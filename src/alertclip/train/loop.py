@@ -63,7 +63,6 @@ __all__ = [
     "PermutationBatches",
     "TrainResult",
     "load_checkpoint",
-    "rate_groups",
     "train",
     "write_curve",
 ]
@@ -154,31 +153,12 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def rate_groups(params_to_train: Iterable[nn.Parameter] | Iterable[dict]) -> list[tuple[float, list[nn.Parameter]]]:
-    """``[(lr_scale, trainable params)]``: plain parameters are one group at scale 1; dicts ``{"params": [...],
-    "lr_scale": s}`` keep their scale (layer-wise rates). Frozen parameters and empty groups are dropped."""
-    items = list(params_to_train)
-    if not all(isinstance(g, dict) for g in items):
-        items = [{"params": items}]
-    groups = []
-    for g in items:
-        scale = float(g.get("lr_scale", 1.0))
-        if not (math.isfinite(scale) and scale >= 0):
-            raise ValueError(f"lr_scale must be a finite number >= 0; got {scale}")
-        trainable = [p for p in g["params"] if p.requires_grad]
-        if trainable and scale > 0:
-            groups.append((scale, trainable))
-    return groups
-
-
-def _param_groups(groups: Sequence[tuple[float, list[nn.Parameter]]], weight_decay: float, lr: float) -> list[dict]:
+def _param_groups(params: Sequence[nn.Parameter], weight_decay: float) -> list[dict]:
     # CLIP convention: no weight decay on gains, biases, embeddings of rank < 2 and logit_scale.
-    out = []
-    for scale, params in groups:
-        out += [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay, "lr": lr * scale,
-                 "lr_scale": scale},
-                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, "lr": lr * scale, "lr_scale": scale}]
-    return [g for g in out if g["params"]]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
 
 
 def _scalar(value: Any) -> float | None:
@@ -224,14 +204,10 @@ class _StopFlag:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def train(model: nn.Module, params_to_train: Iterable[nn.Parameter] | Iterable[dict], loss_fn: Callable[[Any], dict],
+def train(model: nn.Module, params_to_train: Iterable[nn.Parameter], loss_fn: Callable[[Any], dict],
           batches: BatchSource, cfg: LoopConfig, callbacks: Sequence[EpochCallback] = ()) -> TrainResult:
-    """Train ``params_to_train`` of ``model`` on ``batches`` (see the module docstring); returns a :class:`TrainResult`.
-
-    ``params_to_train``: parameters (all at ``cfg.lr``) or groups ``{"params": [...], "lr_scale": s}`` (at
-    ``s * cfg.lr``, the schedule scaling every group alike; :func:`rate_groups`)."""
-    groups = rate_groups(params_to_train)
-    params = [p for _, ps in groups for p in ps]
+    """Train ``params_to_train`` of ``model`` on ``batches`` (see the module docstring); returns a :class:`TrainResult`."""
+    params = [p for p in params_to_train if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters (all have requires_grad=False)")
     if cfg.epochs < 1:
@@ -250,7 +226,7 @@ def train(model: nn.Module, params_to_train: Iterable[nn.Parameter] | Iterable[d
     if not on_cuda:
         torch.use_deterministic_algorithms(True)
 
-    optimizer = torch.optim.AdamW(_param_groups(groups, cfg.weight_decay, cfg.lr), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    optimizer = torch.optim.AdamW(_param_groups(params, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
     scheduler = warmup_schedule(optimizer, total, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio)
     step = 0
     history: list[dict] = []
@@ -313,7 +289,7 @@ def train(model: nn.Module, params_to_train: Iterable[nn.Parameter] | Iterable[d
                         if not math.isfinite(gnorm):
                             optimizer.zero_grad(set_to_none=True)
                             raise non_finite("gradient norm", gnorm, epoch)
-                    lr = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0]["lr_scale"]  # cfg.lr, scheduled
+                    lr = optimizer.param_groups[0]["lr"]
                     optimizer.step()
                     scheduler.step()
                     step += 1

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..factory import images_to_tensor
-from ..losses import alert_clip_losses, scale_from_log, symmetric_infonce
+from ..losses import alert_clip_losses, scale_from_log
 from ..model import AlertClipModel
 from ..train.distributed import DistContext, all_gather_cat
 from .data import ClipSet
@@ -49,14 +49,6 @@ class BatchEncoder(torch.nn.Module):
         self.model = model
 
     def forward(self, b: dict[str, Tensor], full: bool) -> dict[str, Tensor]:
-        e = self._clips(b, full)
-        if "replay_images" in b:  # replayed pre-training stills (tune.replay): through the same DDP module
-            e.update(r_v=self.model.clip.encode_image(b["replay_images"], normalize=True).float(),
-                     r_t=self.model.encode_text(b["replay_text"]).float(), r_id=b["replay_id"],
-                     r_v0=b["replay_base_image"], r_t0=b["replay_base_text"])
-        return e
-
-    def _clips(self, b: dict[str, Tensor], full: bool) -> dict[str, Tensor]:
         model = self.model
         scale = scale_from_log(model.clip.logit_scale)
         if not full:
@@ -80,10 +72,8 @@ class BatchEncoder(torch.nn.Module):
 
 
 def batch_losses(model: AlertClipModel | torch.nn.Module, batch: dict[str, Tensor], lambda_region: float,
-                 lambda_hard: float, parts: bool = False, ctx: DistContext | None = None, lambda_replay: float = 0.0,
-                 lambda_distill: float = 0.0) -> dict[str, Tensor]:
-    """The stage's loss dict (``loss`` + detached ``global``/``region``/``hard``/``scale``/``n_regions``, and
-    ``replay``/``distill`` when the batch carries replayed stills: :mod:`alertclip.tune.replay`).
+                 lambda_hard: float, parts: bool = False, ctx: DistContext | None = None) -> dict[str, Tensor]:
+    """The stage's loss dict (``loss`` + detached ``global``/``region``/``hard``/``scale``/``n_regions``).
 
     ``model``: an :class:`AlertClipModel`, or a (DDP-wrapped) :class:`BatchEncoder`. With several processes
     (``ctx``) the batch is this process's shard and the losses are over the gathered global batch.
@@ -95,27 +85,10 @@ def batch_losses(model: AlertClipModel | torch.nn.Module, batch: dict[str, Tenso
     e = encoder(b, parts or lambda_region > 0 or lambda_hard > 0)
     if ctx is not None and ctx.enabled:
         e = {k: (v if k == "scale" else all_gather_cat(v, ctx)) for k, v in e.items()}
-    out = alert_clip_losses(e, lambda_region, lambda_hard)
-    if "r_v" in e:
-        out.update(replay_losses(e, lambda_replay, lambda_distill, out["loss"]))
-    return out
+    return alert_clip_losses(e, lambda_region, lambda_hard)
 
 
-def replay_losses(e: dict[str, Tensor], lambda_replay: float, lambda_distill: float, loss: Tensor) -> dict[str, Tensor]:
-    """``loss + lambda_replay * L_replay + lambda_distill * L_distill`` and the two terms (detached): CLIP's InfoNCE on
-    the replayed stills (``r_v``, ``r_t``, caption ids ``r_id``) and the mean ``1 - cos`` to the base's embeddings
-    (``r_v0``, ``r_t0``) of the stills plus that of their captions."""
-    l_replay = symmetric_infonce(e["r_v"], e["r_t"], e["scale"], e["r_id"])
-    l_distill = (1 - (e["r_v"] * e["r_v0"]).sum(-1)).mean() + (1 - (e["r_t"] * e["r_t0"]).sum(-1)).mean()
-    total = loss
-    if lambda_replay > 0:
-        total = total + lambda_replay * l_replay
-    if lambda_distill > 0:
-        total = total + lambda_distill * l_distill
-    return {"loss": total, "replay": l_replay.detach(), "distill": l_distill.detach()}
-
-
-def seeded_generator(seed: int, stream: str, k: int) -> torch.Generator:
+def _generator(seed: int, stream: str, k: int) -> torch.Generator:
     """A torch generator of its own per ``(seed, stream, k)`` (e.g. one per epoch), independent of the global RNG."""
     h = int.from_bytes(hashlib.sha256(f"{int(seed)}:{stream}:{int(k)}".encode()).digest()[:8], "little") >> 1
     return torch.Generator().manual_seed(h)
@@ -159,7 +132,7 @@ class BalancedBatches:
         L, m = len(self.large), self.steps_per_epoch * self.half  # m <= n_small <= L: an epoch spans <= 2 cycles
         while len(self._cycles) <= c:
             k = len(self._cycles)
-            perm = torch.randperm(L, generator=seeded_generator(self.seed, "large", k)).numpy()
+            perm = torch.randperm(L, generator=_generator(self.seed, "large", k)).numpy()
             if k:
                 epoch_start = (k * L // m) * m  # stream position where the epoch holding cycle k's first item starts
                 taken = self._cycles[k - 1][epoch_start - (k - 1) * L:] if epoch_start < k * L else perm[:0]
@@ -171,7 +144,7 @@ class BalancedBatches:
     def indices(self, epoch: int) -> np.ndarray:
         """Epoch ``epoch``'s dataset indices, (steps_per_epoch, batch_size), every row one batch in order."""
         steps, half, L = self.steps_per_epoch, self.half, len(self.large)
-        gen = seeded_generator(self.seed, "epoch", epoch)
+        gen = _generator(self.seed, "epoch", epoch)
         small = self.small[torch.randperm(len(self.small), generator=gen).numpy()[:steps * half]]
         pos = np.arange(epoch * steps * half, (epoch + 1) * steps * half)
         cycles = {c: self._cycle(c) for c in np.unique(pos // L).tolist()}

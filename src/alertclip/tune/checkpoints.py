@@ -69,7 +69,7 @@ def load_tuned(model_dir: str | Path, arch: str = "alertclip-tiny") -> tuple[Ale
 
 
 def config_digest(cfg: RunSettings, files: list[Path], prompts: PromptParams | None = None,
-                  snippet_len: int | None = None, stills_split: tuple[float, int] | None = None) -> str:
+                  snippet_len: int | None = None) -> str:
     """Short hash of the settings, the validation prompts (they choose the kept epoch) and the input files: names
     the resume-checkpoint directory of one run."""
     key = cfg.model_dump()
@@ -77,8 +77,6 @@ def config_digest(cfg: RunSettings, files: list[Path], prompts: PromptParams | N
         key["val_prompts"] = prompts.model_dump()
     if snippet_len is not None:
         key["snippet_len"] = snippet_len
-    if stills_split is not None:
-        key["stills_split"] = list(stills_split)
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     for f in files:
         h.update(sha256_file(f).encode())

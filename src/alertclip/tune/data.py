@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 from ..data.sources import read_novel_classes
 from ..factory import CHECKPOINT_FILE
 from ..params import BACKBONE_INIT, RunSettings
-from ..paths import BACKBONE_DIR, CLIPS, FRAMES_DIR, HARDNEG, MODELS_DIR, NOVEL_CLASSES, PRETRAIN_DIR, STANDARD_NEGATIVES
+from ..paths import BACKBONE_DIR, CLIPS, FRAMES_DIR, HARDNEG, MODELS_DIR, NOVEL_CLASSES, STANDARD_NEGATIVES
 from .checkpoints import TEMPORAL_FILE
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,6 @@ class TunePaths:
     backbone: Path = BACKBONE_DIR / CHECKPOINT_FILE
     models_dir: Path = MODELS_DIR  # a run that starts from another run reads models_dir/<init>/
     novel_classes: Path = NOVEL_CLASSES
-    pretrain: Path = PRETRAIN_DIR  # the base's pre-training stills: replay and the retention check (synthetic world)
-
-    def stills(self) -> Path | None:
-        """The pre-training set's directory, or None where the source has none (a real source: its raw videos)."""
-        return Path(self.pretrain) if (Path(self.pretrain) / "images.npy").exists() else None
 
     def init_files(self, cfg: RunSettings) -> tuple[Path, Path | None]:
         """``(open_clip checkpoint, temporal state or None)`` of the model a run starts from: the base backbone
@@ -47,14 +43,23 @@ class TunePaths:
         """The files a run depends on (for the resume-directory hash)."""
         files = [self.clips, self.negatives(cfg), *sorted(Path(self.frames_dir).glob("clips-*.npy"))]
         files.extend(f for f in self.init_files(cfg) if f is not None)
-        if self.stills() is not None:  # the base's embeddings and retention are computed from these
-            files += [Path(self.backbone), self.stills() / "images.npy", self.stills() / "captions.parquet"]
         if Path(self.novel_classes).exists():
             files.append(self.novel_classes)
         return files
 
     def negatives(self, cfg: RunSettings) -> Path:
         return self.hardneg if cfg.negatives == "hard" else self.standard_negatives
+
+
+def val_videos(videos: list[str], fraction: float, seed: int) -> set[str]:
+    """The validation videos: ``sha256(f"{seed}:{video}")`` mapped to [0, 1) below ``fraction`` (deterministic,
+    independent of order and of the other videos). Callers pass TRAINING videos only."""
+    out = set()
+    for v in set(videos):
+        u = int(hashlib.sha256(f"{seed}:{v}".encode()).hexdigest()[:12], 16) / float(1 << 48)
+        if u < fraction:
+            out.add(v)
+    return out
 
 
 @dataclass

@@ -57,7 +57,6 @@ import torch
 from torch import Tensor
 
 from ..data.sources import read_novel_classes
-from ..data.splits import val_videos
 from ..io import sha256_file, write_json
 from ..model import AlertClipModel
 from ..params import PromptParams, RunSettings
@@ -66,9 +65,7 @@ from ..train.distributed import context, shard_slice
 from ..train.loop import BatchSource, PermutationBatches, TrainResult, train
 from .batches import BalancedBatches, BatchEncoder, batch_losses, make_batch
 from .checkpoints import build_model, config_digest, save_tuned
-from .data import ClipSet, TunePaths, load_clip_set, lookalike_partners
-from .optim import rate_groups
-from .replay import ReplaySet, RetentionCheck, WithReplay, replay_set, retention_check
+from .data import ClipSet, TunePaths, load_clip_set, lookalike_partners, val_videos
 from .settings import loop_config
 from .validation import VAL_STATE, BestEpoch, auc_unavailable, evaluate, prompt_vectors, val_auc
 
@@ -140,44 +137,6 @@ def select(cfg: RunSettings, name: str, paths: TunePaths, clips: Split, prompts:
     return Selection(select_on, fallback, no_auc, snippets)
 
 
-@dataclass(frozen=True)
-class Keeping:
-    """What the run keeps of the base (:mod:`alertclip.tune.replay`): replayed stills, the retention check."""
-
-    replay: ReplaySet | None  # None: no replay or distillation weight
-    check: RetentionCheck | None  # None: the source has no pre-training stills (or no val part)
-
-    def floor(self, cfg: RunSettings) -> float | None:
-        """The absolute i2t R@1 the kept epoch must reach (None: no constraint)."""
-        return cfg.retention_floor * self.check.base_r1 if self.check is not None and cfg.retention_floor > 0 else None
-
-
-def keeping(cfg: RunSettings, paths: TunePaths, stills_split: tuple[float, int] | None) -> Keeping:
-    """Load the pre-training stills and the frozen base once (``stills_split``: params ``backbone.val_fraction``,
-    ``backbone.seed``, the carve :meth:`alertclip.data.pretrain.PretrainSet.parts` pre-training made)."""
-    if stills_split is None:
-        raise TypeError("stills_split: give (backbone.val_fraction, backbone.seed), the carve pre-training made")
-    stills = paths.stills()
-    wants_replay = cfg.lambda_replay > 0 or cfg.lambda_distill > 0
-    if stills is None:
-        if wants_replay or cfg.retention_floor > 0:
-            raise FileNotFoundError(f"{paths.pretrain}/images.npy: tune.lambda_replay / lambda_distill / retention_floor "
-                                    "need the pre-training stills, and there are none")
-        return Keeping(None, None)
-    from .. import factory
-    from ..data.pretrain import load_pretrain_set
-
-    data = load_pretrain_set(stills)
-    parts = data.parts(*stills_split)
-    base, _, _, tokenizer = factory.create(cfg.arch, pretrained=paths.backbone)
-    base.to(context().device())
-    check = retention_check(data, parts.val, base, tokenizer)
-    if check is None and cfg.retention_floor > 0:
-        raise ValueError(f"tune.retention_floor {cfg.retention_floor}: the pre-training set holds no training-side "
-                         f"held-out stills (backbone.val_fraction {stills_split[0]})")
-    return Keeping(replay_set(data, parts.fit, base, tokenizer) if wants_replay else None, check)
-
-
 def summarise(cfg: RunSettings, name: str, result: TrainResult, kept: BestEpoch, clips: Split,
               selection: Selection) -> dict:
     """The run's metrics (the loop's, the validation record, the kept epoch and the data), as metrics.json holds them."""
@@ -189,9 +148,7 @@ def summarise(cfg: RunSettings, name: str, result: TrainResult, kept: BestEpoch,
         metrics["batches_without_regions"] = sum(1 for r in result.history if r.get("n_regions") == 0)
     if kept.best is not None:
         metrics.update(best_epoch=kept.best.epoch, best_val_total=kept.best.total, best_val_auc=kept.best.auc,
-                       selected_on=selection.select_on, best_val_retention=kept.best.retention)
-        if kept.floor is not None:
-            metrics.update(retention_floor=kept.floor, retention_met=kept.meets_floor(kept.best.retention))
+                       selected_on=selection.select_on)
     else:  # fewer than 2 validation clips: nothing to select on
         metrics.update(best_epoch=cfg.epochs - 1, best_val_total=None, best_val_auc=None, selected_on="last_epoch")
     if selection.fallback is not None:
@@ -206,7 +163,7 @@ def summarise(cfg: RunSettings, name: str, result: TrainResult, kept: BestEpoch,
 
 def tune(cfg: RunSettings, paths: TunePaths = TunePaths(), checkpoint_dir: Path | None = None,
          progress: bool = False, on_val=None, prompts: PromptParams | None = None, *,
-         snippet_len: int, name: str, stills_split: tuple[float, int] | None = None) -> tuple[AlertClipModel, TrainResult, dict]:
+         snippet_len: int, name: str) -> tuple[AlertClipModel, TrainResult, dict]:
     """Train one run (``name``: its key in params ``runs``, for logs and metrics); returns ``(model with the best-val
     weights, loop result, metrics)`` (metrics carry timings ``wall_s`` / ``samples_per_s`` / ``resumed_from_step`` from
     the loop: callers log them, not store them).
@@ -221,9 +178,6 @@ def tune(cfg: RunSettings, paths: TunePaths = TunePaths(), checkpoint_dir: Path 
     ``snippet_len``: frames per snippet of the ``frames`` stage (params ``frames.snippet_len``), for
     ``select_on: val_video_auc``, which labels every snippet of the validation videos.
 
-    ``stills_split``: ``(backbone.val_fraction, backbone.seed)``, the pre-training carve whose ``val`` stills are the
-    retention check (measured every epoch where the source has stills; a constraint with ``retention_floor``).
-
     ``result.interrupted``: SIGTERM arrived; the loop checkpoint (and ``val.pt``) are in ``checkpoint_dir``.
     """
     model, tokenizer = build(cfg, paths)
@@ -233,10 +187,6 @@ def tune(cfg: RunSettings, paths: TunePaths = TunePaths(), checkpoint_dir: Path 
     local = shard_slice(cfg.batch_size, ctx)  # checks divisibility before any work
     tokens = tokenizer(clips.data.texts)
     sel = select(cfg, name, paths, clips, prompts, snippet_len)
-    keep = keeping(cfg, paths, stills_split)
-    if keep.check is not None:
-        log.info("%s: base i2t R@1 %.4f on %d training-side held-out stills (floor %s)", name, keep.check.base_r1,
-                 len(keep.check.images), keep.floor(cfg))
     log.info("%s: %d train clips (%d abnormal), %d val clips (%d abnormal, %d videos), %d regions, %d texts, "
              "%d process(es), %s batches", name, len(train_set), int(train_set.abnormal.sum()), len(val_set),
              int(val_set.abnormal.sum()), len(clips.held),
@@ -253,8 +203,7 @@ def tune(cfg: RunSettings, paths: TunePaths = TunePaths(), checkpoint_dir: Path 
         return make_batch(train_set, idx.numpy()[local], model, tokens)  # this process's shard of the global batch
 
     def loss_fn(batch: dict[str, Tensor]) -> dict:
-        return batch_losses(encoder, batch, cfg.lambda_region, cfg.lambda_hard, ctx=ctx, lambda_replay=cfg.lambda_replay,
-                            lambda_distill=cfg.lambda_distill)
+        return batch_losses(encoder, batch, cfg.lambda_region, cfg.lambda_hard, ctx=ctx)
 
     def validate() -> dict | None:
         # Every process scores the whole (small) validation split: same weights, same numbers, same best epoch.
@@ -266,8 +215,6 @@ def tune(cfg: RunSettings, paths: TunePaths = TunePaths(), checkpoint_dir: Path 
                 from ..heldout import snippet_auc
 
                 val["auc"] = snippet_auc(model.clip, sel.snippets, *prompt_vectors(model, tokenizer, prompts))
-        if val is not None and keep.check is not None:
-            val["retention"] = keep.check.r1(model.clip, tokenizer)
         return val
 
     batches: BatchSource
@@ -276,16 +223,12 @@ def tune(cfg: RunSettings, paths: TunePaths = TunePaths(), checkpoint_dir: Path 
         batches = BalancedBatches(train_set.abnormal, cfg.batch_size, cfg.seed, fetch, partner=partner)
     else:
         batches = PermutationBatches(len(train_set), cfg.batch_size, cfg.seed, fetch)
-    if keep.replay is not None:
-        batches = WithReplay(batches, keep.replay, cfg.replay_batch, cfg.seed, model.clip,
-                             shard_slice(cfg.replay_batch, ctx))
     state_path = Path(checkpoint_dir) / VAL_STATE if checkpoint_dir and ctx.is_main else None
-    kept = BestEpoch(validate, model, state_path, on_val, "val_auc" if sel.select_on == "val_video_auc" else sel.select_on,
-                     keep.floor(cfg))
+    kept = BestEpoch(validate, model, state_path, on_val, "val_auc" if sel.select_on == "val_video_auc" else sel.select_on)
     if checkpoint_dir and not ctx.is_main and (Path(checkpoint_dir) / VAL_STATE).exists():
         kept.load(Path(checkpoint_dir) / VAL_STATE)  # resume: read-only on the other processes
-    result = train(model, rate_groups(model, cfg), loss_fn, batches, loop_config(cfg, checkpoint_dir, name, progress),
-                   callbacks=[kept])
+    params = [p for p in model.parameters() if p.requires_grad]
+    result = train(model, params, loss_fn, batches, loop_config(cfg, checkpoint_dir, name, progress), callbacks=[kept])
     metrics = dict(result.final)
     if not result.interrupted:
         metrics = summarise(cfg, name, result, kept, clips, sel)
@@ -297,7 +240,7 @@ def tune(cfg: RunSettings, paths: TunePaths = TunePaths(), checkpoint_dir: Path 
 
 def run_stage(cfg: RunSettings, name: str, progress: bool = True, paths: TunePaths = TunePaths(),
               models_dir: Path = MODELS_DIR, results_dir: Path = RESULTS, cache_dir: Path = CACHE_DIR,
-              prompts: PromptParams | None = None, *, snippet_len: int, stills_split: tuple[float, int] | None = None) -> dict:
+              prompts: PromptParams | None = None, *, snippet_len: int) -> dict:
     """The ``tune@<name>`` pipeline stage (``cfg``: the run's settings; ``prompts``: ``p.eval.prompts``, the prompt
     sets of the validation AUC, see :func:`tune`).
 
@@ -312,9 +255,9 @@ def run_stage(cfg: RunSettings, name: str, progress: bool = True, paths: TunePat
 
     ctx = init_from_env()  # several processes under torchrun; one otherwise
     # per run: two rows with equal settings must not share (and delete) one resume directory
-    ckpt_dir = Path(cache_dir) / "tune" / name / config_digest(cfg, paths.inputs(cfg), prompts, snippet_len, stills_split)
+    ckpt_dir = Path(cache_dir) / "tune" / name / config_digest(cfg, paths.inputs(cfg), prompts, snippet_len)
     model, result, metrics = tune(cfg, paths, checkpoint_dir=ckpt_dir, progress=progress, prompts=prompts,
-                                  snippet_len=snippet_len, name=name, stills_split=stills_split)
+                                  snippet_len=snippet_len, name=name)
     if not ctx.is_main:  # same weights everywhere: process 0 writes the outputs
         if result.interrupted:
             raise SystemExit(143)

@@ -105,7 +105,6 @@ class Kept(NamedTuple):
     total: float
     auc: float | None
     state: dict  # state_dict copy (CPU)
-    retention: float | None = None  # i2t R@1 on the training-side held-out stills (tune.replay)
 
 
 def auc_key(auc: float | None) -> float:
@@ -116,17 +115,15 @@ class BestEpoch:
     """The epoch-end callback of :func:`alertclip.train.loop.train` that validates and keeps the best weights.
 
     Best = highest ``auc``, ties to the lower ``total`` (``select_on="val_auc"``), or lowest ``total``
-    (``"val_loss"``); equal keys keep the earlier epoch. With a ``floor`` (the absolute i2t R@1 the retention check
-    must reach: ``retention_floor`` x the base's), only epochs whose ``retention`` reaches it compete; while none
-    does, the one with the highest retention is kept (the constraint is then reported as missed, not waived).
-    ``validate()`` returns the epoch's validation dict (None: nothing to validate on). State goes to ``state_path``
-    (if set) after each epoch so a resumed run keeps its best-val weights; ``on_val(epoch, val)`` is then called (a
-    sweep reports to Optuna there and may raise ``TrialPruned``)."""
+    (``"val_loss"``); equal keys keep the earlier epoch. ``validate()`` returns the epoch's validation dict (None:
+    nothing to validate on). State goes to ``state_path`` (if set) after each epoch so a resumed run keeps its
+    best-val weights; ``on_val(epoch, val)`` is then called (a sweep reports to Optuna there and may raise
+    ``TrialPruned``)."""
 
     def __init__(self, validate: Callable[[], dict | None], model, state_path: Path | None, on_val=None,
-                 select_on: Literal["val_auc", "val_loss"] = "val_loss", floor: float | None = None):
+                 select_on: Literal["val_auc", "val_loss"] = "val_loss"):
         self.validate, self.model, self.state_path = validate, model, state_path
-        self.on_val, self.select_on, self.floor = on_val, select_on, floor
+        self.on_val, self.select_on = on_val, select_on
         self.records: dict[int, dict] = {}
         self.best: Kept | None = None
         if state_path is not None and state_path.exists():
@@ -136,25 +133,19 @@ class BestEpoch:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         self.records = {int(k): v for k, v in state["records"].items()}
         if state.get("best_state") is not None:
-            auc, kept = float(state.get("best_auc", float("nan"))), float(state.get("best_retention", float("nan")))
+            auc = float(state.get("best_auc", float("nan")))
             self.best = Kept(int(state["best_epoch"]), float(state["best_total"]), auc if math.isfinite(auc) else None,
-                             state["best_state"], kept if math.isfinite(kept) else None)
-
-    def meets_floor(self, retention: float | None) -> bool:
-        return self.floor is None or (retention is not None and retention >= self.floor)
-
-    def rank(self, total: float, auc: float | None, retention: float | None) -> tuple:
-        """Larger is better (see the class docstring)."""
-        if not self.meets_floor(retention):
-            return (0, retention if retention is not None else -math.inf, 0.0)
-        return (1, auc_key(auc) if self.select_on == "val_auc" else 0.0, -total)
+                             state["best_state"])
 
     def better(self, val: dict) -> bool:
         """Whether the validation result ``val`` beats the best so far."""
         if self.best is None:
             return True
-        b = self.best
-        return self.rank(val["total"], val.get("auc"), val.get("retention")) > self.rank(b.total, b.auc, b.retention)
+        if self.select_on == "val_auc":
+            new, old = auc_key(val.get("auc")), auc_key(self.best.auc)
+            if new != old:
+                return new > old
+        return val["total"] < self.best.total
 
     def epoch_start(self, epoch: int, start: int) -> None:
         if start == 0 and epoch > 0:
@@ -167,7 +158,7 @@ class BestEpoch:
         self.records[epoch] = val or {}
         if val is not None and self.better(val):
             state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
-            self.best = Kept(epoch, val["total"], val.get("auc"), state, val.get("retention"))
+            self.best = Kept(epoch, val["total"], val.get("auc"), state)
         log.info("epoch %d validation: %s", epoch, val)
         if self.state_path is not None:
             best = self.best
@@ -175,7 +166,6 @@ class BestEpoch:
                 torch.save({"records": self.records, "best_epoch": best.epoch if best else -1,
                             "best_total": best.total if best else float("nan"),
                             "best_auc": best.auc if best and best.auc is not None else float("nan"),
-                            "best_retention": best.retention if best and best.retention is not None else float("nan"),
                             "best_state": best.state if best else None}, tmp)
         if self.on_val is not None and val is not None:
             self.on_val(epoch, val)  # e.g. an Optuna trial reporting (and maybe raising TrialPruned)
