@@ -55,7 +55,8 @@ def make_batch(B: int, T: int, K: int, size: int, ctx_len: int, device: torch.de
     tok = lambda n: torch.randint(1, 49000, (n, ctx_len), generator=g)  # noqa: E731 - tiny helper
     b = {"frames": torch.randn(B, T, 3, size, size, generator=g), "mask": torch.ones(B, T, dtype=torch.bool),
          "boxes": boxes.clamp(0, 1), "text": tok(B), "region_text": tok(B), "neg_text": tok(B * K),
-         "neg_valid": torch.ones(B, K, dtype=torch.bool)}
+         "neg_valid": torch.ones(B, K, dtype=torch.bool),
+         "text_id": torch.arange(B), "region_id": torch.arange(B)}  # random captions: all distinct
     return {k: v.to(device) for k, v in b.items()}
 
 
