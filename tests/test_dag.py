@@ -492,7 +492,7 @@ def test_second_dataset_needs_params_only(tmp_path):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["eval"]["datasets"]["xd"] = {"name": "XD-Violence", "format": "xd", "ground_truth": "data/xd/annotations.txt",
                                         "videos": "data/xd/videos", "normal_markers": None, "prompts": None,
-                                        "metrics": ["ap"]}
+                                        "detection_ground_truth": None, "class_prompts": None, "metrics": ["ap"]}
     params["eval"]["evaluate"]["zeroshot"].append("xd")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     added = {"testset@xd"} | _per(BACKBONES, ("features", "eval_zeroshot"), ("xd",))

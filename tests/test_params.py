@@ -219,7 +219,8 @@ def test_smallest_valid_test_split_loads(tmp_path, raw):
 
 
 XD = {"name": "XD-Violence", "format": "xd", "ground_truth": "data/external/xd/annotations.txt",
-      "videos": "data/external/xd/videos", "normal_markers": None, "prompts": None, "metrics": ["ap"]}
+      "videos": "data/external/xd/videos", "normal_markers": None, "prompts": None, "detection_ground_truth": None,
+      "class_prompts": None, "metrics": ["ap"]}
 
 
 def test_repo_params_datasets(repo):

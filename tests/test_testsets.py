@@ -340,7 +340,7 @@ def test_malformed_ground_truth_names_the_dataset_and_the_line(in_tmp, video_dir
     with pytest.raises(GroundTruthError) as exc:
         build_testset("ucf_crime", _ds(gt, videos=str(video_dir)), SETTINGS, progress=False)
     msg = str(exc.value)
-    assert msg.startswith("eval.datasets.ucf_crime (UCF-toy, format ucf): ") and f"{gt}:2: field 4" in msg, msg
+    assert msg.startswith("eval.datasets.ucf_crime.ground_truth (UCF-toy, format ucf): ") and f"{gt}:2: field 4" in msg, msg
     assert not (in_tmp / TESTSETS_DIR).exists()
 
 

@@ -452,6 +452,13 @@ class DatasetParams(_Strict):
         "a test video without a ground-truth line is normal when its name holds one of these; null = the format's "
         "rule (UCF Normal, XD label_A, ...)"))
     prompts: PromptParams | None = Field(description="P_N / P_A for this dataset's classes; null = eval.prompts")
+    detection_ground_truth: str | None = Field(description=(
+        "a file in the same format naming a class per abnormal span, for detection mAP (XD-Violence: "
+        "annotations_multiclasses.txt, read by VadCLIP's list/make_gt_mAP_xd.py); its spans must cover exactly the "
+        "ground truth's frames; null = every span is of its video's category"))
+    class_prompts: dict[str, str] | None = Field(description=(
+        "the weakly supervised head's class prompt per category, normal included (VadCLIP's label map: RoadAccidents "
+        "-> roadAccidents); null = the category in plain words (road accidents)"))
     metrics: list[Literal["auc", "ap"]] = Field(min_length=1,
                                                 description="the paper's headline metric(s) for this dataset")
 
@@ -549,6 +556,10 @@ class VadClipParams(_Strict):
     eval_every: int = Field(ge=0, description="also validate every this many iterations (0 = epoch ends only)")
     reload_best_each_epoch: bool
     mask_padding: bool
+    gcn_activation: Literal["gelu", "quick_gelu"] = Field(description="the GCN's nonlinearity (VadCLIP: quick_gelu)")
+    test_chunk_lengths: Literal["real", "vadclip"] = Field(description=(
+        "the length a test chunk carries: real (0 for the all-zero extra chunk when T % L == 0) or vadclip (L for it, "
+        "as ucf_test.py / xd_test.py build them); the extra chunk's outputs are discarded either way"))
 
 
 class WeaklyParams(_Strict):

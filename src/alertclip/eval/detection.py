@@ -43,9 +43,10 @@ def detection_ground_truth(
 ) -> list[list[Segment]]:
     """Per-video GT segments for :func:`detection_map` from ``(name, T)`` pairs (VadCLIP ``make_gt_mAP_ucf.py``).
 
-    Abnormal videos: each raw annotation span, labelled with the video's category (not clipped to ``clip_len * T``,
-    as in VadCLIP). Normal videos (no spans): one segment ``[0, clip_len * T)`` labelled ``normal_class``; VadCLIP
-    labels it "A", which is how the UCF quirk arises (see :func:`detection_map`).
+    Abnormal videos: each raw annotation span (not clipped to ``clip_len * T``, as in VadCLIP), labelled with its own
+    class where the file names one (XD's multi-class file, ``make_gt_mAP_xd.py``) or else with the video's category
+    (``make_gt_mAP_ucf.py``). Normal videos (no spans): one segment ``[0, clip_len * T)`` labelled ``normal_class``;
+    VadCLIP labels it "A", which is how the UCF quirk arises (see :func:`detection_map`); for XD pass "A".
     """
     index = stem_index(truth)
     segments: list[list[Segment]] = []
@@ -53,7 +54,7 @@ def detection_ground_truth(
         entry = lookup_truth(truth, name, index)
         spans = video_spans(name, truth, index, is_normal)
         if spans:
-            segments.append([(start, end, entry.category) for start, end in spans])
+            segments.append([(start, end, label) for (start, end), label in zip(spans, entry.span_classes())])
         else:
             segments.append([(0, clip_len * n_snippets, normal_class)])
     return segments

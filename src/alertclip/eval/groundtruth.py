@@ -79,13 +79,20 @@ class ScoreError(ValueError):
 class VideoTruth:
     """One annotated video: ``spans`` are raw ``(start, end)`` annotation numbers, ``-1`` pairs already dropped.
 
-    ``origin`` ("file:line") is kept for error messages only and does not take part in equality.
+    ``origin`` ("file:line") is kept for error messages only and does not take part in equality. ``classes``: one
+    class label per span where the file gives them (XD-Violence's multi-class file), else empty: every span is then of
+    the video's ``category`` (:meth:`span_classes`).
     """
 
     name: str
     category: str
     spans: tuple[tuple[int, int], ...]
     origin: str = field(default="", compare=False)
+    classes: tuple[str, ...] = ()
+
+    def span_classes(self) -> tuple[str, ...]:
+        """The class of each span: its own where the file names one, else the video's category."""
+        return self.classes or (self.category,) * len(self.spans)
 
 
 class GroundTruth(dict[str, VideoTruth]):

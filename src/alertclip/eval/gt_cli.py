@@ -32,15 +32,20 @@ def format_summary(report: dict[str, Any]) -> str:
     lines += [f"  {label.ljust(width)}  {report[key]}" for key, label in _COUNTS]
     categories = report["categories"]
     if categories:
-        header = ("category", "videos", "abnormal", "spans", "frames")
         rows = [(name, c["videos"], c["abnormal_videos"], c["spans"], c["frames_covered"]) for name, c in categories.items()]
-        cells = [header] + [tuple(map(str, r)) for r in rows]
-        widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-        lines.append("  categories:")
-        for row in cells:
-            lines.append("    " + "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
-                                            for i, cell in enumerate(row)))
+        lines += ["  categories:"] + _table(("category", "videos", "abnormal", "spans", "frames"), rows)
+    spans = report.get("span_classes")
+    if spans:
+        lines += ["  span classes (one per span):"] + _table(
+            ("class", "videos", "spans", "frames"), [(c, r["videos"], r["spans"], r["frames_covered"]) for c, r in spans.items()])
     return "\n".join(lines)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    cells = [header] + [tuple(map(str, r)) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return ["    " + "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+            for row in cells]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,7 +9,9 @@ Formats whose files use another convention are converted and say so (UBnormal: i
 format            FILE                                        defined by
 ================  ==========================================  =================================================
 ``ucf``           ``Temporal_Anomaly_Annotation.txt``         :func:`read_ucf_temporal`
-``xd``            XD-Violence test ``annotations.txt``        :func:`read_xd`
+``xd``            XD-Violence test ``annotations.txt``, or    :func:`read_xd`
+                  ``annotations_multiclasses.txt`` (a class
+                  per span: detection mAP)
 ``ubnormal``      a split's video-name list (dataset root     :func:`read_ubnormal`
                   = the list's folder)
 ``msad``          the feature release's test list (with       :func:`read_msad`
@@ -37,8 +39,8 @@ import numpy as np
 from .groundtruth import NORMAL_MARKERS, GroundTruth, GroundTruthError, VideoTruth, is_normal_name
 
 __all__ = [
-    "FORMATS", "MSAD_FRAMES_PER_SNIPPET", "NORMAL_CATEGORY", "NORMAL_MARKERS", "XD_CODES", "is_normal_name",
-    "read_ground_truth", "read_msad", "read_ubnormal", "read_ucf_temporal", "read_xd", "summarize", "xd_category",
+    "FORMATS", "MSAD_FRAMES_PER_SNIPPET", "NORMAL_CATEGORY", "NORMAL_MARKERS", "XD_CLASSES", "XD_CODES", "is_normal_name",
+    "merged_spans", "read_ground_truth", "read_msad", "read_ubnormal", "read_ucf_temporal", "read_xd", "summarize", "xd_category",
 ]
 
 FORMATS = ("ucf", "xd", "ubnormal", "msad")
@@ -50,6 +52,9 @@ NORMAL_CATEGORY = "Normal"
 XD_CODES = {"A": NORMAL_CATEGORY, "B1": "Fighting", "B2": "Shooting", "B4": "Riot", "B5": "Abuse",
             "B6": "Car accident", "G": "Explosion"}
 """XD-Violence label codes (the part of a video name after ``_label_``, joined by ``-``, ``0`` = no further label)."""
+
+XD_CLASSES = tuple(XD_CODES)
+"""XD-Violence's detection classes in VadCLIP's order (``src/utils/xd_detectionMAP.py`` classlist; ``A`` = normal)."""
 
 MSAD_FRAMES_PER_SNIPPET = 16
 """MSAD's released frame ground truth has 16 labels per I3D / Video-Swin snippet (``np.repeat(pred, 16)`` in its code)."""
@@ -159,7 +164,7 @@ def _strip_video_suffix(name: str) -> str:
     return name
 
 
-def _merge(spans: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+def merged_spans(spans: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     """End-exclusive spans sorted, with overlapping or touching ones joined (the frames they cover are unchanged)."""
     merged: list[list[int]] = []
     for start, end in sorted(spans):
@@ -231,7 +236,9 @@ def xd_category(name: str) -> str:
 
 
 def read_xd(path: str | Path) -> GroundTruth:
-    """Read XD-Violence's test ``annotations.txt``: ``<video name> s1 e1 s2 e2 ...`` (any number of pairs).
+    """Read XD-Violence's test ``annotations.txt``: ``<video name> s1 e1 s2 e2 ...`` (any number of pairs), or its
+    multi-class file (:func:`read_xd_multiclass`), told apart by the field after the first line's name (a frame number
+    or a class code).
 
     Defined by: the XD-Violence release (Wu et al., "Not only Look, but also Listen: Learning Multimodal Violence
     Detection under Weak Supervision", ECCV 2020, the paper's dataset section: frame-level annotations of the test
@@ -247,13 +254,12 @@ def read_xd(path: str | Path) -> GroundTruth:
     at least one span; a ``label_A`` line may only hold ``-1`` pairs. ``-1 -1`` pairs are dropped as in UCF.
     """
     path = Path(path)
+    lines = list(_numbered_lines(path))
+    if lines and len(lines[0][1]) > 1 and not _is_int(lines[0][1][1]):
+        return read_xd_multiclass(path, lines)
     table = GroundTruth(source=str(path))
-    for lineno, tokens in _numbered_lines(path):
-        name = _strip_video_suffix(tokens[0])
-        try:
-            category = xd_category(name)
-        except ValueError as err:
-            raise _field_error(path, lineno, 1, "video name", str(err)) from None
+    for lineno, tokens in lines:
+        name, category = _xd_name(tokens, path, lineno)
         spans = _parse_spans(tokens[1:], 2, path, lineno)
         if category == NORMAL_CATEGORY and spans:
             raise _field_error(path, lineno, 2, _span_field_name(0),
@@ -263,6 +269,67 @@ def read_xd(path: str | Path) -> GroundTruth:
                                f"missing: the abnormal video (codes {category}) needs at least one start/end pair")
         _add_entry(table, VideoTruth(name, category, spans, f"{path}:{lineno}"), path, lineno)
     return _non_empty(table, path, "lines 'video_name start end ...'")
+
+
+def _xd_name(tokens: Sequence[str], path: Path, lineno: int) -> tuple[str, str]:
+    name = _strip_video_suffix(tokens[0])
+    try:
+        return name, xd_category(name)
+    except ValueError as err:
+        raise _field_error(path, lineno, 1, "video name", str(err)) from None
+
+
+_XD_SPAN_CLASSES = tuple(c for c in XD_CLASSES if c != "A")
+
+
+def read_xd_multiclass(path: str | Path, lines: list[tuple[int, list[str]]] | None = None) -> GroundTruth:
+    """Read XD-Violence's ``annotations_multiclasses.txt``: ``<video name> C1 s1 e1 C2 s2 e2 ...``, one class code per
+    span (``VideoTruth.classes``).
+
+    Defined by: nwpu-zxr/VadCLIP ``list/make_gt_mAP_xd.py`` (the file it reads, ``list/annotations_multiclasses.txt``):
+    fields split on whitespace, triples ``code start end`` after the name, raw frame numbers kept as they stand, spans
+    in file order with overlaps kept (each is its own detection instance). Their union is the frame ground truth of
+    ``annotations.txt``, which joins overlapping spans (``Bad.Boys.1995__#01-11-55_01-12-40_label_G-B2-B6``: B2, G, B2,
+    G, G, B6 here; four spans there). A span's code must be one of XD's anomaly classes: a combined code such as
+    ``B1-B2`` names a video, not a span, and normal videos have no line. ``lines``: the file already split (by
+    :func:`read_xd`).
+    """
+    path = Path(path)
+    table = GroundTruth(source=str(path))
+    for lineno, tokens in (lines if lines is not None else _numbered_lines(path)):
+        name, category = _xd_name(tokens, path, lineno)
+        rest = tokens[1:]
+        if category == NORMAL_CATEGORY:
+            raise _field_error(path, lineno, 1, "video name",
+                               f"a normal (label A) video has no spans, so no line in the multi-class file: {name!r}")
+        if not rest:
+            raise _field_error(path, lineno, 2, "class of span 1",
+                               f"missing: the abnormal video (codes {category}) needs at least one 'class start end'")
+        if len(rest) % 3:
+            k = len(rest) - len(rest) % 3
+            what = ("start", "end")[len(rest) % 3 - 1]
+            raise _field_error(path, lineno, 2 + len(rest), f"{what} of span {k // 3 + 1}",
+                               f"missing: {len(rest)} fields after the name; expected 'class start end' triples")
+        spans, classes = [], []
+        for k in range(0, len(rest), 3):
+            n, code = k // 3 + 1, rest[k]
+            if code not in _XD_SPAN_CLASSES:
+                raise _field_error(path, lineno, 2 + k, f"class of span {n}",
+                                   f"{code!r} is not an XD-Violence class; expected one of {', '.join(_XD_SPAN_CLASSES)} "
+                                   f"(a combined code such as B1-B2 labels a video, not a span)")
+            bounds = []
+            for j, what in ((1, "start"), (2, "end")):
+                token = rest[k + j]
+                if not _is_int(token) or int(token) < 0:
+                    raise _field_error(path, lineno, 2 + k + j, f"{what} of span {n}",
+                                       f"expected a frame number >= 0, got {token!r}")
+                bounds.append(int(token))
+            if bounds[0] > bounds[1]:
+                raise _field_error(path, lineno, 3 + k, f"start of span {n}", f"start {bounds[0]} is after end {bounds[1]}")
+            spans.append(tuple(bounds))
+            classes.append(code)
+        _add_entry(table, VideoTruth(name, category, tuple(spans), f"{path}:{lineno}", tuple(classes)), path, lineno)
+    return _non_empty(table, path, "lines 'video_name class start end ...'")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -317,7 +384,7 @@ def _read_tracks(tracks: Path, video: str) -> tuple[tuple[int, int], ...]:
     if not spans:
         raise GroundTruthError(f"{tracks}: no tracks for the abnormal video {video!r} (expected lines "
                                "'track_id,first_frame,last_frame')")
-    return _merge(spans)
+    return merged_spans(spans)
 
 
 def read_ubnormal(path: str | Path, root: str | Path | None = None) -> GroundTruth:
@@ -551,7 +618,7 @@ def read_ground_truth(path: str | Path, fmt: str) -> GroundTruth:
 
 
 def _covered(spans: Iterable[tuple[int, int]]) -> int:
-    return sum(e - s for s, e in _merge(spans))
+    return sum(e - s for s, e in merged_spans(spans))
 
 
 def summarize(truth: Mapping[str, VideoTruth]) -> dict:
@@ -559,11 +626,12 @@ def summarize(truth: Mapping[str, VideoTruth]) -> dict:
 
     ``frames_covered`` is the number of frames inside a span (end-exclusive, so ``e - s`` per span; a frame in two
     overlapping spans of a video counts once). ``categories`` maps each category (sorted) to the same counts.
+    ``span_classes`` (only for a file with a class per span) maps each class to its videos, spans and frames.
     """
     def counts() -> dict[str, int]:
         return {"videos": 0, "abnormal_videos": 0, "normal_videos": 0, "spans": 0, "frames_covered": 0}
 
-    total, per = counts(), {}
+    total, per, by_class = counts(), {}, {}
     for entry in truth.values():
         frames = _covered(entry.spans)
         for c in (total, per.setdefault(entry.category, counts())):
@@ -571,4 +639,13 @@ def summarize(truth: Mapping[str, VideoTruth]) -> dict:
             c["abnormal_videos" if entry.spans else "normal_videos"] += 1
             c["spans"] += len(entry.spans)
             c["frames_covered"] += frames
-    return {**total, "categories": dict(sorted(per.items()))}
+        for code in sorted(set(entry.classes)):
+            own = [span for span, c in zip(entry.spans, entry.classes) if c == code]
+            row = by_class.setdefault(code, {"videos": 0, "spans": 0, "frames_covered": 0})
+            row["videos"] += 1
+            row["spans"] += len(own)
+            row["frames_covered"] += _covered(own)
+    out = {**total, "categories": dict(sorted(per.items()))}
+    if by_class:  # a file with a class per span (XD's multi-class file): the counts per span class
+        out["span_classes"] = {c: by_class[c] for c in sorted(by_class, key=XD_CLASSES.index)}
+    return out

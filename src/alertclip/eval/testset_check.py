@@ -40,17 +40,57 @@ class GroundTruthMismatch(ValueError):
 
 
 def read_dataset_truth(key: str, ds: DatasetParams) -> GroundTruth:
-    """The dataset's ground truth in its published format; a missing or malformed file names the dataset too."""
+    """The dataset's ground truth in its published format, with each span's class from ``detection_ground_truth``
+    where the dataset names one (:func:`with_span_classes`); a missing or malformed file names the dataset too."""
+    truth = _read_truth_file(key, ds, "ground_truth", ds.ground_truth)
+    if ds.detection_ground_truth is None:
+        return truth
+    return with_span_classes(key, truth, _read_truth_file(key, ds, "detection_ground_truth", ds.detection_ground_truth))
+
+
+def _read_truth_file(key: str, ds: DatasetParams, field: str, file: str) -> GroundTruth:
     from .gt_formats import read_ground_truth
 
-    path = Path(ds.ground_truth)
+    path = Path(file)
     if not path.exists():
-        raise FileNotFoundError(f"params.yaml: eval.datasets.{key}.ground_truth: {path} does not exist "
+        raise FileNotFoundError(f"params.yaml: eval.datasets.{key}.{field}: {path} does not exist "
                                 f"(dataset {ds.name!r}, format {ds.format})")
     try:
         return read_ground_truth(path, ds.format)
     except GroundTruthError as err:
-        raise GroundTruthError(f"eval.datasets.{key} ({ds.name}, format {ds.format}): {err}") from None
+        raise GroundTruthError(f"eval.datasets.{key}.{field} ({ds.name}, format {ds.format}): {err}") from None
+
+
+def with_span_classes(key: str, truth: GroundTruth, detection: GroundTruth) -> GroundTruth:
+    """``truth`` with every abnormal video's spans and their classes taken from ``detection`` (a file naming a class
+    per span, e.g. XD's ``annotations_multiclasses.txt``), after checking that both files label the same frames of the
+    same videos: the frame ground truth stays that of ``truth``, detection gets one instance per class span."""
+    from .gt_formats import merged_spans
+
+    where = f"eval.datasets.{key}.detection_ground_truth"
+    unclassed = next((e for e in detection.values() if not e.classes), None)
+    if unclassed is not None:
+        raise GroundTruthError(f"{unclassed.origin or detection.source}: {where}: this file names no class per span; "
+                               f"expected one such as XD-Violence's annotations_multiclasses.txt ('name class start end ...')")
+    out = {}
+    for name, entry in truth.items():
+        det = detection.get(name)
+        if not entry.spans:
+            if det is not None:
+                raise GroundTruthMismatch(f"{det.origin}: {name} has spans in {where} but is normal in {truth.source}")
+            out[name] = entry
+            continue
+        if det is None:
+            raise GroundTruthMismatch(f"{entry.origin}: {name} has no line in {detection.source} ({where})")
+        if merged_spans(det.spans) != merged_spans(entry.spans):
+            raise GroundTruthMismatch(f"{det.origin}: the spans of {name} cover other frames than {entry.origin}: "
+                                      f"{[list(s) for s in merged_spans(det.spans)]} vs "
+                                      f"{[list(s) for s in merged_spans(entry.spans)]}")
+        out[name] = VideoTruth(name, entry.category, det.spans, det.origin, det.classes)
+    extra = next((e for name, e in detection.items() if name not in truth), None)
+    if extra is not None:
+        raise GroundTruthMismatch(f"{extra.origin}: {extra.name} ({where}) has no line in {truth.source}")
+    return GroundTruth(out, source=str(truth.source))
 
 
 def normal_markers(ds: DatasetParams) -> tuple[str, ...]:
@@ -138,7 +178,7 @@ def check_testset(key: str, ds: DatasetParams, truth: GroundTruth, videos: dict[
                                    f"video's end: {where}/{video} has {n} frames at {fps:g} fps (native {native:g} fps: "
                                    f"the span ends at decoded frame {end}) ({label})")
         spans = tuple((start, min(end, n)) for start, end in spans)
-        rescaled[video] = VideoTruth(video, entry.category, spans, entry.origin)
+        rescaled[video] = VideoTruth(video, entry.category, spans, entry.origin, entry.classes)
     return GroundTruth(rescaled, source=str(truth.source))
 
 
@@ -181,10 +221,14 @@ def build_testset(key: str, ds: DatasetParams, frame_settings, shard_mb: int = 5
         write_frames(jobs, frames, frame_settings, shard_mb, workers, progress)
     videos = _test_videos(frames)
     checked = check_testset(key, ds, truth, videos, where, frame_settings.fps, _bad_media(frames))
+    detection = {} if ds.detection_ground_truth is None else {"detection_ground_truth": {
+        # not a dvc.yaml dep (a null path cannot be one): its hash here shows which file gave the span classes
+        "path": ds.detection_ground_truth, "sha256": hashlib.sha256(Path(ds.detection_ground_truth).read_bytes()).hexdigest()}}
     write_json(out / TRUTH_FILE, {
-        "dataset": ds.name, "format": ds.format, "ground_truth": ds.ground_truth, "normal_markers": list(normal_markers(ds)),
-        "videos": {v: {"category": e.category, "spans": [list(s) for s in e.spans], "origin": e.origin}
-                   for v, e in checked.items()}})
+        "dataset": ds.name, "format": ds.format, "ground_truth": ds.ground_truth, **detection,
+        "normal_markers": list(normal_markers(ds)),
+        "videos": {v: {"category": e.category, "spans": [list(s) for s in e.spans], "origin": e.origin,
+                       **({"classes": list(e.classes)} if e.classes else {})} for v, e in checked.items()}})
     table = pl.DataFrame({"video": list(checked), "n_frames": [videos[v][0] for v in checked],
                           "category": [e.category for e in checked.values()],
                           "abnormal": [bool(e.spans) for e in checked.values()]},

@@ -49,8 +49,8 @@ def load_testset(key: str, ds: DatasetParams, root: Path = Path(".")) -> Checked
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; run dvc.yaml stage `testset@{key}`")
     raw = json.loads(path.read_text(encoding="utf-8"))
-    truth = GroundTruth({v: VideoTruth(v, e["category"], tuple(tuple(s) for s in e["spans"]), e.get("origin", ""))
-                         for v, e in raw["videos"].items()}, source=str(path))
+    truth = GroundTruth({v: VideoTruth(v, e["category"], tuple(tuple(s) for s in e["spans"]), e.get("origin", ""),
+                                       tuple(e.get("classes", ()))) for v, e in raw["videos"].items()}, source=str(path))
     t = pl.read_parquet(base / VIDEOS_FILE)
     return CheckedTestSet(key, ds.name, truth, dict(zip(t["video"].to_list(), t["n_frames"].to_list())),
                    Path(root) / frames_dir_of(key, ds))

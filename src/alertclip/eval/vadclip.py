@@ -28,8 +28,10 @@ Deliberate deviations from the original:
     at every step. ``iters_per_epoch=0`` means n_abnormal // batch (each abnormal video once per epoch; UCF: 8100 rows
     // 64 = 126, where the original's min over both loaders gives 125).
 (e) The text tower runs in the CLIP model's own cast dtype (fp32 for an fp32 model; the original runs CLIP in fp16 on
-    GPU). Test chunks carry their real length (the all-zero extra chunk has length 0; its outputs are discarded).
-(f) The GCN nonlinearity is ``nn.GELU``; the FFNs (4x, QuickGELU) follow the transformer MLP.
+    GPU). Test chunks carry their real length (the all-zero extra chunk has length 0; its outputs are discarded);
+    ``test_chunk_lengths: vadclip`` gives the original's (:func:`vadclip_chunk_lengths`), with the same kept outputs.
+(f) The GCN nonlinearity is ``nn.GELU`` by default; ``gcn_activation: quick_gelu`` is the original's (logits1 differ by
+    ~3e-3 relative). The FFNs (4x, QuickGELU) follow the transformer MLP.
 
 Quirks reproduced faithfully:
 
@@ -85,18 +87,36 @@ def process_feat(x: np.ndarray, length: int) -> tuple[np.ndarray, int]:
     return out, t
 
 
-def process_split(x: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Test length handling: ``(T // L + 1, L, D)`` chunks (last zero-padded) and the real length of each chunk.
+def process_split(x: np.ndarray, length: int, chunk_lengths: str = "real") -> tuple[np.ndarray, np.ndarray]:
+    """Test length handling: ``(T // L + 1, L, D)`` chunks (last zero-padded) and the length each chunk carries.
 
-    As in the original, T % L == 0 (T >= L) yields an extra all-zero chunk (real length 0).
+    As in the original, T % L == 0 (T >= L) yields an extra all-zero chunk: ``chunk_lengths`` "real" gives it length 0,
+    "vadclip" the original's (:func:`vadclip_chunk_lengths`). Every other chunk carries its real length either way.
     """
     x = np.asarray(x, dtype=np.float32)
     t = x.shape[0]
     n = t // length + 1
     out = np.zeros((n * length,) + x.shape[1:], dtype=np.float32)
     out[:t] = x
-    lengths = np.clip(t - length * np.arange(n), 0, length).astype(np.int64)
+    if chunk_lengths == "vadclip":
+        lengths = vadclip_chunk_lengths(t, length)
+    elif chunk_lengths == "real":
+        lengths = np.clip(t - length * np.arange(n), 0, length).astype(np.int64)
+    else:
+        raise ValueError(f"chunk_lengths must be 'real' or 'vadclip', got {chunk_lengths!r}")
     return out.reshape((n, length) + x.shape[1:]), lengths
+
+
+def vadclip_chunk_lengths(t: int, length: int) -> np.ndarray:
+    """The chunk lengths of VadCLIP's test loop (``src/ucf_test.py`` / ``xd_test.py``), step for step: the remaining
+    length is only reduced while it exceeds L, so when T % L == 0 the extra all-zero chunk carries L, not 0."""
+    out = np.zeros(t // length + 1, dtype=np.int64)
+    remaining = t
+    for j in range(len(out)):
+        out[j] = min(remaining, length)
+        if remaining > length:
+            remaining -= length
+    return out
 
 
 def merge_split(chunks, t: int):
@@ -196,6 +216,7 @@ class VadClipHead(nn.Module):
         self.blocks = nn.ModuleList([_Block(d, cfg.heads) for _ in range(cfg.layers)])
         self.gc1, self.gc2 = GraphConv(d, hid), GraphConv(hid, hid)  # similarity branch
         self.gc3, self.gc4 = GraphConv(d, hid), GraphConv(hid, hid)  # distance branch
+        self.gcn_act = QuickGELU() if cfg.gcn_activation == "quick_gelu" else nn.GELU()
         self.fuse = nn.Linear(2 * hid, d)
         self.ffn_visual = _ffn(d)
         self.classifier = nn.Linear(d, 1)
@@ -230,8 +251,9 @@ class VadClipHead(nn.Module):
         for blk in self.blocks:
             h = blk(h, mask)
         a_sim = similarity_adjacency(h, lengths, self.cfg.sim_threshold)
-        s = F.gelu(self.gc2(F.gelu(self.gc1(h, a_sim)), a_sim))
-        g = F.gelu(self.gc4(F.gelu(self.gc3(h, self.dis_adj)), self.dis_adj))
+        act = self.gcn_act
+        s = act(self.gc2(act(self.gc1(h, a_sim)), a_sim))
+        g = act(self.gc4(act(self.gc3(h, self.dis_adj)), self.dis_adj))
         xv = self.fuse(torch.cat([s, g], dim=-1))
         logits1 = self.classifier(xv + self.ffn_visual(xv)).squeeze(-1)
         if text_features is None:
@@ -326,7 +348,7 @@ def score_videos(head: VadClipHead, feats_list: Sequence[np.ndarray], clip_model
         out = []
         for feats in feats_list:
             t = int(np.asarray(feats).shape[0])
-            chunks, lengths = process_split(feats, head.cfg.visual_length)
+            chunks, lengths = process_split(feats, head.cfg.visual_length, head.cfg.test_chunk_lengths)
             l1, l2 = [], []
             for i in range(0, len(chunks), max_chunks):
                 x = torch.from_numpy(chunks[i:i + max_chunks]).to(device)

@@ -4,8 +4,9 @@ labels only (the VadCLIP head's epoch selected on a validation split of the trai
 set with the field's protocol (:mod:`alertclip.eval.metrics`), over several seeds.
 
 * Video label = its category (the folder of a UCF-style path: ``.../Videos/RoadAccidents/RoadAccidents001_x264.mp4``);
-  a name with a normal marker (``Normal``, ``label_A``) is the normal class. The head's class prompts use the
-  category split into words (``RoadAccidents`` -> ``road accidents``), normal first.
+  a name with a normal marker (``Normal``, ``label_A``) is the normal class. The head's class prompts come from the
+  dataset's table (params ``eval.datasets.<key>.class_prompts``: VadCLIP's label maps in the real profiles) or else
+  are the category split into words (``RoadAccidents`` -> ``road accidents``), normal first.
 * Validation videos: a fixed hash-ordered share of the training videos of each kind (:func:`split_train_val`), so every seed
   selects on the same videos and both kinds are present; the seeds change initialisation and sampling only.
 * Reported per seed and as mean / sample std over seeds: frame AUC and AP of prob1 (the binary branch: VadCLIP's UCF
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -50,6 +51,15 @@ def category_of(video: str) -> str:
 def class_phrase(category: str) -> str:
     """``RoadAccidents`` -> ``road accidents`` (the words the text tower reads)."""
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", category).replace("_", " ").lower()
+
+
+def class_prompt(category: str, table: Mapping[str, str] | None, where: str = "class_prompts") -> str:
+    """The head's prompt for ``category``: the table's entry, or the category in plain words without a table."""
+    if table is None:
+        return class_phrase(category)
+    if category not in table:
+        raise ValueError(f"{where}: no prompt for the category {category!r} (the table names {', '.join(sorted(table))})")
+    return table[category]
 
 
 def summarise(values: Sequence[float]) -> dict:
@@ -105,19 +115,24 @@ def _evaluate(scores: list[dict], names: list[str], truth, categories: list[str]
 def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray], truth, clip, tokenizer,
                       cfg: VadClipParams | LinearMilParams, seeds: Sequence[int], val_fraction: float, protocol: str = "vadclip",
                       n_frames: dict[str, int] | None = None, exclude: set[str] = frozenset(),
-                      subsets: dict[str, list[str]] | None = None, *, clip_len: int) -> dict:
+                      subsets: dict[str, list[str]] | None = None, class_prompts: Mapping[str, str] | None = None,
+                      prompts_key: str = "class_prompts", *, clip_len: int) -> dict:
     """Train and evaluate the head once per seed; returns ``{"metrics", "per_seed", "scores", "history"}``.
 
     ``clip_len``: frames per snippet (params ``frames.snippet_len``), for the frame-level ground truth.
 
-    ``exclude``: categories whose training videos are dropped (open vocabulary). ``subsets``: named lists of test
+    ``class_prompts``: the VadCLIP head's prompt per category (:func:`class_prompt`; ``prompts_key`` names the table in
+    errors). ``exclude``: categories whose training videos are dropped (open vocabulary). ``subsets``: named lists of test
     videos evaluated separately (``{"all": every test video}`` by default). ``scores``: prob1 per test video, mean
     over seeds (for the report's traces).
     """
     train = {v: f for v, f in train.items() if category_of(v) not in exclude}
     fit, val = split_train_val(train, val_fraction)
     categories = [NORMAL] + sorted({category_of(v) for v in train} - {NORMAL})
-    phrases = [class_phrase(c) for c in categories]
+    def prompt(category: str) -> str:
+        return class_prompt(category, class_prompts, prompts_key)
+
+    phrases = [prompt(c) for c in categories]
     names = list(test)
     subsets = subsets or {"all": names}
     per_seed: dict[str, list[dict]] = {k: [] for k in subsets}
@@ -131,8 +146,8 @@ def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
                         best_epoch=cfg.epochs - 1, iters_per_epoch=-(-len(fit) // cfg.batch_size))
             scores = dict(zip(names, score_mil(head, [test[v] for v in names])))
         else:
-            head, hist = train_vadclip([train[v] for v in fit], [class_phrase(category_of(v)) for v in fit],
-                                       ([train[v] for v in val], [class_phrase(category_of(v)) for v in val]),
+            head, hist = train_vadclip([train[v] for v in fit], [prompt(category_of(v)) for v in fit],
+                                       ([train[v] for v in val], [prompt(category_of(v)) for v in val]),
                                        phrases, clip, tokenizer, cfg, seed)
             scores = dict(zip(names, score_videos(head, [test[v] for v in names], clip)))
         for key, videos in subsets.items():
@@ -149,7 +164,7 @@ def weakly_supervised(train: dict[str, np.ndarray], test: dict[str, np.ndarray],
             "selection": ("head kind on validation frame AUC (benchmarks/select_weakly_head.py), trained to its last "
                           "epoch" if isinstance(cfg, LinearMilParams) else
                           "best video-level AUC on a validation split of the TRAINING videos (VadCLIP: test set)"),
-            "config": cfg.model_dump()}
+            "config": cfg.model_dump(), **({} if isinstance(cfg, LinearMilParams) else {"class_prompts": phrases})}
     return {"metrics": metrics, "info": info, "scores": mean_prob1, "history": history}
 
 

@@ -32,8 +32,9 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     novel = {c for c in cats if c.casefold() in lowered}
     res = weakly_supervised(train, test, testset.truth, ev.clip, ev.tokenizer, p.eval_weakly.head_params,
                             p.eval_weakly.seeds, p.eval_weakly.val_fraction, p.eval.protocol, ev.frame_counts,
-                            exclude=novel,
-                            subsets=open_vocabulary_subsets(test, novel), clip_len=p.frames.snippet_len)
+                            exclude=novel, subsets=open_vocabulary_subsets(test, novel),
+                            class_prompts=p.eval.datasets[ev.dataset].class_prompts,
+                            prompts_key=f"params.yaml: eval.datasets.{ev.dataset}.class_prompts", clip_len=p.frames.snippet_len)
     info = {**res["info"], "novel_classes": sorted(novel),
             "n_test_videos": {k: len(v) for k, v in open_vocabulary_subsets(test, novel).items()}}
     write_json(ev.out / "metrics.json",

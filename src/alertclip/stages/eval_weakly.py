@@ -25,7 +25,8 @@ def run(p: Params, progress: bool = True, variant: str | None = None) -> None:
     testset, truth, n_frames, out = ev.testset, ev.testset.truth, ev.frame_counts, ev.out
     res = weakly_supervised(ev.train(), ev.test(p), truth, ev.clip, ev.tokenizer, p.eval_weakly.head_params,
                             p.eval_weakly.seeds, p.eval_weakly.val_fraction, p.eval.protocol, n_frames,
-                            clip_len=p.frames.snippet_len)
+                            class_prompts=p.eval.datasets[ev.dataset].class_prompts,
+                            prompts_key=f"params.yaml: eval.datasets.{ev.dataset}.class_prompts", clip_len=p.frames.snippet_len)
     write_json(out / "metrics.json", {testset.name: res["metrics"]["all"], "info": res["info"]})
     write_json(out / "training.json", res["history"])
     write_snippet_scores(out / "scores.parquet", res["scores"])
