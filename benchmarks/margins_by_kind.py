@@ -40,11 +40,17 @@ KINDS = ("abnormal", "look-alike", "normal-event", "approach", "background")
 EVENTS = SYNTH_DIR / "truth" / "events.parquet"
 
 
-def snippet_kinds(index: pl.DataFrame, events: pl.DataFrame) -> np.ndarray:
-    """The kind of each row of a features index (video, snippet, frame)."""
+def events_by_video(events: pl.DataFrame) -> dict[str, list[dict]]:
+    """The world's events (``truth/events.parquet`` rows), grouped by video."""
     by_video: dict[str, list[dict]] = {}
     for e in events.iter_rows(named=True):
         by_video.setdefault(e["video"], []).append(e)
+    return by_video
+
+
+def snippet_kinds(index: pl.DataFrame, events: pl.DataFrame) -> np.ndarray:
+    """The kind of each row of a features index (video, snippet, frame)."""
+    by_video = events_by_video(events)
     kinds = []
     for video, frame in zip(index["video"].to_list(), index["frame"].to_list()):
         evs = by_video.get(video, [])

@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
-from margins_by_kind import EVENTS, auc, margins, snippet_kinds  # noqa: E402
+from margins_by_kind import EVENTS, auc, events_by_video, margins, snippet_kinds  # noqa: E402
 
 from alertclip.eval.bootstrap import bootstrap_mss  # noqa: E402
 from alertclip.params import load_params  # noqa: E402
@@ -38,9 +38,7 @@ from alertclip.params import load_params  # noqa: E402
 
 def event_names(index: pl.DataFrame, events: pl.DataFrame) -> np.ndarray:
     """The event each snippet lies inside ("" for none), as :func:`snippet_kinds` decides it."""
-    by_video: dict[str, list[dict]] = {}
-    for e in events.iter_rows(named=True):
-        by_video.setdefault(e["video"], []).append(e)
+    by_video = events_by_video(events)
     out = []
     for video, frame in zip(index["video"].to_list(), index["frame"].to_list()):
         out.append(next((e["event"] for e in by_video.get(video, []) if e["start_s"] <= frame / e["fps"] < e["end_s"]),

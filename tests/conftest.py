@@ -13,8 +13,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from repo_params import repo_params, repo_run
 
+import alertclip.factory as factory
 from alertclip.data.frames import FrameSettings, extract_frames
 from alertclip.data.sources import SYNTHETIC, Layout
 from alertclip.synth.generate import synthesize
@@ -180,3 +182,14 @@ def pytest_xdist_make_scheduler(config, log):
 
     config.option.loadscopereorder = False
     return LaneScheduling(config, log)
+
+
+@pytest.fixture(scope="module")
+def frozen_tiny_clip():
+    """A random-init alertclip-tiny CLIP and its tokenizer (seeded; global RNG untouched), frozen: the VadCLIP head's
+    text tower in tests/test_vadclip*.py."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        clip, _, _, tok = factory.create("alertclip-tiny", pretrained=None)
+    clip.requires_grad_(False)
+    return clip, tok

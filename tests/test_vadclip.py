@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from repo_params import repo_params
 
-import alertclip.factory as factory
 from alertclip.eval.vadclip import (
     VadClipHead,
     bce_loss,
@@ -47,16 +46,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """A random-init alertclip-tiny CLIP (seeded; global RNG untouched), frozen."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        clip, _, _, tok = factory.create("alertclip-tiny", pretrained=None)
-    clip.requires_grad_(False)
-    return clip, tok
 
 
 def _world(seed: int, n_normal: int, n_per_class: int, t_range=(20, 41), shift=5.0):
@@ -172,15 +161,15 @@ def test_similarity_adjacency_hand():
     assert not z.any()
 
 
-def _head(tiny, **kw) -> VadClipHead:
-    clip, tok = tiny
+def _head(frozen_tiny_clip, **kw) -> VadClipHead:
+    clip, tok = frozen_tiny_clip
     cfg = repo_params("eval_weakly.vadclip", **{**dict(visual_length=16, window=4), **kw})
     return make_head(CLASSES, clip, tok, D, cfg, seed=0)
 
 
-def test_head_shapes_padding_and_masks(tiny):
-    clip, _ = tiny
-    head = _head(tiny)
+def test_head_shapes_padding_and_masks(frozen_tiny_clip):
+    clip, _ = frozen_tiny_clip
+    head = _head(frozen_tiny_clip)
     x = torch.randn(3, 16, D)
     lengths = torch.tensor([16, 9, 3])
     l1, l2, text = head(x, lengths, clip)
@@ -192,7 +181,7 @@ def test_head_shapes_padding_and_masks(tiny):
         l1b, _, _ = head(x2, lengths, clip)
     assert not torch.allclose(l1[2, :3], l1b[2, :3])  # faithful quirk: padding leaks into real steps
     assert torch.allclose(l1[:2], l1b[:2])  # videos are independent
-    masked = _head(tiny, mask_padding=True)
+    masked = _head(frozen_tiny_clip, mask_padding=True)
     m = masked.attention_mask(lengths)
     assert m.shape == (3, 16, 16)
     assert torch.isinf(m[2, 0, 3]) and m[2, 0, 2] == 0  # padded key hidden inside the window
@@ -201,9 +190,9 @@ def test_head_shapes_padding_and_masks(tiny):
     assert torch.isfinite(l1m).all() and torch.isfinite(l2m).all()
 
 
-def test_forward_visual_prompt_uses_raw_logits(tiny):
-    clip, _ = tiny
-    head = _head(tiny)
+def test_forward_visual_prompt_uses_raw_logits(frozen_tiny_clip):
+    clip, _ = frozen_tiny_clip
+    head = _head(frozen_tiny_clip)
     x, lengths = torch.randn(2, 16, D), torch.tensor([16, 10])
     with torch.no_grad():
         l1, l2, text = head(x, lengths, clip)
@@ -271,8 +260,8 @@ def test_roc_auc_hand():
 # Text prompts and the frozen CLIP
 
 
-def test_prompt_layout_matches_open_clip_encode_text(tiny, params_of):
-    clip, tok = tiny
+def test_prompt_layout_matches_open_clip_encode_text(frozen_tiny_clip, params_of):
+    clip, tok = frozen_tiny_clip
     names = ["normal", "road accidents", "shoplifting"]
     cfg = params_of("eval_weakly.vadclip", visual_length=8)
     head = make_head(names, clip, tok, D, cfg, seed=0)
@@ -299,8 +288,8 @@ def test_prompt_layout_matches_open_clip_encode_text(tiny, params_of):
     assert not torch.allclose(pr(ref), theirs, atol=1e-5)
 
 
-def test_training_leaves_clip_untouched_and_moves_prompt(tiny):
-    clip, tok = tiny
+def test_training_leaves_clip_untouched_and_moves_prompt(frozen_tiny_clip):
+    clip, tok = frozen_tiny_clip
     feats, labels, _ = _world(0, 6, 2, (10, 20))
     before = {k: v.clone() for k, v in clip.state_dict().items()}
     init = make_head(CLASSES, clip, tok, D, SMALL, seed=5)
@@ -313,8 +302,8 @@ def test_training_leaves_clip_untouched_and_moves_prompt(tiny):
     assert len(hist["loss"]) == 2 and hist["batch"] == (4, 4)
 
 
-def test_same_seed_same_weights_and_small_groups(tiny, params_of):
-    clip, tok = tiny
+def test_same_seed_same_weights_and_small_groups(frozen_tiny_clip, params_of):
+    clip, tok = frozen_tiny_clip
     feats, labels, _ = _world(1, 3, 2, (10, 20))  # 3 normal, 6 abnormal; batch 4
     h1, hist1 = train_vadclip(feats, labels, None, CLASSES, clip, tok, SMALL, seed=11)
     h2, hist2 = train_vadclip(feats, labels, None, CLASSES, clip, tok, SMALL, seed=11)
@@ -328,8 +317,8 @@ def test_same_seed_same_weights_and_small_groups(tiny, params_of):
     assert hist0["iters_per_epoch"] == 6 // 4
 
 
-def test_validation_selection_returns_best(tiny, params_of):
-    clip, tok = tiny
+def test_validation_selection_returns_best(frozen_tiny_clip, params_of):
+    clip, tok = frozen_tiny_clip
     feats, labels, _ = _world(2, 8, 3, (10, 20))
     vf, vl, _ = _world(3, 4, 2, (10, 20))
     cfg = params_of("eval_weakly.vadclip", visual_length=16, batch_per_class=4, epochs=2, iters_per_epoch=2, eval_every=1,
@@ -343,9 +332,9 @@ def test_validation_selection_returns_best(tiny, params_of):
         train_vadclip(feats, labels, (vf[:2], vl[:2]), CLASSES, clip, tok, cfg, seed=0)  # val all normal
 
 
-def test_score_videos_chunks(tiny):
-    clip, _ = tiny
-    head = _head(tiny)
+def test_score_videos_chunks(frozen_tiny_clip):
+    clip, _ = frozen_tiny_clip
+    head = _head(frozen_tiny_clip)
     rng = np.random.default_rng(0)
     vids = [rng.normal(size=(t, D)).astype(np.float32) for t in (5, 16, 37)]
     out = score_videos(head, vids + [vids[2][:16]], clip)
@@ -364,8 +353,8 @@ def test_score_videos_chunks(tiny):
 # Learning
 
 
-def test_learns_synthetic_anomalies(tiny, params_of):
-    clip, tok = tiny
+def test_learns_synthetic_anomalies(frozen_tiny_clip, params_of):
+    clip, tok = frozen_tiny_clip
     train, labels, _ = _world(10, 40, 14)
     test, test_labels, segs = _world(11, 20, 7)
     cfg = params_of("eval_weakly.vadclip", visual_length=48, batch_per_class=8, epochs=8, lr=1e-3, milestones=(100,))

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from repo_params import repo_params
 from ruamel.yaml import YAML
 
-import alertclip.factory as factory
 from alertclip.eval.detection import detection_ground_truth, detection_map
 from alertclip.eval.groundtruth import GroundTruthError
 from alertclip.eval.gt_cli import main as gt_main
@@ -168,17 +167,8 @@ def test_class_prompt_from_the_table_or_in_plain_words():
 # ------------------------------------------------------------------------------------------ the faithful head
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        clip, _, _, tok = factory.create("alertclip-tiny", pretrained=None)
-    clip.requires_grad_(False)
-    return clip, tok
-
-
-def _head(tiny, **kw):
-    clip, tok = tiny
+def _head(frozen_tiny_clip, **kw):
+    clip, tok = frozen_tiny_clip
     cfg = repo_params("eval_weakly.vadclip", visual_length=16, window=4, **kw)
     return make_head(["normal", "fighting", "explosion"], clip, tok, 128, cfg, seed=0)
 
@@ -197,9 +187,9 @@ def test_chunk_lengths_as_vadclips_test_loop():
         process_split(x, 256, "exact")
 
 
-def test_quick_gelu_gcn_and_chunk_lengths_switches(tiny):
-    clip, _ = tiny
-    ours, faithful = _head(tiny), _head(tiny, gcn_activation="quick_gelu", test_chunk_lengths="vadclip")
+def test_quick_gelu_gcn_and_chunk_lengths_switches(frozen_tiny_clip):
+    clip, _ = frozen_tiny_clip
+    ours, faithful = _head(frozen_tiny_clip), _head(frozen_tiny_clip, gcn_activation="quick_gelu", test_chunk_lengths="vadclip")
     assert ours.state_dict().keys() == faithful.state_dict().keys()  # same weights, checkpoints interchangeable
     faithful.load_state_dict(ours.state_dict())
     x = torch.linspace(-3, 3, 13)
@@ -208,7 +198,7 @@ def test_quick_gelu_gcn_and_chunk_lengths_switches(tiny):
     a, b = score_videos(ours, [video], clip)[0], score_videos(faithful, [video], clip)[0]
     assert not np.allclose(a["prob1"], b["prob1"], atol=1e-6)  # the activation changes the scores
     # the chunk lengths alone do not: the extra chunk's outputs are cut off
-    lengths_only = _head(tiny, test_chunk_lengths="vadclip")
+    lengths_only = _head(frozen_tiny_clip, test_chunk_lengths="vadclip")
     lengths_only.load_state_dict(ours.state_dict())
     c = score_videos(lengths_only, [video], clip)[0]
     assert all(np.array_equal(a[k], c[k]) for k in ("prob1", "prob2", "class_probs"))
